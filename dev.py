@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Set up and run the circus workspace with nothing but Python 3.11+ and pip.
+
+    python3 dev.py demo   # circusd with demo/circus.ini (the bundled plugins, loaded by short name)
+    python3 dev.py test   # ruff, mypy and the whole pytest suite
+
+Both create ``.venv`` on first use and install every distribution of the workspace in editable
+mode; later runs reuse it and reinstall only when a ``pyproject.toml`` or the dev requirements
+changed (a stamp file records their hash). Extra arguments after ``test`` go to pytest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / "bin"
+STAMP = VENV / ".circus-installed"
+DISTRIBUTIONS = ["core", "plugins/logger", "plugins/statsd", "plugins/flapping"]
+DEV_REQUIREMENTS = ROOT / "requirements-dev.txt"
+# The etsy statsd daemon the statsd plugin's tests talk to (see plugins/statsd/tests).
+NODE_DIR = ROOT / ".cache" / "node"
+NODE_PACKAGES = ["statsd@0.9.0"]
+
+
+def say(message: str) -> None:
+    print(f"[dev] {message}", flush=True)
+
+
+def run(*argv: str | Path, check: bool = True, **kwargs: object) -> int:
+    result = subprocess.run([str(a) for a in argv], check=False, **kwargs)  # type: ignore[call-overload]
+    if check and result.returncode != 0:
+        say(f"failed ({result.returncode}): {' '.join(map(str, argv))}")
+        sys.exit(result.returncode)
+    return int(result.returncode)
+
+
+def inputs_digest() -> str:
+    digest = hashlib.sha256()
+    pyprojects = [ROOT / d / "pyproject.toml" for d in DISTRIBUTIONS]
+    inputs = [ROOT / "dev.py", DEV_REQUIREMENTS, *pyprojects]
+    for path in inputs:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_venv() -> None:
+    """Create .venv if needed and install the workspace into it when its inputs changed."""
+    if not (BIN / "python").exists():
+        say(f"creating {VENV.relative_to(ROOT)}")
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    wanted = inputs_digest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    say("installing the workspace in editable mode (first run, or a pyproject changed)")
+    pip = [BIN / "python", "-m", "pip", "--disable-pip-version-check", "-q"]
+    run(*pip, "install", "--upgrade", "pip>=24")
+    editables = [arg for d in DISTRIBUTIONS for arg in ("-e", ROOT / d)]
+    run(*pip, "install", *editables, "-r", DEV_REQUIREMENTS)
+    STAMP.write_text(wanted)
+
+
+def ensure_node_packages() -> None:
+    """Install the npm packages some tests drive, when npm exists (those tests skip otherwise)."""
+    if shutil.which("npm") is None:
+        say("npm not found: tests that need the etsy statsd daemon will be skipped")
+        return
+    marker = NODE_DIR / ".installed"
+    if marker.exists() and marker.read_text() == " ".join(NODE_PACKAGES):
+        return
+    NODE_DIR.mkdir(parents=True, exist_ok=True)
+    say(f"installing {', '.join(NODE_PACKAGES)} into {NODE_DIR.relative_to(ROOT)}")
+    code = run("npm", "install", "--prefix", NODE_DIR, "--no-audit", "--no-fund", "--silent",
+               *NODE_PACKAGES, check=False)
+    if code == 0:
+        marker.write_text(" ".join(NODE_PACKAGES))
+    else:
+        say("npm install failed: tests that need the etsy statsd daemon will be skipped")
+
+
+def cmd_test(extra: list[str]) -> int:
+    ensure_venv()
+    ensure_node_packages()
+    env = dict(os.environ, CIRCUS_NODE_DIR=str(NODE_DIR))
+    say("ruff check")
+    run(BIN / "ruff", "check", ROOT, cwd=ROOT)
+    say("mypy (strict)")
+    run(BIN / "mypy", cwd=ROOT)
+    say("pytest")
+    return run(BIN / "python", "-m", "pytest", *extra, cwd=ROOT, env=env, check=False)
+
+
+def cmd_demo(extra: list[str]) -> int:
+    ensure_venv()
+    # Until circusd lands (issue 3) the demo shows the plugin layout: the bundled plugins are
+    # discovered by short name through their entry points.
+    say("circusd is not implemented yet: showing the installed plugins instead")
+    return run(BIN / "python", "-m", "pytest", "-q", ROOT / "tests" / "test_distributions.py",
+               *extra, cwd=ROOT, check=False)
+
+
+def main(argv: list[str]) -> int:
+    if sys.version_info < (3, 11):  # noqa: UP036 - the one place an old interpreter may run
+        print("circus needs Python 3.11 or newer", file=sys.stderr)
+        return 1
+    commands = {"test": cmd_test, "demo": cmd_demo}
+    if not argv or argv[0] not in commands:
+        print(__doc__)
+        return 2
+    return commands[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
