@@ -1,0 +1,68 @@
+"""Fixtures shared by the cross-distribution tests: the ORIGINAL Circus 0.19 for interoperability.
+
+``original_circus`` (session) installs circus 0.19 into ``.cache/circus-0.19`` once and returns its
+paths; ``original_circusd`` is a factory that starts the original daemon from config text on
+``ipc://`` endpoints in the test's tmp dir and ends it (and its children) by pid at teardown.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+# tests/ is not a package and pytest runs with --import-mode=importlib, so the helper module
+# beside this file is made importable explicitly (the benchmarks import it the same way).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from original_circus import (
+    OriginalCircus,
+    OriginalCircusUnavailable,
+    OriginalDaemon,
+    ensure_original_circus,
+    start_original_circusd,
+)
+
+StartOriginal = Callable[..., OriginalDaemon]
+
+
+@pytest.fixture(scope="session")
+def original_circus() -> OriginalCircus:
+    """The original Circus 0.19 (``.python``, ``.circusd``, ``.circusctl``), installed once."""
+    try:
+        return ensure_original_circus()
+    except (OriginalCircusUnavailable, TimeoutError) as exc:
+        pytest.fail(f"cannot install the original circus 0.19 for interop tests: {exc}")
+
+
+@pytest.fixture
+def original_circusd(
+    original_circus: OriginalCircus, tmp_path: Path
+) -> Iterator[StartOriginal]:
+    """Factory: ``original_circusd(config_text, circus_options={...}) -> OriginalDaemon``.
+
+    Each call starts one original circusd in its own folder under ``tmp_path`` and returns once it
+    answers ``status``; every daemon started is stopped at teardown (SIGTERM, then SIGKILL of the
+    daemon and its recorded children by pid).
+    """
+    started: list[OriginalDaemon] = []
+
+    def start(
+        config_text: str = "",
+        *,
+        circus_options: Mapping[str, object] | None = None,
+        startup_timeout: float = 30.0,
+    ) -> OriginalDaemon:
+        directory = tmp_path / f"original-{len(started)}"
+        daemon = start_original_circusd(
+            original_circus, directory, config_text,
+            circus_options=circus_options, startup_timeout=startup_timeout,
+        )
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in reversed(started):
+        daemon.stop()
