@@ -1,0 +1,228 @@
+"""Transport-level tests: the clients against real ROUTER/PUB peers on ipc:// sockets.
+
+The peers here are deliberately minimal (they answer with the request's id, or misbehave on
+purpose) so that id matching, timeouts, stale replies and reconnection can be provoked
+deterministically; the end-to-end tests run the same classes against a real circusd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+
+from circus.errors import CallTimeout
+from circus.transports import AsyncCommandClient, CommandClient, EventSubscriber
+
+Handler = Callable[[dict[str, Any]], list[dict[str, Any]] | None]
+
+
+class RouterPeer:
+    """A ROUTER in its own thread; ``handler(request)`` returns the replies to send (or None)."""
+
+    def __init__(self, endpoint: str, handler: Handler) -> None:
+        self.endpoint = endpoint
+        self.handler = handler
+        self.requests: list[dict[str, Any]] = []
+        self.raw: list[list[bytes]] = []
+        self._stop = threading.Event()
+        self._bound = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RouterPeer:
+        self._thread.start()
+        assert self._bound.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        assert not self._thread.is_alive()
+
+    def _run(self) -> None:
+        sock = zmq.Context.instance().socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.bind(self.endpoint)
+        self._bound.set()
+        try:
+            while not self._stop.is_set():
+                if not sock.poll(50):
+                    continue
+                frames = sock.recv_multipart()
+                self.raw.append(frames[1:])
+                try:
+                    request = json.loads(frames[-1])
+                except ValueError:
+                    sock.send_multipart([frames[0], b'{"status": "error", "id": null}'])
+                    continue
+                self.requests.append(request)
+                for reply in self.handler(request) or []:
+                    sock.send_multipart([frames[0], json.dumps(reply).encode()])
+        finally:
+            sock.close(linger=0)
+
+
+def echo(request: dict[str, Any]) -> list[dict[str, Any]]:
+    if request.get("msg_type") == "cast":
+        return []
+    return [{"status": "ok", "command": request["command"], "id": request.get("id"),
+             "properties": request.get("properties")}]
+
+
+@pytest.fixture
+def endpoint(tmp_path: Path) -> str:
+    return f"ipc://{tmp_path}/control.sock"
+
+
+def test_sync_call_round_trip_sets_an_id(endpoint: str) -> None:
+    with RouterPeer(endpoint, echo) as peer, CommandClient(endpoint, timeout=10) as client:
+        reply = client.call("list", name="web")
+        assert reply["status"] == "ok"
+        assert reply["properties"] == {"name": "web"}
+        assert len(peer.requests[0]["id"]) == 32
+        assert reply["id"] == peer.requests[0]["id"]
+        assert len(peer.raw[0]) == 1  # one-frame DEALER request, as circusd requires
+
+
+def test_sync_timeout_then_stale_reply_is_discarded(endpoint: str) -> None:
+    held: list[dict[str, Any]] = []
+
+    def slow_first(request: dict[str, Any]) -> list[dict[str, Any]]:
+        if request["command"] == "slow":
+            held.append(request)  # answered only together with the next request
+            return []
+        replies = [{"status": "ok", "which": "stale", "id": r["id"]} for r in held]
+        return [*replies, {"status": "ok", "which": "fresh", "id": request["id"]}]
+
+    with RouterPeer(endpoint, slow_first), CommandClient(endpoint) as client:
+        with pytest.raises(CallTimeout, match="'slow'"):
+            client.call("slow", timeout=0.2)
+        assert client.call("fast", timeout=10)["which"] == "fresh"
+
+
+def test_sync_cast_and_raw_frames(endpoint: str) -> None:
+    with RouterPeer(endpoint, echo) as peer, CommandClient(endpoint, timeout=10) as client:
+        client.cast("stop", name="web")
+        client.send_raw([b"not json"])
+        assert json.loads(client.recv_raw()[0]) == {"status": "error", "id": None}
+        assert peer.requests[0]["msg_type"] == "cast"
+        assert peer.requests[0]["properties"] == {"name": "web"}
+
+
+def test_sync_call_works_after_the_daemon_restarts(endpoint: str) -> None:
+    with CommandClient(endpoint, timeout=10) as client:
+        with RouterPeer(endpoint, echo):
+            assert client.call("first")["command"] == "first"
+        with pytest.raises(CallTimeout):
+            client.call("while-down", timeout=0.3)
+        with RouterPeer(endpoint, echo) as peer:
+            assert client.call("after", timeout=15)["command"] == "after"
+            # the request that timed out while the peer was down was never delivered late
+            assert [r["command"] for r in peer.requests] == ["after"]
+
+
+def test_async_concurrent_calls_match_out_of_order_replies(endpoint: str) -> None:
+    held: list[dict[str, Any]] = []
+
+    def reverse(request: dict[str, Any]) -> list[dict[str, Any]]:
+        held.append(request)
+        if len(held) < 3:
+            return []
+        return [{"status": "ok", "n": r["properties"]["n"], "id": r["id"]} for r in reversed(held)]
+
+    async def main() -> list[int]:
+        async with AsyncCommandClient(endpoint, timeout=10) as client:
+            replies = await asyncio.gather(*(client.call("x", n=n) for n in range(3)))
+            return [r["n"] for r in replies]
+
+    with RouterPeer(endpoint, reverse):
+        assert asyncio.run(main()) == [0, 1, 2]
+
+
+def test_async_timeout_does_not_poison_later_calls(endpoint: str) -> None:
+    held: list[dict[str, Any]] = []
+
+    def slow_first(request: dict[str, Any]) -> list[dict[str, Any]]:
+        if request["command"] == "slow":
+            held.append(request)
+            return []
+        stale = [{"status": "ok", "which": "stale", "id": r["id"]} for r in held]
+        return [*stale, {"status": "ok", "which": "fresh", "id": request["id"]}]
+
+    async def main() -> tuple[str, list[bytes]]:
+        async with AsyncCommandClient(endpoint) as client:
+            with pytest.raises(CallTimeout):
+                await client.call("slow", timeout=0.2)
+            fresh = await client.call("fast", timeout=10)
+            stale = await client.recv_raw(timeout=10)  # the late reply was set aside
+            await client.cast("noop")
+            return fresh["which"], stale
+
+    with RouterPeer(endpoint, slow_first):
+        which, stale = asyncio.run(main())
+    assert which == "fresh"
+    assert json.loads(stale[0])["which"] == "stale"
+
+
+@pytest.fixture
+def publishers(tmp_path: Path) -> Iterator[list[tuple[str, zmq.Socket[bytes]]]]:
+    ctx = zmq.Context.instance()
+    socks = []
+    for i in range(2):
+        sock = ctx.socket(zmq.PUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        endpoint = f"ipc://{tmp_path}/pub{i}.sock"
+        sock.bind(endpoint)
+        socks.append((endpoint, sock))
+    yield socks
+    for _, sock in socks:
+        sock.close(linger=0)
+
+
+def test_subscriber_filters_by_prefix_across_endpoints(
+    publishers: list[tuple[str, zmq.Socket[bytes]]],
+) -> None:
+    async def main() -> list[tuple[bytes, bytes]]:
+        sub = EventSubscriber([e for e, _ in publishers], topics=["watcher.web."])
+        sub.connect()
+        got: list[tuple[bytes, bytes]] = []
+        try:
+            seen: set[bytes] = set()
+            async with asyncio.timeout(20):
+                # publish until both connections are established (slow joiner)
+                while len(seen) < 2:
+                    for i, (_, pub) in enumerate(publishers):
+                        pub.send_multipart([b"watcher.web.ping%d" % i, b"{}"])
+                    try:
+                        topic, _ = await asyncio.wait_for(sub.recv(), 0.1)
+                        seen.add(topic)
+                    except TimeoutError:
+                        pass
+            while True:  # drop the remaining pings
+                try:
+                    await asyncio.wait_for(sub.recv(), 0.3)
+                except TimeoutError:
+                    break
+            publishers[0][1].send_multipart([b"watcher.db.spawn", b"{}"])
+            publishers[0][1].send_multipart([b"watcher.web.spawn", b'{"n": 0}'])
+            publishers[1][1].send_multipart([b"watcher.web.reap", b'{"n": 1}'])
+            publishers[1][1].send_multipart([b"bogus-three-frames", b"x", b"y"])
+            async with asyncio.timeout(20):
+                while len(got) < 2:
+                    got.extend(await sub.recv_batch())
+        finally:
+            sub.close()
+        return got
+
+    try:
+        events = asyncio.run(main())
+    except TimeoutError:
+        pytest.fail("events not received in time")
+    assert sorted(events) == [(b"watcher.web.reap", b'{"n": 1}'),
+                              (b"watcher.web.spawn", b'{"n": 0}')]
