@@ -1,0 +1,128 @@
+"""The INI dialect of Circus configuration files (contract 8.1).
+
+Not :mod:`configparser`: Circus needs the *first* value of a repeated option to win (so the main
+file beats its includes), case-sensitive option names, no ``%`` interpolation, and the origin
+(file) of every value so errors point at the file the user must edit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from circus.errors import ConfigError
+
+DEFAULT_SECTION = "DEFAULT"
+_HEADER = re.compile(r"^\[(?P<name>.+)\]$")
+_INLINE_COMMENT = re.compile(r"\s;")
+
+
+@dataclass
+class IniData:
+    """Sections merged from one or more files, first value of each option winning.
+
+    ``origins`` remembers which file each ``(section, key)`` came from; ``section_files`` the file
+    where a section first appeared. Section order is the order of first appearance.
+    """
+
+    sections: dict[str, dict[str, str]] = field(default_factory=dict)
+    origins: dict[tuple[str, str], str] = field(default_factory=dict)
+    section_files: dict[str, str] = field(default_factory=dict)
+
+    def add(self, path: str, section: str, key: str, value: str) -> None:
+        options = self.sections.setdefault(section, {})
+        self.section_files.setdefault(section, path)
+        if key not in options:
+            options[key] = value
+            self.origins[(section, key)] = path
+
+    def ensure_section(self, path: str, section: str) -> None:
+        self.sections.setdefault(section, {})
+        self.section_files.setdefault(section, path)
+
+    def items(self, section: str) -> dict[str, str]:
+        """The options of ``section`` with ``[DEFAULT]`` values filling the gaps."""
+        merged = dict(self.sections.get(section, {}))
+        for key, value in self.sections.get(DEFAULT_SECTION, {}).items():
+            merged.setdefault(key, value)
+        return merged
+
+    def origin(self, section: str, key: str | None = None) -> str | None:
+        """File that defined ``section``/``key`` (falls back to ``[DEFAULT]``, then the section)."""
+        if key is not None:
+            for sect in (section, DEFAULT_SECTION):
+                if (sect, key) in self.origins:
+                    return self.origins[(sect, key)]
+        return self.section_files.get(section)
+
+    def names(self) -> list[str]:
+        """Section names except ``[DEFAULT]``, in order of first appearance."""
+        return [name for name in self.sections if name != DEFAULT_SECTION]
+
+
+def _strip_comment(text: str) -> str:
+    match = _INLINE_COMMENT.search(text)
+    return text[: match.start()] if match else text
+
+
+def _finish(value_lines: list[str]) -> str:
+    while value_lines and not value_lines[-1]:
+        value_lines.pop()
+    value = "\n".join(value_lines).strip()
+    return "" if value == '""' else value
+
+
+def parse_ini(text: str, path: str, data: IniData) -> None:
+    """Parse ``text`` (read from ``path``) into ``data``; raise ConfigError on malformed lines."""
+    section: str | None = None
+    key: str | None = None
+    key_indent = 0
+    lines: list[str] = []
+    blanks = 0
+
+    def flush() -> None:
+        if section is not None and key is not None:
+            data.add(path, section, key, _finish(lines))
+
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        stripped = raw.strip()
+        if not stripped:
+            blanks += 1
+            continue
+        if stripped[0] in "#;":
+            continue
+        indent = len(raw) - len(raw.lstrip())
+        content = _strip_comment(raw).strip()
+        if key is not None and indent > key_indent:
+            lines.extend([""] * blanks)
+            lines.append(content)
+            blanks = 0
+            continue
+        flush()
+        key, lines, blanks = None, [], 0
+        header = _HEADER.match(content)
+        if header:
+            section = header.group("name").strip()
+            if not section:
+                raise ConfigError(f"line {lineno}: empty section name", path=path)
+            data.ensure_section(path, section)
+            continue
+        if section is None:
+            raise ConfigError(
+                f"line {lineno}: option outside any section (add a [section] header first)",
+                path=path,
+            )
+        positions = [pos for pos in (content.find("="), content.find(":")) if pos >= 0]
+        if not positions:
+            raise ConfigError(
+                f"line {lineno}: expected 'key = value', got {content!r}",
+                path=path,
+                section=section,
+            )
+        cut = min(positions)
+        key = content[:cut].strip()
+        if not key:
+            raise ConfigError(f"line {lineno}: option without a name", path=path, section=section)
+        key_indent = indent
+        lines = [content[cut + 1 :].strip()]
+    flush()

@@ -1,0 +1,139 @@
+"""``[plugin:NAME]`` sections (and Python-API plugins) -> the watcher that runs the plugin.
+
+Contract 6.1 with the improvements of section 12:
+
+* the runner gets ``--check-delay <real check_delay>`` (P1);
+* the command is an argument *vector* (``WatcherConfig.argv``), so ``--config`` values with spaces
+  or quotes reach the plugin intact (P5);
+* the INI artefact ``__name__`` is not added (P6);
+* keys that are watcher options (``graceful_timeout``, ``respawn``, ``stop_signal``, ...) are
+  converted to their types before they are applied to the plugin's watcher (P7).
+
+Every key except ``use`` also reaches the plugin's ``config`` as a string (as in 0.19), because
+some plugin options share a name with a watcher option (the flapping plugin's ``max_retry``).
+Keys that define *what* the plugin watcher runs (``cmd``, ``args``, ``numprocesses``, ...) are
+not applied to the watcher: they only reach the plugin.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from circus.config.model import CircusSettings, PluginConfig, WatcherConfig
+from circus.config.watcher_options import is_watcher_option, watcher_from_options
+from circus.errors import CircusError, ConfigError
+from circus.plugins.codec import encode_config
+
+PLUGIN_PREFIX = "plugin:"
+RUNNER_MODULE = "circus.plugins.runner"
+# Watcher options a plugin section cannot override: they make the watcher run the plugin.
+FIXED_OPTIONS = frozenset(
+    {"cmd", "args", "argv", "shell", "shell_args", "executable", "numprocesses", "singleton", "env"}
+)
+
+
+def _resolve(name: str, use: str, config: dict[str, str]) -> str:
+    """Resolve ``use`` to a class path and check the plugin accepts ``config``.
+
+    Uses :mod:`circus.plugins.registry` (plugin name, ``pkg.mod.Class`` or ``pkg.mod:Class``),
+    which imports the class now so a typo stops circusd at load time with the list of installed
+    plugins. Imported lazily: the plugin layer sits above config.
+    """
+    from circus.plugins import registry
+
+    try:
+        spec = registry.resolve(use)
+        spec.check_options(dict(config))
+    except ConfigError as exc:
+        raise ConfigError(exc.message, section=name, key=exc.key) from None
+    except CircusError as exc:
+        raise ConfigError(str(exc), section=name, key="use") from None
+    return spec.class_path
+
+
+def runner_argv(class_path: str, config: Mapping[str, str], settings: CircusSettings) -> list[str]:
+    """The exact argument vector circusd executes for a plugin."""
+    argv = [
+        sys.executable,
+        "-m",
+        RUNNER_MODULE,
+        "--endpoint",
+        settings.endpoint,
+        "--pubsub",
+        settings.pubsub_endpoint,
+        "--check-delay",
+        str(settings.check_delay),
+    ]
+    encoded = encode_config(config)
+    if encoded:
+        argv += ["--config", encoded]
+    if settings.debug:
+        argv += ["--log-level", "DEBUG"]
+    elif settings.loglevel:
+        argv += ["--log-level", settings.loglevel]
+    if settings.logoutput:
+        argv += ["--log-output", settings.logoutput]
+    argv.append(class_path)
+    return argv
+
+
+def plugin_watcher(
+    name: str,
+    use: str,
+    options: Mapping[str, Any],
+    settings: CircusSettings,
+    env: Mapping[str, str] | None = None,
+) -> tuple[PluginConfig, WatcherConfig]:
+    """Build the plugin record and its singleton watcher.
+
+    ``name`` is ``plugin:NAME`` (the prefix is added when missing); ``options`` are the section's
+    other keys (``use`` excluded); ``env`` the ``[env]``/``[env:...]`` values for the watcher.
+    Raises :class:`ConfigError` with ``section=name`` and the offending key: ``use`` when the
+    plugin cannot be resolved, the option name for bad watcher values.
+    """
+    if not name.startswith(PLUGIN_PREFIX):
+        name = PLUGIN_PREFIX + name
+    if not name[len(PLUGIN_PREFIX) :].strip():
+        raise ConfigError("plugin name must not be empty", section=name)
+    if not use or not use.strip():
+        message = "missing required option 'use' (the plugin to run)"
+        raise ConfigError(message, section=name, key="use")
+    config = {key: str(value) for key, value in options.items() if key not in ("use", "__name__")}
+    config["name"] = name
+    class_path = _resolve(name, use.strip(), config)
+    for key in sorted(config):
+        try:
+            encode_config({key: config[key]})
+        except ValueError as exc:
+            raise ConfigError(str(exc), section=name, key=key) from None
+    argv = runner_argv(class_path, config, settings)
+
+    watcher_options: dict[str, Any] = {
+        "cmd": argv[0],
+        "args": shlex.join(argv[1:]),
+        "argv": argv,
+        "singleton": True,
+        "numprocesses": 1,
+        "priority": 1,
+        "copy_env": True,
+        "copy_path": True,
+        "env": dict(env or {}),
+    }
+    if settings.debug:
+        watcher_options["stdout_stream"] = {"class": "StdoutStream"}
+        watcher_options["stderr_stream"] = {"class": "StdoutStream"}
+    else:
+        watcher_options["close_child_stdout"] = True
+        watcher_options["close_child_stderr"] = True
+    for key, value in options.items():
+        if is_watcher_option(key) and key not in FIXED_OPTIONS:
+            watcher_options[key] = value
+    try:
+        watcher = watcher_from_options(name, watcher_options)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, section=name, key=exc.key) from None
+    watcher.is_plugin = True
+    return PluginConfig(name=name, use=use, class_path=class_path, options=config), watcher

@@ -1,0 +1,101 @@
+"""The ``[circus]`` section -> :class:`CircusSettings` (contract 8.2).
+
+Improvement over 0.19: ``warmup_delay`` accepts fractional seconds (E6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from circus.config import convert
+from circus.config.model import CircusSettings
+from circus.errors import ConfigError
+
+CIRCUS_SECTION = "circus"
+# Consumed by the loader itself (contract 8.9), never stored.
+INCLUDE_KEYS = frozenset({"include", "include_dir"})
+LOG_LEVELS = frozenset({"debug", "info", "warning", "warn", "error", "critical"})
+
+
+def _endpoint(value: Any) -> str:
+    text = convert.to_str(value).strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep or not scheme or not rest:
+        raise ValueError(
+            f"invalid endpoint {text!r}: expected e.g. tcp://127.0.0.1:5555 or ipc://path"
+        )
+    return text
+
+
+def _owner(value: Any) -> str | None:
+    text = convert.to_optional_str(value)
+    if text is not None:
+        convert.to_uid(text)
+    return text
+
+
+def _loglevel(value: Any) -> str | None:
+    text = convert.to_optional_str(value)
+    if text is not None and text.strip().lower() not in LOG_LEVELS:
+        raise ValueError(
+            f"invalid log level {text!r}; expected one of debug, info, warning, error, critical"
+        )
+    return text.strip() if text else None
+
+
+def _port(value: Any) -> int:
+    port = convert.to_int(value, minimum=0)
+    if port > 65535:
+        raise ValueError(f"invalid port {port}: must be at most 65535")
+    return port
+
+
+SETTINGS: dict[str, Callable[[Any], Any]] = {
+    "endpoint": _endpoint,
+    "pubsub_endpoint": _endpoint,
+    "stats_endpoint": _endpoint,
+    "multicast_endpoint": _endpoint,
+    "check_delay": convert.to_float,
+    "endpoint_owner": _owner,
+    "statsd": convert.to_bool,
+    "umask": lambda v: None if not convert.to_str(v).strip() else convert.to_umask(v),
+    "warmup_delay": lambda v: convert.to_float(v, minimum=0.0),
+    "debug": convert.to_bool,
+    "debug_gc": convert.to_bool,
+    "pidfile": convert.to_optional_str,
+    "loglevel": _loglevel,
+    "logoutput": convert.to_optional_str,
+    "loggerconfig": convert.to_optional_str,
+    "fqdn_prefix": convert.to_optional_str,
+    "httpd": convert.to_bool,
+    "httpd_host": convert.to_str,
+    "httpd_port": _port,
+}
+
+
+def settings_from_options(
+    options: Mapping[str, str], origin: Callable[[str], str | None] | None = None
+) -> CircusSettings:
+    """Convert the ``[circus]`` options; unknown keys are kept in ``extra``.
+
+    ``origin(key)`` names the file a key came from, for the error message. Setting
+    ``stats_endpoint`` explicitly turns ``statsd`` on, as in 0.19.
+    """
+    values: dict[str, Any] = {}
+    extra: dict[str, str] = {}
+    for key, raw in options.items():
+        if key in INCLUDE_KEYS:
+            continue
+        if key not in SETTINGS:
+            extra[key] = raw
+            continue
+        try:
+            values[key] = SETTINGS[key](raw)
+        except ValueError as exc:
+            raise ConfigError(
+                str(exc), path=origin(key) if origin else None, section=CIRCUS_SECTION, key=key
+            ) from None
+    if "stats_endpoint" in values:
+        values["statsd"] = True
+    return CircusSettings(extra=extra, **values)
