@@ -1,0 +1,145 @@
+"""From one request payload to at most one reply (contract section 2.4, with section 12's fixes).
+
+Differences from Circus 0.19, all visible only to clients that sent something 0.19 ignored:
+
+* an empty payload, JSON that is not an object, a missing or non-string ``command`` and
+  non-object ``properties`` get an errno 3 reply instead of silence (C2);
+* a failed ``waiting`` operation keeps the errno and reason of a ``CommandError`` it raised
+  (other failures still answer errno 6 ``server error``);
+* casts never get a reply, not even for malformed requests: a plugin that only casts never
+  reads its socket, and a stray reply would be taken for the answer to its next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import traceback
+from typing import Any
+
+from circus.commands import get_command
+from circus.commands.api import ArbiterAPI
+from circus.commands.base import Background, Fields, bool_prop
+from circus.errors import CommandError, Errno
+from circus.logs import get_logger
+from circus.protocol import JsonDict, error_reply, ok_reply
+
+log = get_logger("circus.controller")
+
+#: Largest request accepted, in bytes. The ROUTER socket also enforces it (ZMQ_MAXMSGSIZE).
+MAX_MESSAGE_SIZE = 1 << 20
+
+
+class Dispatcher:
+    """Runs requests against the arbiter and builds replies; knows nothing about sockets."""
+
+    def __init__(self, arbiter: ArbiterAPI) -> None:
+        self.arbiter = arbiter
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @property
+    def background(self) -> set[asyncio.Task[Any]]:
+        """Operations still running after their (non-waiting) reply was sent."""
+        return self._background
+
+    async def handle(self, payload: bytes) -> JsonDict | None:
+        """The reply to send for ``payload``, or ``None`` when nothing must be sent (casts)."""
+        text = payload.strip()
+        if not text:
+            return error_reply("message invalid: empty payload", Errno.MESSAGE_ERROR)
+        if len(text) > MAX_MESSAGE_SIZE:
+            return error_reply(
+                f"message invalid: larger than {MAX_MESSAGE_SIZE} bytes", Errno.MESSAGE_ERROR
+            )
+        try:
+            message = json.loads(text)
+        except (ValueError, RecursionError):
+            return error_reply("json invalid", Errno.INVALID_JSON)
+        if not isinstance(message, dict):
+            return error_reply(
+                "message invalid: the request must be a JSON object", Errno.MESSAGE_ERROR
+            )
+        msg_id = message.get("id")
+        cast = message.get("msg_type") == "cast"
+        reply = await self._run(message, msg_id, cast, payload)
+        return None if cast else reply
+
+    async def _run(
+        self, message: dict[str, Any], msg_id: Any, cast: bool, payload: bytes
+    ) -> JsonDict:
+        name = message.get("command")
+        if name is None:
+            return error_reply(
+                "message invalid 'command' is missing", Errno.MESSAGE_ERROR, msg_id=msg_id
+            )
+        if not isinstance(name, str):
+            return error_reply(
+                "message invalid 'command' isn't a string", Errno.MESSAGE_ERROR, msg_id=msg_id
+            )
+        command = get_command(name)
+        if command is None:
+            return error_reply(
+                f"unknown command: {name!r}", Errno.UNKNOWN_COMMAND, msg_id=msg_id
+            )
+        props = message.get("properties", {})
+        if not isinstance(props, dict):
+            return error_reply(
+                "message invalid 'properties' isn't an object",
+                Errno.MESSAGE_ERROR,
+                msg_id=msg_id,
+            )
+        try:
+            command.check_required(props)
+            result = await command.execute(self.arbiter, props)
+            if isinstance(result, Background):
+                waiting = bool_prop(props, "waiting", False) and not cast
+                return await self._finish(result, waiting, name, msg_id)
+            return ok_reply(result, msg_id=msg_id)
+        except CommandError as exc:
+            return error_reply(exc.reason, exc.errno, msg_id=msg_id)
+        except OSError as exc:
+            return error_reply(str(exc), Errno.OS_ERROR, msg_id=msg_id)
+        except Exception as exc:
+            log.exception("command failed", command=name)
+            return error_reply(
+                f"command {payload!r}: {exc}",
+                Errno.COMMAND_ERROR,
+                msg_id=msg_id,
+                tb=traceback.format_exc(),
+            )
+
+    async def _finish(
+        self, result: Background, waiting: bool, name: str, msg_id: Any
+    ) -> JsonDict:
+        if not waiting:
+            task = asyncio.ensure_future(result.operation)
+            self._background.add(task)
+            task.add_done_callback(lambda t: self._background_done(t, name))
+            return ok_reply(msg_id=msg_id)
+        try:
+            value = await result.operation
+        except CommandError as exc:
+            return error_reply(exc.reason, exc.errno, msg_id=msg_id)
+        except Exception:
+            log.exception("waited-for operation failed", command=name)
+            return error_reply(
+                "server error", Errno.BAD_MSG_DATA_ERROR, msg_id=msg_id, tb=traceback.format_exc()
+            )
+        fields: Fields | None = result.transform(value)
+        return ok_reply(fields, msg_id=msg_id)
+
+    def _background_done(self, task: asyncio.Task[Any], name: str) -> None:
+        self._background.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error(
+                "background operation failed",
+                command=name,
+                error=str(exc),
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
+
+
+__all__ = ["MAX_MESSAGE_SIZE", "Dispatcher"]

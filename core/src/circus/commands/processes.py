@@ -1,0 +1,122 @@
+"""Commands about a watcher's processes: incr, decr, numprocesses, kill, signal."""
+
+from __future__ import annotations
+
+from circus.commands.api import ArbiterAPI
+from circus.commands.base import (
+    Background,
+    Command,
+    Fields,
+    Props,
+    Result,
+    bool_prop,
+    int_prop,
+    number_prop,
+    watcher_from,
+)
+from circus.errors import MessageError
+from circus.signals import to_signum
+
+
+def _numprocesses(count: int) -> Fields:
+    return {"numprocesses": count}
+
+
+def _signum_prop(props: Props, key: str) -> int | None:
+    value = props.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise MessageError(f"{key!r} isn't a signal name or number")
+    try:
+        return to_signum(value)
+    except ValueError as exc:
+        # 0.19 answers errno 5 with an AttributeError text here (C11); errno 3 was intended.
+        raise MessageError(f"signal invalid: {exc}") from None
+
+
+class Incr(Command):
+    """Add ``nb`` processes now. Without ``waiting`` the reply has no ``numprocesses`` (C6)."""
+
+    name = "incr"
+    required = ("name",)
+    step = 1
+
+    async def execute(self, arbiter: ArbiterAPI, props: Props) -> Result:
+        watcher = watcher_from(arbiter, props)
+        if watcher.singleton:
+            return {"numprocesses": watcher.numprocesses, "singleton": True}
+        nb = int_prop(props, "nb", 1)
+        assert nb is not None
+        if nb < 0:
+            raise MessageError("'nb' must not be negative")
+        operation = watcher.incr(nb) if self.step > 0 else watcher.decr(nb)
+        return Background(operation, _numprocesses)
+
+
+class Decr(Incr):
+    """Remove ``nb`` processes now (the oldest ones)."""
+
+    name = "decr"
+    step = -1
+
+
+class NumProcesses(Command):
+    """Processes tracked by one watcher (``watcher_name`` echoes the name sent) or by all."""
+
+    name = "numprocesses"
+
+    async def execute(self, arbiter: ArbiterAPI, props: Props) -> Fields:
+        if props.get("name") is not None:
+            watcher = watcher_from(arbiter, props)
+            return {"numprocesses": len(watcher.pids()), "watcher_name": props["name"]}
+        return {"numprocesses": sum(len(w.pids()) for w in arbiter.watchers)}
+
+
+class Kill(Command):
+    """Graceful kill of every process of a watcher, or of one pid; the watcher respawns them.
+
+    ``pid`` is coerced to an integer like 0.19 does; ``graceful_timeout`` also accepts the
+    numeric string the original circusctl sends (0.19 then failed in the background, C14).
+    """
+
+    name = "kill"
+    required = ("name",)
+
+    async def execute(self, arbiter: ArbiterAPI, props: Props) -> Background:
+        watcher = watcher_from(arbiter, props)
+        pid = int_prop(props, "pid")
+        signum = _signum_prop(props, "signum")
+        graceful_timeout = number_prop(props, "graceful_timeout")
+        if graceful_timeout is not None and graceful_timeout < 0:
+            raise MessageError("'graceful_timeout' must not be negative")
+        return Background(
+            watcher.kill(pid=pid, signum=signum, graceful_timeout=graceful_timeout)
+        )
+
+
+class Signal(Command):
+    """Send a signal to a watcher's processes, one of them, or their children. No events."""
+
+    name = "signal"
+    required = ("name", "signum")
+
+    async def execute(self, arbiter: ArbiterAPI, props: Props) -> None:
+        watcher = watcher_from(arbiter, props)
+        signum = _signum_prop(props, "signum")
+        if signum is None:
+            raise MessageError("message invalid 'signum' is missing")
+        pid = int_prop(props, "pid")
+        childpid = int_prop(props, "childpid")
+        if childpid is not None and pid is None:
+            raise MessageError("cannot specify childpid without pid")
+        watcher.send_signal(
+            signum,
+            pid=pid,
+            childpid=childpid,
+            children=bool_prop(props, "children", False),
+            recursive=bool_prop(props, "recursive", False),
+        )
+
+
+COMMANDS: tuple[Command, ...] = (Incr(), Decr(), NumProcesses(), Kill(), Signal())

@@ -1,0 +1,200 @@
+"""The control channel: one ROUTER socket, owned by one task, answering commands.
+
+Framing (contract 2.1, with the REQ improvement of section 12):
+
+* ``[identity, payload]`` from DEALER clients (circusctl, plugins) is answered with
+  ``[identity, reply]``;
+* ``[identity, b"", payload]`` from REQ clients is answered with ``[identity, b"", reply]``
+  (0.19 silently drops these, C1);
+* anything else is logged and dropped: there is no envelope to answer through.
+
+Each request runs as its own task and hands its reply back through an outbox the socket task
+drains, so a command that waits out a 30 s graceful stop never delays other clients. Requests
+larger than ``MAX_MESSAGE_SIZE`` make ZeroMQ drop the sender's connection (``ZMQ_MAXMSGSIZE``);
+the daemon itself is unaffected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections import deque
+
+import zmq
+import zmq.asyncio
+
+from circus.commands.api import ArbiterAPI
+from circus.commands.dispatch import MAX_MESSAGE_SIZE, Dispatcher
+from circus.config.convert import to_uid
+from circus.errors import Errno
+from circus.logs import get_logger
+from circus.protocol import JsonDict, encode, error_reply
+
+log = get_logger("circus.controller")
+
+#: How long ``stop()`` lets running commands finish so their replies still go out.
+STOP_GRACE = 5.0
+#: Milliseconds the socket may keep undelivered replies after it is closed.
+CLOSE_LINGER_MS = 1000
+
+
+class Controller:
+    """Binds the control endpoint and answers requests until :meth:`stop`."""
+
+    def __init__(
+        self,
+        arbiter: ArbiterAPI,
+        endpoint: str,
+        context: zmq.asyncio.Context,
+        *,
+        max_message_size: int = MAX_MESSAGE_SIZE,
+    ) -> None:
+        self.arbiter = arbiter
+        self.endpoint = endpoint
+        self.context = context
+        self.max_message_size = max_message_size
+        self.dispatcher = Dispatcher(arbiter)
+        self._outbox: deque[list[bytes]] = deque()
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Bind (errors such as "Address already in use" propagate) and start serving."""
+        if self._task is not None:
+            raise RuntimeError("controller already started")
+        bound: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._serve(bound), name="circus-controller")
+        try:
+            await bound
+        except BaseException:
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+            raise
+
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Let running commands answer (up to ``grace`` seconds), then close the socket.
+
+        Safe to call from a command task (it does not wait for itself). Commands still running
+        after ``grace`` are cancelled; their clients time out.
+        """
+        if self._task is None:
+            return
+        current = asyncio.current_task()
+        pending = [t for t in self._inflight if t is not current]
+        if pending:
+            await asyncio.wait(pending, timeout=grace)
+        for task in self._inflight:
+            if task is not current:
+                task.cancel()
+        self._closing = True
+        self._wakeup.set()
+        task, self._task = self._task, None
+        await task
+
+    # -- the socket task ---------------------------------------------------------------------
+
+    def _open(self) -> zmq.asyncio.Socket:
+        socket = self.context.socket(zmq.ROUTER)
+        try:
+            socket.setsockopt(zmq.LINGER, 0)
+            socket.setsockopt(zmq.MAXMSGSIZE, self.max_message_size)
+            socket.bind(self.endpoint)
+            self._chown_ipc()
+        except BaseException:
+            socket.close(linger=0)
+            raise
+        return socket
+
+    def _chown_ipc(self) -> None:
+        owner = getattr(self.arbiter, "endpoint_owner", None)
+        if owner is None or not self.endpoint.startswith("ipc://"):
+            return
+        os.chown(self.endpoint[len("ipc://") :], to_uid(owner), -1)
+
+    async def _serve(self, bound: asyncio.Future[None]) -> None:
+        try:
+            socket = self._open()
+        except BaseException as exc:
+            bound.set_exception(exc)
+            return
+        bound.set_result(None)
+        log.info("control channel listening", endpoint=self.endpoint)
+        receiving: asyncio.Future[list[bytes]] | None = None
+        try:
+            while not self._closing:
+                if receiving is None:
+                    receiving = asyncio.ensure_future(socket.recv_multipart())
+                    receiving.add_done_callback(lambda _: self._wakeup.set())
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                if receiving.done():
+                    done, receiving = receiving, None
+                    self._accept(done)
+                await self._flush(socket)
+        finally:
+            if receiving is not None and not receiving.done():
+                receiving.cancel()
+            with contextlib.suppress(zmq.ZMQError):
+                await self._flush(socket)
+            socket.close(linger=CLOSE_LINGER_MS)
+            log.info("control channel closed", endpoint=self.endpoint)
+
+    async def _flush(self, socket: zmq.asyncio.Socket) -> None:
+        # A ROUTER never blocks on send (it drops for unknown or saturated peers), so these
+        # awaits complete at once and the loop goes straight back to receiving.
+        while self._outbox:
+            frames = self._outbox.popleft()
+            try:
+                await socket.send_multipart(frames)
+            except zmq.ZMQError as exc:
+                log.warning("could not send a reply", error=str(exc))
+
+    def _accept(self, received: asyncio.Future[list[bytes]]) -> None:
+        try:
+            frames = received.result()
+        except zmq.ZMQError as exc:
+            log.warning("receive failed", error=str(exc))
+            return
+        if len(frames) == 2:
+            envelope, payload = frames[:1], frames[1]
+        elif len(frames) == 3 and frames[1] == b"":
+            envelope, payload = frames[:2], frames[2]
+        else:
+            log.warning("dropped a request with unexpected framing", frames=len(frames))
+            return
+        task = asyncio.create_task(self._respond(envelope, payload))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    # -- one request -------------------------------------------------------------------------
+
+    async def _respond(self, envelope: list[bytes], payload: bytes) -> None:
+        try:
+            reply = await self.dispatcher.handle(payload)
+        except Exception as exc:  # the dispatcher answers errors itself; this is a last resort
+            log.exception("request handling failed")
+            reply = error_reply(f"command {payload!r}: {exc}", Errno.COMMAND_ERROR)
+        if reply is None:
+            return
+        self._outbox.append([*envelope, self._encode(reply)])
+        self._wakeup.set()
+
+    @staticmethod
+    def _encode(reply: JsonDict) -> bytes:
+        try:
+            return encode(reply)
+        except (TypeError, ValueError) as exc:
+            log.error("reply is not JSON-serialisable", error=str(exc))
+            fallback = error_reply(
+                f"reply could not be encoded: {exc}", Errno.COMMAND_ERROR, msg_id=None
+            )
+            with contextlib.suppress(TypeError, ValueError):
+                fallback["id"] = json.loads(json.dumps(reply.get("id")))
+            return encode(fallback)
+
+
+__all__ = ["CLOSE_LINGER_MS", "MAX_MESSAGE_SIZE", "Controller"]
