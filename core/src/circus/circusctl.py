@@ -1,7 +1,201 @@
-"""The circusctl client entry point."""
+"""``circusctl``: send commands to a running circusd and print the replies (contract 10.2).
 
-from circus._stubcli import stub_main
+Exit status (contract 2.7), which scripts rely on:
+
+* 0: a reply arrived and is not an error (with ``--json``: any reply);
+* 1: no reply in time (the daemon is unreachable or slow) or another client failure;
+* 2: the command line is wrong (unknown command or option, bad value, ``--ssh``);
+* 3: the daemon answered with an error (not in ``--json`` mode).
+
+The command table lives in :mod:`circus.ctl.commands`, rendering in :mod:`circus.ctl.render`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from circus import __version__
+from circus.client import CircusClient
+from circus.ctl.commands import COMMANDS, UsageError
+from circus.ctl.listen import listen
+from circus.ctl.render import as_json, is_error, render
+from circus.ctl.shell import CtlShell
+from circus.errors import CallError, CallTimeout
+from circus.logs import configure_logging, get_logger
+from circus.protocol import DEFAULT_ENDPOINT, DEFAULT_PUBSUB
+
+ENDPOINT_ENV = "CIRCUSCTL_ENDPOINT"
+DEFAULT_TIMEOUT = 5.0
+EXIT_OK, EXIT_CLIENT, EXIT_USAGE, EXIT_ERROR_REPLY = 0, 1, 2, 3
+
+TIMEOUT_HINT = (
+    "circusd at {endpoint} is unreachable or slow: check --endpoint (or ${env}) and that "
+    "circusd is running; for long operations (--waiting) raise --timeout."
+)
+EPILOG = (
+    "Global options may also follow the command. Exit status: 0 ok, 1 no reply (timeout) or "
+    "client failure, 2 usage error, 3 error reply from circusd. Run without a command for an "
+    "interactive prompt."
+)
+
+log = get_logger("circusctl")
 
 
-def main() -> int:
-    return stub_main("circusctl", "Send commands to a running circusd.")
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
+def _add_global_options(parser: argparse.ArgumentParser) -> None:
+    """Options valid before or after the command; defaults are resolved in :func:`_settings`
+    so that an option repeated after the command wins and a shell line can inherit them."""
+    sup = argparse.SUPPRESS
+    parser.add_argument("--endpoint", default=sup,
+                        help=f"control endpoint (default ${ENDPOINT_ENV} or {DEFAULT_ENDPOINT}); "
+                        f"for listen the pub/sub endpoint (default {DEFAULT_PUBSUB})")
+    parser.add_argument("--timeout", type=_positive_float, default=sup, metavar="SECONDS",
+                        help=f"how long to wait for a reply (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--json", action="store_true", default=sup,
+                        help="print the raw JSON reply")
+    parser.add_argument("--prettify", action="store_true", default=sup,
+                        help="indent the JSON output (with --json)")
+    parser.add_argument("--ssh", default=sup, metavar="USER@HOST:PORT",
+                        help="not supported: tunnel the endpoint yourself (ssh -L)")
+    parser.add_argument("--ssh_keyfile", default=sup, help=argparse.SUPPRESS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="circusctl", description="Control a running circusd.", epilog=EPILOG
+    )
+    _add_global_options(parser)
+    parser.add_argument("--version", action="version", version=f"circusctl {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    _add_global_options(common)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for command in COMMANDS.values():
+        cmd_parser = sub.add_parser(
+            command.name, help=command.help, description=command.help, parents=[common]
+        )
+        command.arguments(cmd_parser)
+    return parser
+
+
+class _Settings:
+    """Global options after defaults: explicit value, then the inherited one, then the default."""
+
+    def __init__(self, ns: argparse.Namespace, inherited: _Settings | None = None) -> None:
+        def pick(name: str, default: object) -> object:
+            if hasattr(ns, name):
+                return getattr(ns, name)
+            return getattr(inherited, name) if inherited is not None else default
+
+        self.explicit_endpoint: bool = hasattr(ns, "endpoint") or (
+            inherited is not None and inherited.explicit_endpoint
+        )
+        self.endpoint = str(pick("endpoint", os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT))
+        self.timeout = float(pick("timeout", DEFAULT_TIMEOUT))  # type: ignore[arg-type]
+        self.json = bool(pick("json", False))
+        self.prettify = bool(pick("prettify", False))
+        self.ssh = pick("ssh", None)
+        self.ssh_keyfile = pick("ssh_keyfile", None)
+
+
+def _call(settings: _Settings, command: str, props: dict[str, object],
+          client: CircusClient | None) -> int:
+    own = client is None or client.endpoint != settings.endpoint
+    active = CircusClient(settings.endpoint, settings.timeout) if own else client
+    assert active is not None
+    active.timeout = settings.timeout
+    try:
+        reply = active.call(command, **props)
+    except CallTimeout as exc:
+        print(f"circusctl: {exc}", file=sys.stderr)
+        print(TIMEOUT_HINT.format(endpoint=settings.endpoint, env=ENDPOINT_ENV), file=sys.stderr)
+        return EXIT_CLIENT
+    except CallError as exc:
+        print(f"circusctl: {exc}", file=sys.stderr)
+        return EXIT_CLIENT
+    finally:
+        if own:
+            active.close()
+    if settings.json:
+        print(as_json(reply, settings.prettify))
+        return EXIT_OK
+    text = render(command, reply)
+    if is_error(reply):
+        print(text, file=sys.stderr)
+        return EXIT_ERROR_REPLY
+    print(text)
+    return EXIT_OK
+
+
+def run_command(ns: argparse.Namespace, settings: _Settings,
+                client: CircusClient | None = None) -> int:
+    """Run the one command parsed into ``ns``; returns the exit status."""
+    if settings.ssh is not None or settings.ssh_keyfile is not None:
+        print("circusctl: --ssh is not supported; open a tunnel instead, e.g. "
+              "ssh -L 5555:127.0.0.1:5555 user@host, and use --endpoint", file=sys.stderr)
+        return EXIT_USAGE
+    command = COMMANDS[ns.command]
+    try:
+        props = command.properties(ns)
+    except UsageError as exc:
+        print(f"circusctl {command.name}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if command.name == "listen":
+        endpoint = settings.endpoint if settings.explicit_endpoint else DEFAULT_PUBSUB
+        return listen(endpoint, props["topics"])
+    return _call(settings, command.name, props, client)
+
+
+def _interactive(parser: argparse.ArgumentParser, settings: _Settings) -> int:
+    client = CircusClient(settings.endpoint, settings.timeout)
+
+    def run_words(words: list[str]) -> int:
+        try:
+            ns = parser.parse_args(words)
+        except SystemExit as exc:  # argparse printed the usage message
+            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        if ns.command is None:
+            return EXIT_OK
+        return run_command(ns, _Settings(ns, settings), client)
+
+    print(f"circusctl {__version__}")
+    shell = CtlShell(run_words, parser.print_help)
+    try:
+        shell.last_status = run_words(["status"])
+        shell.cmdloop()
+    except KeyboardInterrupt:
+        print()
+    finally:
+        client.close()
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    configure_logging("warning", "stderr", process_name="circusctl")
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    settings = _Settings(ns)
+    try:
+        if ns.command is None:
+            return _interactive(parser, settings)
+        return run_command(ns, settings)
+    except KeyboardInterrupt:
+        return EXIT_CLIENT
+    except Exception:
+        log.exception("circusctl failed unexpectedly")
+        return EXIT_CLIENT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

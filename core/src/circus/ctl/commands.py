@@ -1,0 +1,271 @@
+"""The circusctl command table: each command's CLI arguments and the properties it sends.
+
+One entry per command of contract 10.2. The properties are what the daemon's command expects
+(contract 3.2), with two deliberate fixes of the original client (contract C14): ``rm`` sends
+``nostop`` and ``waiting``, and ``kill`` sends ``waiting`` and a numeric ``graceful_timeout``
+(the original sent it as a string, which made the daemon's background kill fail).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from circus.ctl.setvalues import SetValueError, convert_set_options
+
+Properties = dict[str, Any]
+
+
+class UsageError(ValueError):
+    """Arguments that parse but make no sense (circusctl exits 2 with the message)."""
+
+
+@dataclass(frozen=True)
+class CtlCommand:
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    properties: Callable[[argparse.Namespace], Properties]
+
+
+def _none(_: argparse.ArgumentParser) -> None:
+    """No arguments."""
+
+
+def _empty(_: argparse.Namespace) -> Properties:
+    return {}
+
+
+def _waiting(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--waiting", action="store_true",
+        help="reply only when the operation has finished (raise --timeout for long ones)",
+    )
+
+
+def _signum(text: str) -> int | str:
+    """Numbers go as integers; names (``HUP``, ``SIGRTMIN+1``) as typed: the daemon converts."""
+    stripped = text.strip()
+    return int(stripped) if stripped.lstrip("+-").isdigit() else stripped
+
+
+def _optional(ns: argparse.Namespace, *keys: str) -> Properties:
+    return {key: getattr(ns, key) for key in keys if getattr(ns, key) is not None}
+
+
+# add --------------------------------------------------------------------------------------------
+
+def _add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--start", action="store_true", help="start the watcher at once")
+    p.add_argument("name", help="watcher name")
+    p.add_argument("cmd", nargs="+", metavar="CMD", help="command line (use -- before options)")
+
+
+def _add_props(ns: argparse.Namespace) -> Properties:
+    return {"name": ns.name, "cmd": " ".join(ns.cmd), "start": ns.start}
+
+
+# incr / decr ------------------------------------------------------------------------------------
+
+def _count_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="watcher name")
+    p.add_argument("nb", nargs="?", type=int, help="number of processes (default 1)")
+    _waiting(p)
+
+
+def _count_props(ns: argparse.Namespace) -> Properties:
+    return {"name": ns.name, **_optional(ns, "nb"), "waiting": ns.waiting}
+
+
+# get / globaloptions / options ------------------------------------------------------------------
+
+def _get_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="watcher name")
+    p.add_argument("keys", nargs="+", metavar="KEY", help="option names")
+
+
+def _get_props(ns: argparse.Namespace) -> Properties:
+    return {"name": ns.name, "keys": ns.keys}
+
+
+def _globaloptions_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("option", nargs="?", help="one of endpoint, pubsub_endpoint, "
+                   "stats_endpoint, check_delay, multicast_endpoint (default: all)")
+
+
+def _name_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="watcher name")
+
+
+def _optional_name_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?", help="watcher name (default: all watchers)")
+
+
+# kill / signal ----------------------------------------------------------------------------------
+
+def _kill_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="watcher name")
+    p.add_argument("pid", nargs="?", type=int, help="only this process (default: all)")
+    p.add_argument("--signum", help="signal to send first (default: the watcher's stop_signal)")
+    p.add_argument("--graceful_timeout", type=float, metavar="SECONDS",
+                   help="wait this long before SIGKILL (default: the watcher's)")
+    _waiting(p)
+
+
+def _kill_props(ns: argparse.Namespace) -> Properties:
+    props: Properties = {"name": ns.name, **_optional(ns, "pid", "graceful_timeout")}
+    if ns.signum is not None:
+        props["signum"] = _signum(ns.signum)
+    props["waiting"] = ns.waiting
+    return props
+
+
+def _signal_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="watcher name")
+    p.add_argument("target", nargs="+", metavar="[PID] SIGNUM",
+                   help="optional pid, then the signal (number or name)")
+    p.add_argument("--children", action="store_true", help="signal only the children")
+    p.add_argument("--recursive", action="store_true", help="signal the process and descendants")
+
+
+def _signal_props(ns: argparse.Namespace) -> Properties:
+    if len(ns.target) > 2:
+        raise UsageError("signal takes NAME [PID] SIGNUM")
+    props: Properties = {"name": ns.name, "signum": _signum(ns.target[-1]),
+                         "children": ns.children, "recursive": ns.recursive}
+    if len(ns.target) == 2:
+        try:
+            props["pid"] = int(ns.target[0])
+        except ValueError:
+            raise UsageError(f"PID must be an integer, got {ns.target[0]!r}") from None
+    return props
+
+
+# listen -----------------------------------------------------------------------------------------
+
+def _listen_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("topics", nargs="*", metavar="TOPIC",
+                   help="topic prefixes, e.g. watcher.web. (default: every event); "
+                   "--endpoint is the pub/sub endpoint here (default tcp://127.0.0.1:5556)")
+
+
+def _listen_props(ns: argparse.Namespace) -> Properties:
+    return {"topics": list(ns.topics) or [""]}
+
+
+# quit / reloadconfig / reload / start / stop / restart / rm -------------------------------------
+
+def _waiting_props(ns: argparse.Namespace) -> Properties:
+    return {"waiting": ns.waiting}
+
+
+def _reload_args(p: argparse.ArgumentParser) -> None:
+    _optional_name_args(p)
+    p.add_argument("--terminate", action="store_true", help="restart instead of graceful reload")
+    p.add_argument("--sequential", action="store_true", help="replace processes one by one")
+    _waiting(p)
+
+
+def _reload_props(ns: argparse.Namespace) -> Properties:
+    return {**_optional(ns, "name"), "graceful": not ns.terminate, "waiting": ns.waiting,
+            "sequential": ns.sequential}
+
+
+def _lifecycle_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?", help="watcher name or pattern (default: all watchers)")
+    p.add_argument("--match", choices=("simple", "glob", "regex"), default="glob",
+                   help="how NAME is matched (default glob)")
+    _waiting(p)
+
+
+def _lifecycle_props(ns: argparse.Namespace) -> Properties:
+    return {**_optional(ns, "name"), "waiting": ns.waiting, "match": ns.match}
+
+
+def _rm_args(p: argparse.ArgumentParser) -> None:
+    _name_args(p)
+    p.add_argument("--nostop", action="store_true", help="leave the processes running")
+    _waiting(p)
+
+
+def _rm_props(ns: argparse.Namespace) -> Properties:
+    return {"name": ns.name, "nostop": ns.nostop, "waiting": ns.waiting}
+
+
+# set / stats ------------------------------------------------------------------------------------
+
+def _set_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="watcher name")
+    p.add_argument("pairs", nargs="+", metavar="KEY VALUE",
+                   help="options to change, e.g. numprocesses 3 stop_signal HUP env A=1,B=2")
+    _waiting(p)
+
+
+def _set_props(ns: argparse.Namespace) -> Properties:
+    try:
+        options = convert_set_options(ns.pairs)
+    except SetValueError as exc:
+        raise UsageError(str(exc)) from None
+    props: Properties = {"name": ns.name, "options": options}
+    if ns.waiting:
+        props["waiting"] = True
+    return props
+
+
+def _stats_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?", help="watcher name (default: all watchers)")
+    p.add_argument("pid", nargs="?", type=int, help="only this process")
+    p.add_argument("--extended", action="store_true", help="include the extended_stats hook")
+
+
+def _stats_props(ns: argparse.Namespace) -> Properties:
+    props = _optional(ns, "name")
+    if ns.pid is not None:
+        props["process"] = ns.pid
+    props["extended"] = ns.extended
+    return props
+
+
+def _name_props(ns: argparse.Namespace) -> Properties:
+    return {"name": ns.name}
+
+
+def _optional_name_props(ns: argparse.Namespace) -> Properties:
+    return _optional(ns, "name")
+
+
+_COMMANDS = [
+    CtlCommand("add", "add a watcher", _add_args, _add_props),
+    CtlCommand("decr", "remove processes from a watcher", _count_args, _count_props),
+    CtlCommand("dstats", "circusd's own process info", _none, _empty),
+    CtlCommand("get", "values of some options of a watcher", _get_args, _get_props),
+    CtlCommand("globaloptions", "circusd's global options", _globaloptions_args,
+               lambda ns: _optional(ns, "option")),
+    CtlCommand("incr", "add processes to a watcher", _count_args, _count_props),
+    CtlCommand("ipython", "ask circusd for an IPython kernel", _none, _empty),
+    CtlCommand("kill", "stop processes gracefully, then SIGKILL", _kill_args, _kill_props),
+    CtlCommand("list", "watcher names, or the pids of one watcher", _optional_name_args,
+               _optional_name_props),
+    CtlCommand("listen", "print events as they are published", _listen_args, _listen_props),
+    CtlCommand("listsockets", "sockets circusd holds", _none, _empty),
+    CtlCommand("numprocesses", "number of processes (of one watcher)", _optional_name_args,
+               _optional_name_props),
+    CtlCommand("numwatchers", "number of watchers", _none, _empty),
+    CtlCommand("options", "every option of a watcher", _name_args, _name_props),
+    CtlCommand("quit", "stop every watcher and circusd", _waiting, _waiting_props),
+    CtlCommand("reload", "reload watchers (graceful by default)", _reload_args, _reload_props),
+    CtlCommand("reloadconfig", "re-read circusd's config file", _waiting, _waiting_props),
+    CtlCommand("restart", "restart watchers", _lifecycle_args, _lifecycle_props),
+    CtlCommand("rm", "remove a watcher", _rm_args, _rm_props),
+    CtlCommand("set", "change options of a watcher", _set_args, _set_props),
+    CtlCommand("signal", "send a signal to processes", _signal_args, _signal_props),
+    CtlCommand("start", "start watchers", _lifecycle_args, _lifecycle_props),
+    CtlCommand("stats", "process info", _stats_args, _stats_props),
+    CtlCommand("status", "state of every watcher, or of one", _optional_name_args,
+               _optional_name_props),
+    CtlCommand("stop", "stop watchers", _lifecycle_args, _lifecycle_props),
+]
+
+COMMANDS: dict[str, CtlCommand] = {command.name: command for command in _COMMANDS}
