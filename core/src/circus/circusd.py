@@ -1,7 +1,170 @@
-"""The circusd daemon entry point."""
+"""``circusd``: load a config, run the arbiter until ``quit`` or a signal (contract 10.1, 2.8).
 
-from circus._stubcli import stub_main
+User mistakes (bad config, stale pidfile, unbindable endpoint) print one line on stderr and exit
+with status 1 before any child is started; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+import structlog
+import zmq
+
+from circus import __version__
+from circus.arbiter import Arbiter
+from circus.config import CircusConfig, load_config
+from circus.errors import ConfigError
+from circus.logs import configure_logging
+
+log = structlog.get_logger("circus.circusd")
 
 
-def main() -> int:
-    return stub_main("circusd", "Run and supervise the processes described by a config file.")
+class StartupError(Exception):
+    """Something prevents circusd from starting; the message is printed as is."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="circusd", description="Run and supervise the processes described by a config file."
+    )
+    parser.add_argument("config", nargs="?", help="configuration file (INI)")
+    parser.add_argument("--daemon", action="store_true", help="detach and run in the background")
+    parser.add_argument("--pidfile", help="write circusd's pid to this file")
+    parser.add_argument("--log-level", dest="loglevel", help="critical|error|warning|info|debug")
+    parser.add_argument("--log-output", dest="logoutput", help="'-' (stderr) or a file path")
+    parser.add_argument(
+        "--log-format", dest="logformat", default="auto", choices=["auto", "json", "console"]
+    )
+    parser.add_argument("--logger-config", dest="loggerconfig", help="accepted, not used")
+    parser.add_argument("--version", action="version", version=__version__)
+    return parser
+
+
+def _check_pidfile(path: str) -> None:
+    """Refuse to start when the pidfile names another live process (0.19's message)."""
+    try:
+        with open(path) as handle:
+            text = handle.read().strip()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StartupError(f"cannot read pid file '{path}': {exc.strerror}") from None
+    if not text.isdigit():
+        return
+    pid = int(text)
+    if pid == os.getpid():
+        return
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        pass
+    raise StartupError(f"pid file '{path}' is stale, current pid {pid}")
+
+
+def _write_pidfile(path: str) -> None:
+    try:
+        with open(path, "w") as handle:
+            handle.write(f"{os.getpid()}\n")
+    except OSError as exc:
+        raise StartupError(f"cannot write pid file '{path}': {exc.strerror}") from None
+
+
+def _daemonize() -> None:
+    """Double fork, new session, stdio to /dev/null: the classic detach."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    if devnull > 2:
+        os.close(devnull)
+
+
+async def _serve(config: CircusConfig) -> None:
+    arbiter = Arbiter.from_config(config)
+    loop = asyncio.get_running_loop()
+    background: set[asyncio.Task[None]] = set()
+
+    def on_signal(action: str) -> None:
+        if action == "quit":
+            task = loop.create_task(arbiter.quit())
+        else:
+            task = loop.create_task(arbiter.reload(graceful=True))
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        loop.add_signal_handler(signum, on_signal, "quit")
+    loop.add_signal_handler(signal.SIGHUP, on_signal, "reload")
+    with contextlib.suppress(OSError, ValueError):
+        signal.signal(signal.SIGWINCH, signal.SIG_IGN)
+    try:
+        await arbiter.run()
+    except zmq.ZMQError as exc:
+        raise StartupError(f"cannot bind: {exc}") from None
+    log.info("circusd stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.config:
+        parser.print_usage()
+        return 0
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    settings = config.settings
+    level = args.loglevel or settings.loglevel or "info"
+    output = args.logoutput or settings.logoutput or "-"
+    pidfile = args.pidfile or settings.pidfile
+    try:
+        configure_logging(level, output, args.logformat, process_name="circus")
+    except ValueError as exc:
+        print(f"circusd: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if pidfile:
+            pidfile = os.path.abspath(pidfile)
+            _check_pidfile(pidfile)
+        if args.daemon:
+            _daemonize()
+        if pidfile:
+            _write_pidfile(pidfile)
+        try:
+            asyncio.run(_serve(config))
+        finally:
+            if pidfile:
+                _remove_own_pidfile(pidfile)
+    except StartupError as exc:
+        print(f"circusd: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def _remove_own_pidfile(path: str) -> None:
+    with contextlib.suppress(OSError):
+        with open(path) as handle:
+            if handle.read().strip() != str(os.getpid()):
+                return
+        os.unlink(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,352 @@
+"""The arbiter: owns the watchers, the event publisher and the controller; runs until ``quit``.
+
+Startup (contract 9.4): bind the event PUB socket, start the control socket and the
+``check_delay`` housekeeping pass, then start every ``autostart`` watcher in descending
+priority. Shutdown: stop every watcher (initiated in ascending priority, concurrently), then
+close the controller and the publisher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+import zmq
+import zmq.asyncio
+
+from circus.config import (
+    CircusConfig,
+    CircusSettings,
+    WatcherConfig,
+    load_config,
+    plugin_watcher,
+    watcher_from_options,
+)
+from circus.errors import ConfigError, ConflictError, MessageError
+from circus.events import EventPublisher
+from circus.procinfo import daemon_stats
+from circus.watcher import Watcher
+
+log = structlog.get_logger("circus.arbiter")
+
+#: ``check_delay`` of the Python API (0.19 uses 1.0 there and 5.0 in INI files, E5)
+API_CHECK_DELAY = 1.0
+
+
+class Arbiter:
+    """See the module docstring and docs/architecture.md (Arbiter API)."""
+
+    def __init__(
+        self,
+        watchers: list[WatcherConfig],
+        settings: CircusSettings | None = None,
+        *,
+        config_path: str | None = None,
+        plugins: list[WatcherConfig] | None = None,
+        context: zmq.asyncio.Context | None = None,
+    ) -> None:
+        self.settings = settings or CircusSettings()
+        self.config_path = config_path
+        self._context = context
+        self._own_context = context is None
+        self._watchers: dict[str, Watcher] = {}
+        self._loaded: dict[str, WatcherConfig] = {}
+        self.publisher: EventPublisher | None = None
+        self.controller: Any = None
+        self._tick_task: asyncio.Task[None] | None = None
+        self._done = asyncio.Event()
+        self._quitting: asyncio.Task[None] | None = None
+        for cfg in [*watchers, *(plugins or [])]:
+            self._register(cfg)
+
+    @classmethod
+    def from_config(cls, config: CircusConfig) -> Arbiter:
+        return cls(config.watchers, config.settings, config_path=config.path)
+
+    # -- simple views ------------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        return self.settings.endpoint
+
+    @property
+    def pubsub_endpoint(self) -> str:
+        return self.settings.pubsub_endpoint
+
+    @property
+    def check_delay(self) -> float:
+        return self.settings.check_delay
+
+    @property
+    def watchers(self) -> list[Watcher]:
+        """Every watcher (plugins included), sorted by name."""
+        return sorted(self._watchers.values(), key=lambda w: w.name)
+
+    def get_watcher(self, name: str) -> Watcher:
+        try:
+            return self._watchers[name.lower()]
+        except KeyError:
+            raise MessageError(f"program {name} not found") from None
+
+    def global_options(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "endpoint": s.endpoint,
+            "pubsub_endpoint": s.pubsub_endpoint,
+            "stats_endpoint": s.stats_endpoint,
+            "check_delay": float(s.check_delay),
+            "multicast_endpoint": s.multicast_endpoint,
+        }
+
+    def dstats(self) -> dict[str, Any]:
+        return daemon_stats()
+
+    # -- registry ----------------------------------------------------------------------------
+
+    def _publish(self, watcher_name: str, action: str, payload: dict[str, Any]) -> int:
+        if self.publisher is None:
+            return 0
+        return self.publisher.publish(watcher_name, action, payload)
+
+    def _register(self, cfg: WatcherConfig) -> Watcher:
+        key = cfg.name.lower()
+        if key in self._watchers:
+            raise ConflictError(f"the watcher '{cfg.name}' already exist")
+        self._loaded[key] = copy.deepcopy(cfg)
+        watcher = Watcher(cfg, self._publish, umask=self.settings.umask)
+        self._watchers[key] = watcher
+        return watcher
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the sockets, start the tick, then the autostart watchers."""
+        if self._context is None:
+            self._context = zmq.asyncio.Context()
+        self.publisher = EventPublisher(self._context, self.settings.pubsub_endpoint)
+        await self.publisher.start()
+        await self._start_controller()
+        if self.settings.check_delay > 0:
+            self._tick_task = asyncio.create_task(self._tick_loop(), name="circus-tick")
+        await self.start_watchers()
+
+    async def _start_controller(self) -> None:
+        try:
+            module = importlib.import_module("circus.controller")
+        except ImportError:
+            log.warning("no control channel: circus.controller is not available")
+            return
+        self.controller = module.Controller(self, self.settings.endpoint, self._context)
+        await self.controller.start()
+
+    async def run(self) -> None:
+        """Start, then serve until :meth:`quit` finished; closes every socket on the way out."""
+        try:
+            await self.start()
+            await self._done.wait()
+        finally:
+            await self.close()
+
+    async def wait_closed(self) -> None:
+        await self._done.wait()
+
+    async def close(self) -> None:
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            self._tick_task = None
+        for watcher in self._watchers.values():
+            watcher.close_streams()
+        if self.controller is not None:
+            await self.controller.stop()
+            self.controller = None
+        if self.publisher is not None:
+            await self.publisher.close()
+            self.publisher = None
+        if self._context is not None and self._own_context:
+            self._context.term()
+            self._context = None
+
+    async def quit(self) -> None:
+        """Stop everything; :meth:`run` then returns (circusd exits 0). Idempotent."""
+        if self._quitting is None:
+            self._quitting = asyncio.create_task(self._quit())
+        await asyncio.shield(self._quitting)
+
+    async def _quit(self) -> None:
+        try:
+            await self.stop_watchers()
+        finally:
+            self._done.set()
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.check_delay)
+            if self._quitting is not None:
+                return
+            for watcher in list(self._watchers.values()):
+                try:
+                    await watcher.tick()
+                except Exception:
+                    log.exception("housekeeping failed", watcher=watcher.name)
+
+    # -- groups of watchers ------------------------------------------------------------------
+
+    def _by_priority(self, watchers: list[Watcher] | None, *, descending: bool) -> list[Watcher]:
+        chosen = list(self._watchers.values()) if watchers is None else list(watchers)
+        return sorted(chosen, key=lambda w: w.priority, reverse=descending)
+
+    async def start_watchers(self, watchers: list[Watcher] | None = None) -> None:
+        """Start autostart watchers, highest priority first, ``warmup_delay`` between them."""
+        first = True
+        for watcher in self._by_priority(watchers, descending=True):
+            if not watcher.autostart:
+                continue
+            if not first and self.settings.warmup_delay > 0:
+                await asyncio.sleep(self.settings.warmup_delay)
+            first = False
+            await watcher.start()
+
+    async def stop_watchers(self, watchers: list[Watcher] | None = None) -> None:
+        """Stop concurrently, initiated lowest priority first."""
+        ordered = self._by_priority(watchers, descending=False)
+        await asyncio.gather(*(w.stop() for w in ordered))
+
+    async def restart_watchers(self, watchers: list[Watcher] | None = None) -> None:
+        await self.stop_watchers(watchers)
+        await self.start_watchers(watchers)
+
+    async def reload(self, graceful: bool = True, sequential: bool = False) -> None:
+        for watcher in self._by_priority(None, descending=True):
+            await watcher.reload(graceful=graceful, sequential=sequential)
+
+    # -- add / remove ------------------------------------------------------------------------
+
+    async def add_watcher(
+        self,
+        name: str,
+        cmd: str,
+        args: str | list[str] | None,
+        options: dict[str, Any],
+        start: bool,
+    ) -> Watcher:
+        """The ``add`` command: publishes ``add``, then starts the watcher when asked."""
+        if name.lower() in self._watchers:
+            raise ConflictError(f"the watcher '{name}' already exist")
+        values: dict[str, Any] = {**options, "cmd": cmd}
+        if args is not None:
+            values["args"] = args
+        try:
+            cfg = watcher_from_options(name, values)
+        except ConfigError as exc:
+            raise MessageError(exc.message) from None
+        watcher = self._register(cfg)
+        watcher.notify("add")
+        if start:
+            await watcher.start()
+        return watcher
+
+    async def remove_watcher(self, name: str, nostop: bool = False) -> None:
+        """The ``rm`` command: ``remove`` first, then (unless nostop) a graceful stop."""
+        watcher = self.get_watcher(name)
+        watcher.notify("remove")
+        del self._watchers[watcher.name.lower()]
+        self._loaded.pop(watcher.name.lower(), None)
+        if nostop:
+            for proc in list(watcher.processes.values()):
+                proc.close()
+            watcher.processes.clear()
+        else:
+            await watcher.stop()
+        watcher.close_streams()
+
+    # -- configuration reload ----------------------------------------------------------------
+
+    async def reload_config(self) -> None:
+        """Re-read the config file and apply the difference (contract ``reloadconfig``)."""
+        if self.config_path is None:
+            raise MessageError("circusd was not started from a config file")
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            raise MessageError(str(exc)) from None
+        if _settings_differ(self.settings, new.settings):
+            log.warning("global settings changed: restarting every watcher (not applied)")
+            await self.restart_watchers()
+            return
+        wanted = {cfg.name.lower(): cfg for cfg in new.watchers}
+        for key in [k for k in self._watchers if k not in wanted]:
+            await self.remove_watcher_quietly(key)
+        for key, cfg in wanted.items():
+            old = self._loaded.get(key)
+            current = self._watchers.get(key)
+            if current is None or old is None:
+                watcher = self._register(cfg)
+                if watcher.autostart:
+                    await watcher.start()
+            elif old == cfg:
+                continue
+            elif dataclasses.replace(old, numprocesses=cfg.numprocesses) == cfg:
+                self._loaded[key] = copy.deepcopy(cfg)
+                await current.apply_count(cfg.numprocesses)
+            else:
+                await self.remove_watcher_quietly(key)
+                watcher = self._register(cfg)
+                if watcher.autostart:
+                    await watcher.start()
+
+    async def remove_watcher_quietly(self, key: str) -> None:
+        """Stop and drop a watcher without a ``remove`` event (what reloadconfig does)."""
+        watcher = self._watchers.pop(key)
+        self._loaded.pop(key, None)
+        await watcher.stop()
+        watcher.close_streams()
+
+
+def _settings_differ(old: CircusSettings, new: CircusSettings) -> bool:
+    ignored = {"pidfile", "loglevel", "logoutput", "loggerconfig"}
+    return any(
+        getattr(old, f.name) != getattr(new, f.name)
+        for f in dataclasses.fields(CircusSettings)
+        if f.name not in ignored
+    )
+
+
+def get_arbiter(
+    watchers: list[dict[str, Any]],
+    plugins: list[dict[str, Any]] | None = None,
+    **settings: Any,
+) -> Arbiter:
+    """Build an arbiter from Python: ``watchers`` are option dicts with a ``name`` and ``cmd``;
+    ``plugins`` are dicts with ``name``, ``use`` and the plugin's options; ``settings`` are
+    ``[circus]`` options (``check_delay`` defaults to 1.0 here, as in 0.19's API)."""
+    settings.setdefault("check_delay", API_CHECK_DELAY)
+    known = {f.name for f in dataclasses.fields(CircusSettings)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}", section="circus")
+    circus_settings = CircusSettings(**settings)
+    configs = [_watcher_config(dict(w)) for w in watchers]
+    plugin_configs = []
+    for plugin in plugins or []:
+        spec = dict(plugin)
+        name = str(spec.pop("name", ""))
+        use = str(spec.pop("use", ""))
+        _, cfg = plugin_watcher(name, use, spec, circus_settings, env=None)
+        plugin_configs.append(cfg)
+    return Arbiter(configs, circus_settings, plugins=plugin_configs)
+
+
+def _watcher_config(options: Mapping[str, Any]) -> WatcherConfig:
+    values = dict(options)
+    name = values.pop("name", None)
+    if not isinstance(name, str):
+        raise ConfigError("every watcher needs a 'name'")
+    return watcher_from_options(name, values)
+
+
+__all__ = ["Arbiter", "get_arbiter"]

@@ -1,0 +1,90 @@
+"""The event channel: one asyncio task owns the PUB socket; everyone else enqueues.
+
+Topics and payloads follow the contract (section 4): ``watcher.<res_name>.<action>`` and the
+payload fields in the order of 0.19, then additive fields old subscribers ignore: ``seq`` (+1
+per event from 1, no gaps, assigned when the event is enqueued so it matches publication order)
+and, on ``reap`` and ``stop``, ``expected`` (the daemon caused the exit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import structlog
+import zmq
+import zmq.asyncio
+
+from circus.protocol import event_topic
+
+log = structlog.get_logger("circus.events")
+
+_CLOSE = object()
+#: time (ms) given to queued events to reach subscribers when the daemon shuts down
+_CLOSE_LINGER_MS = 1000
+
+
+class EventPublisher:
+    """Publishes watcher events on ``pubsub_endpoint`` (ZeroMQ PUB, bound)."""
+
+    def __init__(self, context: zmq.asyncio.Context, endpoint: str) -> None:
+        self.context = context
+        self.endpoint = endpoint
+        self.seq = 0
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Bind the socket (inside its owning task); raises if the endpoint cannot be bound."""
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._run(ready), name="circus-events")
+        await ready
+
+    def publish(self, watcher_name: str, action: str, payload: dict[str, Any]) -> int:
+        """Queue one event; returns its sequence number. Safe from any code on the loop."""
+        self.seq += 1
+        body = dict(payload)
+        body["seq"] = self.seq
+        self._queue.put_nowait((event_topic(watcher_name, action), body))
+        return self.seq
+
+    async def close(self) -> None:
+        """Send what is queued, then close the socket."""
+        if self._task is None:
+            return
+        self._queue.put_nowait(_CLOSE)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), 5)
+        except TimeoutError:
+            self._task.cancel()
+        self._task = None
+
+    async def _run(self, ready: asyncio.Future[None]) -> None:
+        sock = self.context.socket(zmq.PUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        try:
+            sock.bind(self.endpoint)
+        except zmq.ZMQError as exc:
+            sock.close()
+            ready.set_exception(exc)
+            return
+        ready.set_result(None)
+        try:
+            while True:
+                item = await self._queue.get()
+                if item is _CLOSE:
+                    break
+                topic, body = item
+                await sock.send_multipart([topic, json.dumps(body).encode()])
+                # drain what else is queued without yielding back to the loop per event
+                while not self._queue.empty():
+                    item = self._queue.get_nowait()
+                    if item is _CLOSE:
+                        sock.setsockopt(zmq.LINGER, _CLOSE_LINGER_MS)
+                        return
+                    topic, body = item
+                    await sock.send_multipart([topic, json.dumps(body).encode()])
+            sock.setsockopt(zmq.LINGER, _CLOSE_LINGER_MS)
+        finally:
+            sock.close()

@@ -1,0 +1,301 @@
+"""A watcher: the operations the control commands call (docs/architecture.md, Watcher API).
+
+Each mutating operation holds the watcher's lock for its whole duration, so operations on one
+watcher queue up and operations on different watchers run side by side. ``kill`` is the
+exception: it does not hold the lock (0.19 does not lock it either), because a graceful kill can
+take ``graceful_timeout`` seconds and must not block, say, ``stop``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from circus.errors import MessageError
+from circus.process import Process, signal_processes
+from circus.procinfo import child_stats
+from circus.watcher_core import WatcherCore
+
+T = TypeVar("T")
+
+#: keys of the ``options`` command (contract 3.3), free-form extras are added to these
+OPTION_KEYS = (
+    "args", "close_child_stderr", "close_child_stdin", "close_child_stdout", "cmd", "copy_env",
+    "env", "executable", "gid", "graceful_timeout", "max_age", "max_age_variance", "max_retry",
+    "numprocesses", "on_demand", "priority", "respawn", "send_hup", "shell", "shell_args",
+    "singleton", "stderr_stream_conf", "stdout_stream_conf", "stop_children", "stop_signal",
+    "uid", "use_sockets", "warmup_delay", "working_dir",
+)  # fmt: skip
+
+#: ``set`` keys whose change needs a graceful reload of a running watcher
+RELOAD_KEYS = frozenset(
+    {"working_dir", "cmd", "args", "env", "shell", "uid", "gid", "max_age", "max_age_variance"}
+)
+#: ``set`` keys that are stored
+STORED_KEYS = RELOAD_KEYS | {
+    "numprocesses", "warmup_delay", "send_hup", "stop_children", "stop_signal",
+    "graceful_timeout",
+}  # fmt: skip
+
+
+class Watcher(WatcherCore):
+    """A named group of identical processes; see docs/architecture.md for the API."""
+
+    async def _locked(self, operation: Callable[[], Awaitable[T]]) -> T:
+        async with self.lock:
+            result = await operation()
+        self._after_op()
+        return result
+
+    # -- start / stop ------------------------------------------------------------------------
+
+    async def start(self) -> dict[str, list[int]]:
+        """Start (state stopped) or complete (state active) the watcher."""
+        self._stop_requested = False
+        return await self._locked(self._start)
+
+    async def _start(self) -> dict[str, list[int]]:
+        self._stop_requested = False
+        kept = self.pids()
+        if self.state == "active":
+            more = await self.spawn_missing() or []
+            return {"started": more, "kept": kept}
+        self.state = "starting"
+        self._respawn_at = 0.0
+        self._plugin_backoff = 0.0
+        started = await self.spawn_missing()
+        if started is None or self._stop_requested:
+            if self.state == "starting":
+                self.state = "stopped"
+                self.notify("stop", {"expected": self._stop_requested})
+            return {"started": [], "kept": kept}
+        self.state = "active"
+        self.notify("start")
+        return {"started": started, "kept": kept}
+
+    async def stop(self) -> None:
+        """Graceful stop of every process (``kill``, ``reap``... then ``stop``)."""
+        self._stop_requested = True
+        await self._locked(self._stop)
+
+    async def _stop(self) -> None:
+        if self.state == "stopped" and not self.processes and not self.dying:
+            return
+        self.state = "stopping"
+        procs = list(self.processes.values()) + list(self.dying)
+        await asyncio.gather(*(self.kill_process(p) for p in procs))
+        self.state = "stopped"
+        self.notify("stop", {"expected": True})
+
+    async def restart(self) -> dict[str, list[int]]:
+        self._stop_requested = True
+
+        async def run() -> dict[str, list[int]]:
+            stopped = self.pids()
+            await self._stop()
+            result = await self._start()
+            return {"stopped": stopped, "started": result["started"], "kept": result["kept"]}
+
+        return await self._locked(run)
+
+    # -- reload ------------------------------------------------------------------------------
+
+    async def reload(self, graceful: bool = True, sequential: bool = False) -> dict[str, list[int]]:
+        """The variants of the contract's ``reload`` (3.3): restart, start, SIGHUP, sequential
+        replacement, or new processes first and the old ones retired."""
+        if not graceful:
+            return await self.restart()
+        return await self._locked(lambda: self._reload(sequential))
+
+    async def _reload(self, sequential: bool) -> dict[str, list[int]]:
+        old = self.pids()
+        if self.state == "stopped":
+            result = await self._start()
+            self.notify("reload")
+            return {"stopped": [], "started": result["started"], "kept": result["kept"]}
+        if self.config.send_hup:
+            for proc in list(self.processes.values()):
+                proc.send_signal(signal.SIGHUP)
+            self.notify("reload")
+            return {"stopped": [], "started": [], "kept": old}
+        started: list[int] = []
+        if sequential:
+            for proc in list(self.processes.values()):
+                await self.retire([proc])
+                new = await self.spawn_one()
+                if new is not None:
+                    started.append(new.pid)
+                if self.config.warmup_delay > 0:
+                    await asyncio.sleep(self.config.warmup_delay)
+        else:
+            olds = list(self.processes.values())
+            for _ in range(self.config.numprocesses):
+                new = await self.spawn_one()
+                if new is not None:
+                    started.append(new.pid)
+            await self.retire(olds)
+        self.notify("reload")
+        return {"stopped": old, "started": started, "kept": []}
+
+    # -- counts ------------------------------------------------------------------------------
+
+    async def incr(self, nb: int = 1) -> int:
+        if self.singleton:
+            return self.config.numprocesses
+        return await self._locked(lambda: self._set_count(self.config.numprocesses + nb))
+
+    async def decr(self, nb: int = 1) -> int:
+        if self.singleton:
+            return self.config.numprocesses
+        return await self._locked(lambda: self._set_count(self.config.numprocesses - nb))
+
+    async def apply_count(self, count: int) -> int:
+        """Set the target count (reloadconfig with only ``numprocesses`` changed)."""
+        return await self._locked(lambda: self._set_count(count))
+
+    async def _set_count(self, count: int) -> int:
+        self.config.numprocesses = max(count, 0)
+        await self._adjust()
+        return self.config.numprocesses
+
+    async def _adjust(self) -> None:
+        """Spawn or retire (oldest first) to reach the target count now, if running."""
+        if self.state != "active":
+            return
+        if len(self.processes) < self.config.numprocesses:
+            await self.spawn_missing()
+        surplus = len(self.processes) - self.config.numprocesses
+        if surplus > 0:
+            await self.retire(list(self.processes.values())[:surplus])
+
+    # -- signals -----------------------------------------------------------------------------
+
+    async def kill(
+        self,
+        pid: int | None = None,
+        signum: int | None = None,
+        graceful_timeout: float | None = None,
+    ) -> None:
+        """Kill one or every process gracefully; each is reaped and replaced when it exits."""
+        if pid is None:
+            targets = list(self.processes.values())
+        else:
+            found = self.processes.get(pid)
+            targets = [found] if found is not None else []
+        await asyncio.gather(
+            *(self.kill_process(p, signum, graceful_timeout) for p in targets if p.alive)
+        )
+
+    def send_signal(
+        self,
+        signum: int,
+        pid: int | None = None,
+        childpid: int | None = None,
+        children: bool = False,
+        recursive: bool = False,
+    ) -> None:
+        """The ``signal`` command. Dying of a signal sent here counts as an expected exit."""
+        if childpid is not None and pid is None:
+            raise MessageError("cannot specify childpid without pid")
+        if pid is None:
+            targets = list(self.processes.values())
+        else:
+            found = self.processes.get(pid)
+            targets = [found] if found is not None else []
+        for proc in targets:
+            if childpid is not None:
+                signal_processes([c for c in proc.children() if c.pid == childpid], signum)
+            elif children:
+                signal_processes(proc.children(), signum)
+            else:
+                proc.signalled_with.add(signum)
+                if recursive:
+                    proc.signal_tree(signum)
+                else:
+                    proc.send_signal(signum)
+
+    # -- options -----------------------------------------------------------------------------
+
+    def options(self) -> dict[str, Any]:
+        """The ``options`` command: every option (keys sorted) plus free-form extras."""
+        cfg = self.config
+        values: dict[str, Any] = {}
+        for key in OPTION_KEYS:
+            if key == "stdout_stream_conf":
+                values[key] = {k: v for k, v in cfg.stdout_stream.items() if k != "class"}
+            elif key == "stderr_stream_conf":
+                values[key] = {k: v for k, v in cfg.stderr_stream.items() if k != "class"}
+            elif key == "env":
+                values[key] = dict(cfg.env)
+            else:
+                values[key] = getattr(cfg, key)
+        for key, value in cfg.extra.items():
+            if key != "__name__":
+                values.setdefault(key, value)
+        return dict(sorted(values.items()))
+
+    def get_option(self, key: str) -> Any:
+        options = self.options()
+        if key not in options:
+            raise KeyError(key)
+        return options[key]
+
+    async def apply_options(self, options: dict[str, Any]) -> None:
+        """Apply already validated ``set`` values: one ``updated`` event per key, then a
+        graceful reload when a key needs one and the watcher runs, else count management."""
+        return await self._locked(lambda: self._apply(options))
+
+    async def _apply(self, options: dict[str, Any]) -> None:
+        needs_reload = False
+        streams_changed = False
+        for key, value in options.items():
+            if key in STORED_KEYS:
+                setattr(self.config, key, value)
+                needs_reload = needs_reload or key in RELOAD_KEYS
+                if key == "numprocesses" and self.singleton:
+                    self.config.numprocesses = min(max(int(value), 0), 1)
+            elif key.startswith(("stdout_stream.", "stderr_stream.")):
+                which, _, opt = key.partition(".")
+                conf = (
+                    self.config.stdout_stream
+                    if which == "stdout_stream"
+                    else (self.config.stderr_stream)
+                )
+                was_empty = not conf
+                conf[opt] = str(value)
+                streams_changed = True
+                needs_reload = needs_reload or was_empty
+            elif key == "hooks" and isinstance(value, dict):
+                self.config.hooks.update({str(k): str(v) for k, v in value.items()})
+            elif key.startswith("hooks."):
+                self.config.hooks[key.partition(".")[2]] = str(value)
+            self.notify("updated")
+        if streams_changed:
+            self._open_streams()
+        if needs_reload and self.state != "stopped":
+            await self._reload(sequential=False)
+        else:
+            await self._adjust()
+
+    # -- stats -------------------------------------------------------------------------------
+
+    def stats(self, pid: int | None = None, extended: bool = False) -> dict[str, Any]:
+        """``{"<pid>": info}`` for every process, or the info of one (errno 3 if unknown)."""
+        if pid is not None:
+            proc = self.get_process(pid)
+            return _proc_stats(proc)  # type: ignore[return-value]
+        return {str(p.pid): _proc_stats(p) for p in list(self.processes.values())}
+
+    def started_at(self) -> float:
+        return min((p.started for p in self.processes.values()), default=time.time())
+
+
+def _proc_stats(proc: Process) -> dict[str, Any] | str:
+    try:
+        handle = proc.psutil_process()
+    except Exception:
+        return "No such process (stopped?)"
+    return child_stats(handle, wid=proc.wid, started=proc.started)
