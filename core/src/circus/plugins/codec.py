@@ -1,10 +1,15 @@
 """The ``--config`` serialisation of plugin options (contract 6.2): ``k:v:::k2:v2``.
 
 The format has no escaping, so :func:`encode_config` refuses what it cannot represent (a key
-containing ``:``, a value containing ``:::`` or ending with ``:``) instead of producing a string
-that decodes differently. Values with spaces or quotes are fine: circusd passes the encoded string
-as one element of an argument vector, never through a shell-style split (fixing P5); the original
-runner decodes such a string unchanged.
+containing ``:``, a value containing ``:::``) instead of producing a string that decodes
+differently. A value that is empty, starts or ends with ``:`` would merge with a neighbouring
+separator (``a::::b:1``), so it is padded with one space on that side, which the decoder (ours
+and the original) strips. Leading and trailing whitespace of values is not preserved, as in the
+original.
+
+Values with spaces or quotes are fine: circusd passes the encoded string as one element of an
+argument vector, never through a shell-style split (fixing P5); the original runner decodes such
+a string unchanged.
 """
 
 from __future__ import annotations
@@ -24,11 +29,15 @@ def encode_config(config: Mapping[str, str]) -> str:
                 f"plugin option name {key!r} cannot be passed to a plugin "
                 "(empty, contains ':' or surrounding spaces)"
             )
-        if SEPARATOR in value or value.endswith(":"):
+        if SEPARATOR in value:
             raise ValueError(
                 f"plugin option {key!r}: value {value!r} cannot be passed to a plugin "
-                "(contains ':::' or ends with ':')"
+                "(contains ':::')"
             )
+        if not value or value.startswith(":"):
+            value = " " + value
+        if value.endswith(":"):
+            value += " "
         items.append(f"{key}:{value}")
     return SEPARATOR.join(items)
 

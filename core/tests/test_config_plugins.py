@@ -1,0 +1,227 @@
+"""[plugin:NAME] sections -> argv watchers, plugin_watcher(), and the --config codec."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from circus.config import CircusSettings, load_config, plugin_watcher
+from circus.errors import ConfigError
+from circus.plugins.codec import decode_config, encode_config
+
+PLUGIN = "circus.plugins.CircusPlugin"
+
+
+def write(folder: Path, text: str) -> Path:
+    path = folder / "circus.ini"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def argv_option(argv: list[str], flag: str) -> str | None:
+    return argv[argv.index(flag) + 1] if flag in argv else None
+
+
+def test_plugin_section_becomes_argv_watcher(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""\
+        [circus]
+        endpoint = ipc://{tmp_path}/c.sock
+        pubsub_endpoint = ipc://{tmp_path}/p.sock
+        check_delay = 2
+        loglevel = warning
+        logoutput = {tmp_path}/plugin.log
+        [plugin:Flap]
+        use = {PLUGIN}
+        max_retry = 2
+        retry_in = 3
+        graceful_timeout = 4.5
+        respawn = false
+        stop_signal = INT
+        priority = 7
+        message = hello "big" world's a:b c
+        """,
+    )
+    config = load_config(path)
+    (watcher,) = config.watchers
+    (plugin,) = config.plugins
+    assert watcher.name == plugin.name == "plugin:Flap"
+    assert plugin.use == PLUGIN
+    assert plugin.class_path == PLUGIN
+    assert watcher.is_plugin
+    assert (watcher.singleton, watcher.numprocesses) == (True, 1)
+    assert (watcher.copy_env, watcher.copy_path) == (True, True)
+    assert (watcher.close_child_stdout, watcher.close_child_stderr) == (True, True)
+    # watcher options in the section are typed and applied (P7)
+    assert watcher.graceful_timeout == 4.5
+    assert watcher.respawn is False
+    assert watcher.stop_signal == 2
+    assert watcher.priority == 7
+    assert watcher.max_retry == 2
+    argv = watcher.argv
+    assert argv is not None
+    assert argv[:3] == [sys.executable, "-m", "circus.plugins.runner"]
+    assert watcher.cmd == sys.executable
+    assert argv_option(argv, "--endpoint") == f"ipc://{tmp_path}/c.sock"
+    assert argv_option(argv, "--pubsub") == f"ipc://{tmp_path}/p.sock"
+    assert argv_option(argv, "--check-delay") == "2.0"  # the real check_delay (P1)
+    assert argv_option(argv, "--log-level") == "warning"
+    assert argv_option(argv, "--log-output") == f"{tmp_path}/plugin.log"
+    assert argv[-1] == PLUGIN
+    encoded = argv_option(argv, "--config")
+    assert encoded is not None
+    expected = {
+        "name": "plugin:Flap",
+        "max_retry": "2",
+        "retry_in": "3",
+        "graceful_timeout": "4.5",
+        "respawn": "false",
+        "stop_signal": "INT",
+        "priority": "7",
+        "message": 'hello "big" world\'s a:b c',
+    }
+    assert decode_config(encoded) == expected  # no __name__ (P6), spaces and quotes intact (P5)
+    assert plugin.options == expected
+
+
+def test_plugin_debug_and_defaults(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, f"[circus]\ndebug = true\nloglevel = error\n[plugin:p]\nuse = {PLUGIN}\n"
+    )
+    (watcher,) = load_config(path).watchers
+    assert watcher.argv is not None
+    assert argv_option(watcher.argv, "--log-level") == "DEBUG"
+    assert argv_option(watcher.argv, "--check-delay") == "5.0"
+    assert "--log-output" not in watcher.argv
+    assert watcher.stdout_stream == {"class": "StdoutStream"}
+    assert (watcher.close_child_stdout, watcher.priority) == (False, 1)
+
+
+def test_plugin_without_log_settings(tmp_path: Path) -> None:
+    (watcher,) = load_config(write(tmp_path, f"[plugin:p]\nuse = {PLUGIN}\n")).watchers
+    assert watcher.argv is not None
+    assert "--log-level" not in watcher.argv
+    assert decode_config(argv_option(watcher.argv, "--config") or "") == {"name": "plugin:p"}
+
+
+def test_plugin_fixed_options_only_reach_the_plugin(tmp_path: Path) -> None:
+    path = write(tmp_path, f"[plugin:p]\nuse = {PLUGIN}\nnumprocesses = 4\ncmd = other\n")
+    config = load_config(path)
+    (watcher,) = config.watchers
+    assert (watcher.numprocesses, watcher.cmd) == (1, sys.executable)
+    assert config.plugins[0].options["numprocesses"] == "4"
+
+
+def test_plugin_argv_runs_through_the_runner_module(tmp_path: Path) -> None:
+    """The vector is executable as is: the runner module parses it without shell splitting."""
+    (watcher,) = load_config(write(tmp_path, f"[plugin:p]\nuse = {PLUGIN}\n")).watchers
+    assert watcher.argv is not None
+    result = subprocess.run(
+        [*watcher.argv[:3], "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    if "usage" not in (result.stdout + result.stderr).lower():
+        pytest.skip("circus.plugins.runner has no argument parser yet")
+    assert result.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "fragment"),
+    [
+        ("max_retry = 2\n", "use", "missing required option 'use'"),
+        ("use =\n", "use", "missing required option 'use'"),
+        ("use = circus.plugins.NoSuchPlugin\n", "use", "NoSuchPlugin"),
+        ("use = no_such_package_xyz.Plugin\n", "use", "no_such_package_xyz"),
+        ("use = flappping\n", "use", "unknown plugin 'flappping'"),
+        (f"use = {PLUGIN}\nrespawn = sometimes\n", "respawn", "invalid boolean"),
+        (f"use = {PLUGIN}\nstop_signal = NOPE\n", "stop_signal", "unknown signal 'NOPE'"),
+        (f"use = {PLUGIN}\ngraceful_timeout = slow\n", "graceful_timeout", "invalid number"),
+        (f"use = {PLUGIN}\nodd = a:::b\n", "odd", "':::'"),
+    ],
+)
+def test_plugin_errors_are_located(tmp_path: Path, body: str, key: str, fragment: str) -> None:
+    path = write(tmp_path, "[plugin:flap]\n" + body)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    exc = info.value
+    assert (exc.path, exc.section, exc.key) == (str(path), "plugin:flap", key)
+    assert str(exc).startswith(f"{path}: [plugin:flap]: {key}: ")
+    assert fragment in exc.message
+
+
+def test_unknown_plugin_lists_installed_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, "[plugin:x]\nuse = no-such-plugin-name\n")
+    with pytest.raises(ConfigError, match="installed plugins"):
+        load_config(path)
+
+
+def test_plugin_watcher_name_collides_with_watcher(tmp_path: Path) -> None:
+    path = write(tmp_path, f"[plugin:p]\nuse = {PLUGIN}\n[watcher:PLUGIN:P]\ncmd = x\n")
+    with pytest.raises(ConfigError, match="duplicate watcher name") as info:
+        load_config(path)
+    assert info.value.path == str(path)
+
+
+def test_plugin_watcher_python_api() -> None:
+    settings = CircusSettings(endpoint="ipc:///tmp/e", pubsub_endpoint="ipc:///tmp/p")
+    plugin, watcher = plugin_watcher(
+        "stats", PLUGIN, {"host": "127.0.0.1", "port": 8125, "graceful_timeout": 1}, settings
+    )
+    assert plugin.name == watcher.name == "plugin:stats"
+    assert watcher.graceful_timeout == 1.0
+    assert watcher.argv is not None
+    assert decode_config(argv_option(watcher.argv, "--config") or "") == {
+        "host": "127.0.0.1",
+        "port": "8125",
+        "graceful_timeout": "1",
+        "name": "plugin:stats",
+    }
+    assert argv_option(watcher.argv, "--check-delay") == "5.0"
+
+
+def test_plugin_watcher_python_api_errors() -> None:
+    with pytest.raises(ConfigError) as info:
+        plugin_watcher("plugin:s", PLUGIN, {"priority": "high"}, CircusSettings())
+    assert (info.value.section, info.value.key) == ("plugin:s", "priority")
+
+
+# -- codec ----------------------------------------------------------------------------------
+
+
+def test_codec_matches_the_original_format() -> None:
+    encoded = encode_config({"retry_in": "3", "name": "plugin:flapping", "max_retry": "2"})
+    assert encoded == "max_retry:2:::name:plugin:flapping:::retry_in:3"
+    assert encode_config({}) == ""
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"name": "plugin:flapping", "x": "1:2"},
+        {"message": "hello world", "quote": 'it\'s "quoted"', "path": "/a b/c"},
+        {"url": "http://host:80/x?a=b", "empty": "", "colon_first": ":x"},
+        {"unicode": "héllo wörld"},
+        {"a": "", "b": "ends:", "c": "", "d": "::"},
+    ],
+)
+def test_codec_round_trip(config: dict[str, str]) -> None:
+    assert decode_config(encode_config(config)) == config
+
+
+def test_decode_rules() -> None:
+    assert decode_config("a:1:::junk:::b:2:3:::a:4") == {"a": "4", "b": "2:3"}
+    assert decode_config(" k : v ") == {"k": "v"}
+    assert decode_config("") == {}
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"a:b": "1"}, {"": "1"}, {" a": "1"}, {"a": "x:::y"}],
+)
+def test_encode_refuses_unrepresentable(config: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="cannot be passed to a plugin"):
+        encode_config(config)
