@@ -58,13 +58,20 @@ def _optional(ns: argparse.Namespace, *keys: str) -> Properties:
 # add --------------------------------------------------------------------------------------------
 
 def _add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--start", action="store_true", help="start the watcher at once")
+    p.add_argument("--start", action="store_true",
+                   help="start the watcher at once (give it before NAME)")
     p.add_argument("name", help="watcher name")
-    p.add_argument("cmd", nargs="+", metavar="CMD", help="command line (use -- before options)")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD",
+                   help="the command line: every word after NAME, options included")
 
 
 def _add_props(ns: argparse.Namespace) -> Properties:
-    return {"name": ns.name, "cmd": " ".join(ns.cmd), "start": ns.start}
+    words = list(ns.cmd)
+    if words[:1] == ["--"]:
+        words = words[1:]
+    if not words:
+        raise UsageError("add needs NAME and the command line to run")
+    return {"name": ns.name, "cmd": " ".join(words), "start": ns.start}
 
 
 # incr / decr ------------------------------------------------------------------------------------
