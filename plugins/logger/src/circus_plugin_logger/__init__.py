@@ -1,14 +1,61 @@
-"""The logger plugin for circus (implementation lands with issue 5)."""
+"""The logger plugin: every circusd event appended to a file, one line per event.
 
+It is the seed documentation's example made a product, and doubles as an example of a small
+third-party plugin: options are checked at config load (``check_config``), the file is opened
+in the constructor so a bad path stops the plugin with one clear line, events are written in
+the loop thread, SIGHUP reopens the file (``handle_reload``) and ``handle_stop`` closes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from circus.errors import ConfigError
 from circus.plugins import CircusPlugin
+from circus_plugin_logger.lines import FORMATS
+from circus_plugin_logger.logfile import LogFile, check_writable
 
 __all__ = ["Logger"]
 
 
+def _options(config: dict[str, Any]) -> tuple[Path, str]:
+    filename = str(config.get("filename", "")).strip()
+    if not filename:
+        raise ConfigError("the logger plugin needs a 'filename' option", key="filename")
+    fmt = str(config.get("format", "text")).strip().lower()
+    if fmt not in FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}",
+                          key="format")
+    return Path(filename).expanduser(), fmt
+
+
 class Logger(CircusPlugin):
-    """Placeholder registered under the ``circus.plugins`` entry-point group as ``logger``."""
+    """Options: ``filename`` (required), ``format`` (text|json), ``topics`` (glob patterns)."""
 
     name = "logger"
 
+    def __init__(self, filename: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        path, fmt = _options({**self.config, "filename": filename})
+        self.filename = str(path)
+        self.format = FORMATS[fmt]
+        self.file = LogFile(path)
+
+    @classmethod
+    def check_config(cls, config: dict[str, Any]) -> None:
+        """Refuse a missing or unwritable file when circusd loads its configuration."""
+        path, _ = _options(config)
+        check_writable(path.absolute())
+
     def handle_recv(self, data: tuple[str, str]) -> None:
-        raise NotImplementedError("the logger plugin is not implemented yet")
+        topic, message = data
+        self.file.write_line(self.format(topic, message))
+
+    def handle_reload(self) -> None:
+        """SIGHUP: start a new file (the usual logrotate ``postrotate`` signal)."""
+        self.file.reopen()
+        self.log.info("reopened the log file", filename=self.filename)
+
+    def handle_stop(self) -> None:
+        self.file.close()
