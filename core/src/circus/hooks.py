@@ -1,0 +1,125 @@
+"""The pluggy plugin manager of circus plugins, and the built-in hook implementations.
+
+Built-in behaviours are ordinary hook implementations registered first (as simonw/llm does),
+then third-party ones from the ``circus.hooks`` entry-point group. A third-party module that
+fails to import is logged and skipped; it never stops a plugin from running.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import threading
+import weakref
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+import pluggy
+
+from circus import hookspecs
+from circus.hookspecs import PROJECT, PluginEvent, hookimpl
+from circus.logs import get_logger
+
+__all__ = ["HOOKS_GROUP", "get_plugin_manager", "hookimpl", "notify"]
+
+HOOKS_GROUP = "circus.hooks"
+log = get_logger("circus.hooks")
+
+
+def parse_topics(value: str) -> list[str]:
+    """``"watcher.web.*, watcher.*.reap"`` -> the glob patterns (commas and/or spaces)."""
+    return [part for part in re.split(r"[,\s]+", value.strip()) if part]
+
+
+class TopicFilter:
+    """The ``topics`` plugin option: deliver only events whose topic matches a glob pattern.
+
+    Example: ``topics = watcher.web.*, watcher.*.reap``. The patterns are compiled into one
+    regular expression per plugin when it loads, so the per-event cost is one match.
+    """
+
+    def __init__(self) -> None:
+        self._compiled: weakref.WeakKeyDictionary[Any, re.Pattern[str]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @hookimpl
+    def circus_plugin_loaded(self, plugin: Any) -> None:
+        raw = getattr(plugin, "config", {}).get("topics")
+        if not raw:
+            return
+        patterns = parse_topics(str(raw))
+        if patterns:
+            regex = "|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)
+            self._compiled[plugin] = re.compile(regex)
+
+    @hookimpl
+    def circus_plugin_event(self, plugin: Any, event: PluginEvent) -> None:
+        pattern = self._compiled.get(plugin)
+        if pattern is not None and pattern.match(event.topic) is None:
+            event.dropped = True
+
+
+class CallLogger:
+    """Logs every call/cast at debug level with its duration, and failed calls as warnings."""
+
+    @hookimpl
+    def circus_plugin_after_call(  # noqa: PLR0917 (pluggy passes hook args by name)
+        self,
+        plugin: Any,
+        command: str,
+        properties: dict[str, Any],
+        cast: bool,
+        reply: dict[str, Any] | None,
+        error: BaseException | None,
+        duration: float,
+    ) -> None:
+        kind = "cast" if cast else "call"
+        if error is not None:
+            log.warning(f"{kind} failed", plugin=plugin.name, command=command, error=str(error))
+        else:
+            log.debug(kind, plugin=plugin.name, command=command, ms=round(duration * 1000, 3))
+
+
+_lock = threading.Lock()
+_manager: list[pluggy.PluginManager] = []
+
+
+def _load_third_party(pm: pluggy.PluginManager) -> None:
+    for ep in entry_points(group=HOOKS_GROUP):
+        if pm.get_plugin(ep.name) is not None:
+            continue
+        try:
+            pm.register(ep.load(), name=ep.name)
+        except Exception as exc:
+            log.error(
+                "cannot load hook implementations; skipped",
+                entry_point=ep.name,
+                value=ep.value,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide manager: built-ins plus the ``circus.hooks`` entry points."""
+    with _lock:
+        if not _manager:
+            pm = pluggy.PluginManager(PROJECT)
+            pm.add_hookspecs(hookspecs)
+            pm.register(TopicFilter(), name="circus.topics")
+            pm.register(CallLogger(), name="circus.call_log")
+            _load_third_party(pm)
+            _manager.append(pm)
+        return _manager[0]
+
+
+def notify(hook: Callable[..., Any], plugin: Any, **kwargs: Any) -> None:
+    """Run a notification hook; an implementation that raises is logged, never propagated."""
+    try:
+        hook(plugin=plugin, **kwargs)
+    except Exception as exc:
+        log.exception("hook implementation failed", hook=getattr(hook, "name", "?"))
+        if getattr(hook, "name", "") != "circus_plugin_failed":
+            notify(get_plugin_manager().hook.circus_plugin_failed, plugin,
+                   stage="hook", error=exc)
