@@ -1,0 +1,379 @@
+"""Helpers to test against a real circusd (ours and plugin authors' tests).
+
+``CircusdProcess`` writes a config with ``ipc://`` endpoints in a temporary directory, starts
+``circusd`` as a subprocess, waits (bounded) until it answers ``status``, and in teardown sends
+``quit``, then kills by pid whatever is left (circusd and any child it leaked), reporting leaks.
+``EventCollector`` subscribes to the event channel and waits for events matching a predicate.
+
+Example::
+
+    from circus.testing import CircusdProcess, EventCollector
+
+    def test_respawn(tmp_path):
+        with CircusdProcess("[watcher:w]\\ncmd = sleep 60\\n", tmp_path) as daemon:
+            with EventCollector(daemon.pubsub_endpoint) as events:
+                events.wait_ready(daemon)
+                pid = daemon.call("list", name="w")["pids"][0]
+                os.kill(pid, signal.SIGKILL)
+                topic, payload = events.wait_for(lambda t, p: t == "watcher.w.spawn")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import psutil
+import zmq
+
+from circus.errors import CallError
+from circus.transports import CommandClient
+
+Event = tuple[str, dict[str, Any]]
+Predicate = Callable[[str, dict[str, Any]], bool]
+
+#: ipc:// paths must fit in sun_path (108 bytes); longer tmp dirs get a short socket dir
+_MAX_IPC_DIR = 80
+
+
+class CircusdError(RuntimeError):
+    """circusd did not start, did not answer, or left processes behind."""
+
+
+def _with_endpoints(config_text: str, endpoint: str, pubsub: str, check_delay: float | None) -> str:
+    """Put our endpoints into the ``[circus]`` section (added when missing)."""
+    lines = [f"endpoint = {endpoint}", f"pubsub_endpoint = {pubsub}"]
+    if check_delay is not None:
+        lines.append(f"check_delay = {check_delay}")
+    header = re.search(r"^\[circus\][ \t]*$", config_text, flags=re.MULTILINE)
+    if header is None:
+        return "[circus]\n" + "\n".join(lines) + "\n\n" + config_text
+    insert_at = header.end()
+    return config_text[:insert_at] + "\n" + "\n".join(lines) + config_text[insert_at:]
+
+
+class CircusdProcess:
+    """A circusd subprocess running ``config_text`` (see the module docstring).
+
+    The ``[circus]`` section gets ``endpoint``/``pubsub_endpoint`` on ``ipc://`` sockets in the
+    temporary directory (do not set them yourself). ``check_delay`` is set when given.
+    """
+
+    def __init__(
+        self,
+        config_text: str,
+        tmp_path: str | os.PathLike[str],
+        *,
+        check_delay: float | None = None,
+        args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        start_timeout: float = 30.0,
+        call_timeout: float = 20.0,
+        config_name: str = "circus.ini",
+    ) -> None:
+        self.tmp_path = Path(tmp_path)
+        self._sock_dir: str | None = None
+        sock_dir = str(self.tmp_path)
+        if len(sock_dir) > _MAX_IPC_DIR:
+            self._sock_dir = tempfile.mkdtemp(prefix="circus-")
+            sock_dir = self._sock_dir
+        self.endpoint = f"ipc://{sock_dir}/control.sock"
+        self.pubsub_endpoint = f"ipc://{sock_dir}/events.sock"
+        self.config_path = self.tmp_path / config_name
+        self.config_text = _with_endpoints(
+            config_text, self.endpoint, self.pubsub_endpoint, check_delay
+        )
+        self.args = list(args)
+        self.env = env
+        self.start_timeout = start_timeout
+        self.call_timeout = call_timeout
+        self.log_path = self.tmp_path / "circusd.log"
+        self.popen: subprocess.Popen[bytes] | None = None
+        self._client: CommandClient | None = None
+        self._seen_children: dict[int, psutil.Process] = {}
+
+    @property
+    def pid(self) -> int:
+        if self.popen is None:
+            raise CircusdError("circusd is not running")
+        return self.popen.pid
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> CircusdProcess:
+        self.tmp_path.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.config_text)
+        with open(self.log_path, "ab") as log:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "circus.circusd", *self.args, str(self.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+            )
+        self.wait_ready(self.start_timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until circusd answers ``status`` (bounded); raise with its log if it died."""
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.popen is not None
+            code = self.popen.poll()
+            if code is not None:
+                raise CircusdError(f"circusd exited with {code}:\n{self.log_text()}")
+            try:
+                reply = self.client.call("status", timeout=0.5)
+            except CallError:
+                reply = None
+            if reply is not None and reply.get("status") == "ok":
+                return
+            if time.monotonic() > deadline:
+                self.kill()
+                raise CircusdError(f"circusd did not answer within {timeout} s:\n{self.log_text()}")
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    @property
+    def client(self) -> CommandClient:
+        if self._client is None:
+            self._client = CommandClient(self.endpoint, timeout=self.call_timeout)
+        return self._client
+
+    def call(self, command: str, **props: Any) -> dict[str, Any]:
+        """Send a command and return the reply (raises ``CallTimeout`` when none comes)."""
+        return self.client.call(command, **props)
+
+    def children(self) -> list[psutil.Process]:
+        """circusd's live descendants (remembered, so teardown can check none is left)."""
+        try:
+            found = psutil.Process(self.pid).children(recursive=True)
+        except psutil.Error:
+            return []
+        for proc in found:
+            self._seen_children.setdefault(proc.pid, proc)
+        return found
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """``quit``, wait for the exit (bounded), then kill what remains by pid.
+
+        Returns circusd's exit status. Raises :class:`CircusdError` when a child of circusd
+        outlived it (it is killed first).
+        """
+        if self.popen is None:
+            return None
+        self.children()
+        if self.popen.poll() is None:
+            with contextlib.suppress(CallError):
+                self.client.call("quit", timeout=min(timeout, 10.0))
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(10)
+        code = self.popen.returncode
+        leaked = self._kill_leftovers()
+        self._cleanup()
+        if leaked:
+            raise CircusdError(f"processes left behind by circusd: {leaked}")
+        return code
+
+    def kill(self) -> None:
+        """Hard stop (SIGKILL) of circusd and its known descendants."""
+        if self.popen is not None and self.popen.poll() is None:
+            self.children()
+            self.popen.kill()
+            self.popen.wait(10)
+        self._kill_leftovers()
+        self._cleanup()
+
+    def _kill_leftovers(self) -> list[int]:
+        leaked = []
+        for pid, proc in self._seen_children.items():
+            with contextlib.suppress(psutil.Error):
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    leaked.append(pid)
+                    proc.kill()
+        self._seen_children.clear()
+        return leaked
+
+    def _cleanup(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._sock_dir is not None:
+            shutil.rmtree(self._sock_dir, ignore_errors=True)
+            self._sock_dir = None
+
+    def __enter__(self) -> CircusdProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.kill()
+        else:
+            self.stop()
+
+
+def start_circusd(
+    config_text: str, tmp_path: str | os.PathLike[str], **kwargs: Any
+) -> CircusdProcess:
+    """Start circusd and return the running :class:`CircusdProcess` (call ``stop()`` later)."""
+    return CircusdProcess(config_text, tmp_path, **kwargs).start()
+
+
+class EventCollector:
+    """A SUB socket (owned by the calling thread) that keeps every event it receives."""
+
+    def __init__(self, endpoint: str, topics: Sequence[str] = ("",)) -> None:
+        self.endpoint = endpoint
+        self.topics = list(topics)
+        self.events: list[Event] = []
+        self._context: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._socket: zmq.Socket[bytes] | None = None
+
+    def connect(self) -> EventCollector:
+        self._context = zmq.Context()
+        sock = self._context.socket(zmq.SUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        for topic in self.topics:
+            sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        sock.connect(self.endpoint)
+        self._socket = sock
+        return self
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+        if self._context is not None:
+            self._context.term()
+            self._context = None
+
+    def __enter__(self) -> EventCollector:
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _receive(self, timeout: float) -> bool:
+        """Receive what arrives within ``timeout`` s; True when something came."""
+        if self._socket is None:
+            raise RuntimeError("EventCollector is not connected")
+        if not self._socket.poll(int(timeout * 1000)):
+            return False
+        while True:
+            try:
+                frames = self._socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return True
+            if len(frames) == 2:
+                self.events.append((frames[0].decode(), json.loads(frames[1])))
+
+    def wait_for(self, predicate: Predicate, timeout: float = 20.0, *, start: int = 0) -> Event:
+        """The first event (from index ``start``) matching ``predicate``; AssertionError on
+        timeout, listing what was received."""
+        deadline = time.monotonic() + timeout
+        checked = start
+        while True:
+            while checked < len(self.events):
+                topic, payload = self.events[checked]
+                checked += 1
+                if predicate(topic, payload):
+                    return topic, payload
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"no matching event within {timeout} s; received: {self.events[start:]!r}"
+                )
+            self._receive(min(remaining, 0.5))
+
+    def wait_count(self, predicate: Predicate, count: int, timeout: float = 20.0) -> list[Event]:
+        """Wait until ``count`` events match; returns them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e in self.events if predicate(*e)]
+            if len(found) >= count:
+                return found
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"{len(found)}/{count} matching events within {timeout} s: {self.events!r}"
+                )
+            self._receive(min(remaining, 0.5))
+
+    def drain(self, timeout: float = 0.0) -> list[Event]:
+        """Collect what is already there (or arrives within ``timeout``)."""
+        self._receive(timeout)
+        return list(self.events)
+
+    def wait_ready(self, daemon: CircusdProcess, watcher: str, timeout: float = 20.0) -> None:
+        """Make sure the subscription is live before the test acts (ZeroMQ slow joiner).
+
+        Re-sets ``watcher``'s ``graceful_timeout`` to its current value (a no-op that publishes
+        ``updated``) until that event is received. The priming events stay in ``events``.
+        """
+        name = watcher.lower().replace(" ", "_")
+        current = daemon.call("get", name=watcher, keys=["graceful_timeout"])
+        value = current["options"]["graceful_timeout"]
+        topic = f"watcher.{name}.updated"
+        deadline = time.monotonic() + timeout
+        while True:
+            daemon.call("set", name=watcher, options={"graceful_timeout": value})
+            mark = len(self.events)
+            try:
+                self.wait_for(lambda t, p: t == topic, timeout=0.3, start=mark)
+                return
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+
+
+def pid_state(pid: int) -> str | None:
+    """The state letter of ``/proc/<pid>/stat`` (``Z`` for a zombie), None when gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            data = handle.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return data.rsplit(")", 1)[1].split()[0]
+
+
+def wait_gone(pid: int, timeout: float = 20.0) -> bool:
+    """Wait until ``pid`` no longer exists (a zombie still exists); True when it is gone."""
+    deadline = time.monotonic() + timeout
+    while pid_state(pid) is not None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+__all__ = [
+    "CircusdError",
+    "CircusdProcess",
+    "EventCollector",
+    "pid_state",
+    "start_circusd",
+    "wait_gone",
+]
