@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from circus.config import CircusConfig, WatcherConfig, load_config
+from circus.config.watcher_options import parse_hook
 from circus.errors import ConfigError
 
 
@@ -101,7 +102,23 @@ def test_continuation_lines(tmp_path: Path) -> None:
         args = x
         """,
     )
-    assert watcher(config, "w").cmd == "python\n-m http.server\n\n8000"
+    # as in 0.19: blank lines neither end the value nor appear in it
+    assert watcher(config, "w").cmd == "python\n-m http.server\n8000"
+
+
+def test_inline_comment_rule_of_0_19(tmp_path: Path) -> None:
+    """Only the first ``;`` can start a comment, and only after whitespace."""
+    config = load(
+        tmp_path,
+        """\
+        [watcher:w]
+        cmd = a;b ;c
+        args = ;x
+        working_dir = /srv ; comment ; more
+        """,
+    )
+    w = watcher(config, "w")
+    assert (w.cmd, w.args, w.working_dir) == ("a;b ;c", ";x", "/srv")
 
 
 def test_default_section_applies_everywhere(tmp_path: Path) -> None:
@@ -303,6 +320,8 @@ def test_watcher_typed_options(tmp_path: Path) -> None:
     assert w.stdout_stream == {"class": "FileStream", "filename": "/tmp/out.log"}
     assert w.stderr_stream == {"class": "StdoutStream"}
     assert w.hooks == {"after_spawn": "mypkg.hooks.check, true"}
+    assert parse_hook(w.hooks["after_spawn"]) == ("mypkg.hooks.check", True)
+    assert parse_hook("a.b") == ("a.b", False)
     assert w.extra == {"flapping.max_retry": "7"}
 
 

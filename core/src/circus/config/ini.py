@@ -14,7 +14,6 @@ from circus.errors import ConfigError
 
 DEFAULT_SECTION = "DEFAULT"
 _HEADER = re.compile(r"^\[(?P<name>.+)\]$")
-_INLINE_COMMENT = re.compile(r"\s;")
 
 
 @dataclass
@@ -61,24 +60,28 @@ class IniData:
 
 
 def _strip_comment(text: str) -> str:
-    match = _INLINE_COMMENT.search(text)
-    return text[: match.start()] if match else text
+    """Cut an inline comment: only the first ``;``, and only when whitespace precedes it (0.19)."""
+    pos = text.find(";")
+    if pos > 0 and text[pos - 1].isspace():
+        return text[:pos]
+    return text
 
 
 def _finish(value_lines: list[str]) -> str:
-    while value_lines and not value_lines[-1]:
-        value_lines.pop()
-    value = "\n".join(value_lines).strip()
+    value = "\n".join(value_lines)
     return "" if value == '""' else value
 
 
 def parse_ini(text: str, path: str, data: IniData) -> None:
-    """Parse ``text`` (read from ``path``) into ``data``; raise ConfigError on malformed lines."""
+    """Parse ``text`` (read from ``path``) into ``data``; raise ConfigError on malformed lines.
+
+    As in 0.19: an indented line continues the current option (blank continuation lines are
+    dropped, no comment stripping in them); blank lines do not end an option; ``""`` is empty.
+    Unlike 0.19, indented ``#``/``;`` lines are comments too.
+    """
     section: str | None = None
     key: str | None = None
-    key_indent = 0
     lines: list[str] = []
-    blanks = 0
 
     def flush() -> None:
         if section is not None and key is not None:
@@ -86,21 +89,14 @@ def parse_ini(text: str, path: str, data: IniData) -> None:
 
     for lineno, raw in enumerate(text.splitlines(), 1):
         stripped = raw.strip()
-        if not stripped:
-            blanks += 1
+        if not stripped or stripped[0] in "#;":
             continue
-        if stripped[0] in "#;":
-            continue
-        indent = len(raw) - len(raw.lstrip())
-        content = _strip_comment(raw).strip()
-        if key is not None and indent > key_indent:
-            lines.extend([""] * blanks)
-            lines.append(content)
-            blanks = 0
+        if raw[0].isspace() and key is not None:
+            lines.append(stripped)
             continue
         flush()
-        key, lines, blanks = None, [], 0
-        header = _HEADER.match(content)
+        key, lines = None, []
+        header = _HEADER.match(_strip_comment(stripped).strip())
         if header:
             section = header.group("name").strip()
             if not section:
@@ -112,17 +108,16 @@ def parse_ini(text: str, path: str, data: IniData) -> None:
                 f"line {lineno}: option outside any section (add a [section] header first)",
                 path=path,
             )
-        positions = [pos for pos in (content.find("="), content.find(":")) if pos >= 0]
+        positions = [pos for pos in (stripped.find("="), stripped.find(":")) if pos >= 0]
         if not positions:
             raise ConfigError(
-                f"line {lineno}: expected 'key = value', got {content!r}",
+                f"line {lineno}: expected 'key = value', got {stripped!r}",
                 path=path,
                 section=section,
             )
         cut = min(positions)
-        key = content[:cut].strip()
+        key = stripped[:cut].strip()
         if not key:
             raise ConfigError(f"line {lineno}: option without a name", path=path, section=section)
-        key_indent = indent
-        lines = [content[cut + 1 :].strip()]
+        lines = [_strip_comment(stripped[cut + 1 :].lstrip()).strip()]
     flush()

@@ -153,6 +153,12 @@ def check_hook(hook: str, value: Any) -> str:
     return text
 
 
+def parse_hook(value: str) -> tuple[str, bool]:
+    """``"pkg.mod.func, true"`` -> ``("pkg.mod.func", True)``: the callable and "ignore errors"."""
+    target, _, flag = value.partition(",")
+    return target.strip(), convert.to_bool(flag) if flag.strip() else False
+
+
 def _str_dict(value: Any, what: str) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise ValueError(f"{what} must be a mapping of strings")
