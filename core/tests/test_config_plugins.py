@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -117,16 +119,82 @@ def test_plugin_fixed_options_only_reach_the_plugin(tmp_path: Path) -> None:
     assert config.plugins[0].options["numprocesses"] == "4"
 
 
-def test_plugin_argv_runs_through_the_runner_module(tmp_path: Path) -> None:
-    """The vector is executable as is: the runner module parses it without shell splitting."""
-    (watcher,) = load_config(write(tmp_path, f"[plugin:p]\nuse = {PLUGIN}\n")).watchers
-    assert watcher.argv is not None
-    result = subprocess.run(
-        [*watcher.argv[:3], "--help"], capture_output=True, text=True, timeout=60, check=False
+PROBE = """
+import json, os
+
+
+class Probe:
+    name = "probe"
+
+    def __init__(self, endpoint, pubsub_endpoint, check_delay, ssh_server=None, **config):
+        seen = {"endpoint": endpoint, "pubsub": pubsub_endpoint, "check_delay": check_delay,
+                "config": config}
+        with open(os.environ["PROBE_OUT"], "w") as handle:
+            json.dump(seen, handle)
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+"""
+
+
+def test_plugin_argv_reaches_the_plugin_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Execute the vector as circusd would: the plugin sees every option unchanged (P1, P5)."""
+    (tmp_path / "h3_probe_plugin.py").write_text(PROBE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = write(
+        tmp_path,
+        """\
+        [circus]
+        check_delay = 0.75
+        [plugin:probe]
+        use = h3_probe_plugin.Probe
+        message = two  words, 'single' "double" $HOME \\back
+        url = http://127.0.0.1:8125/x
+        empty =
+        graceful_timeout = 3
+        """,
     )
-    if "usage" not in (result.stdout + result.stderr).lower():
-        pytest.skip("circus.plugins.runner has no argument parser yet")
-    assert result.returncode == 0
+    (watcher,) = load_config(path).watchers
+    assert watcher.argv is not None
+    out = tmp_path / "seen.json"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path]),  # what copy_path exports
+        "PROBE_OUT": str(out),
+    }
+    result = subprocess.run(
+        watcher.argv, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(out.read_text())
+    assert seen["check_delay"] == 0.75
+    assert seen["endpoint"] == "tcp://127.0.0.1:5555"
+    assert seen["config"] == {
+        "name": "plugin:probe",
+        "message": "two  words, 'single' \"double\" $HOME \\back",
+        "url": "http://127.0.0.1:8125/x",
+        "empty": "",
+        "graceful_timeout": "3",
+    }
+
+
+def test_plugin_short_name_resolves_to_class_path(tmp_path: Path) -> None:
+    from circus.plugins import registry
+
+    names = [info.name for info in registry.installed() if info.error is None]
+    if not names:
+        pytest.skip("no plugin distribution is installed")
+    config = load_config(write(tmp_path, f"[plugin:x]\nuse = {names[0]}\n"))
+    (plugin,) = config.plugins
+    assert plugin.use == names[0]
+    assert plugin.class_path == registry.resolve(names[0]).class_path
+    assert config.watchers[0].argv is not None
+    assert config.watchers[0].argv[-1] == plugin.class_path
 
 
 @pytest.mark.parametrize(
