@@ -1,0 +1,296 @@
+"""circusctl (the real CLI, as a subprocess) against our real circusd: outputs and exit codes.
+
+Every command's rendering and exit status is checked against the daemon's actual state (queried
+separately through the control channel or /proc), so a circusctl that prints "ok" while nothing
+happened fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from circus import __version__
+from circus.testing import CircusdProcess, EventCollector, pid_state, wait_gone
+
+CONFIG = """\
+[watcher:sleeper]
+cmd = sleep 1000
+numprocesses = 2
+graceful_timeout = 5
+
+[env:sleeper]
+GREETING = hello
+
+[watcher:Other]
+cmd = sleep 1000
+autostart = false
+"""
+
+
+def circusctl(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 60.0, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "circus.circusctl", *args],
+        capture_output=True, text=True, timeout=timeout, input=stdin, check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[CircusdProcess]:
+    with CircusdProcess(CONFIG, tmp_path) as running:
+        yield running
+
+
+def ctl(daemon: CircusdProcess, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return circusctl("--endpoint", daemon.endpoint, *args, stdin=stdin)
+
+
+def pids(daemon: CircusdProcess, name: str = "sleeper") -> list[int]:
+    return list(daemon.call("list", name=name)["pids"])
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(0.02)
+
+
+def test_read_only_commands_render_the_daemons_state(daemon: CircusdProcess) -> None:
+    running = pids(daemon)
+    assert len(running) == 2
+
+    out = ctl(daemon, "status")
+    assert (out.returncode, out.stdout) == (0, "Other: stopped\nsleeper: active\n")
+    out = ctl(daemon, "status", "sleeper")
+    assert (out.returncode, out.stdout) == (0, "active\n")
+    assert ctl(daemon, "list").stdout == "other,sleeper\n"
+    assert ctl(daemon, "list", "sleeper").stdout == ",".join(map(str, running)) + "\n"
+    assert ctl(daemon, "numprocesses").stdout == "2\n"
+    assert ctl(daemon, "numprocesses", "sleeper").stdout == "2\n"
+    assert ctl(daemon, "numwatchers").stdout == "2\n"
+
+    options = ctl(daemon, "options", "sleeper")
+    assert options.returncode == 0
+    lines = options.stdout.splitlines()
+    assert "numprocesses: 2" in lines
+    assert "cmd: sleep 1000" in lines
+    assert "env: GREETING=hello" in lines
+    assert lines == sorted(lines)
+
+    got = ctl(daemon, "get", "sleeper", "numprocesses", "graceful_timeout")
+    assert got.stdout == "graceful_timeout: 5.0\nnumprocesses: 2\n"
+    glob = ctl(daemon, "globaloptions").stdout.splitlines()
+    assert f"endpoint: {daemon.endpoint}" in glob
+    assert ctl(daemon, "globaloptions", "pubsub_endpoint").stdout == (
+        f"pubsub_endpoint: {daemon.pubsub_endpoint}\n"
+    )
+
+    stats = ctl(daemon, "stats", "sleeper").stdout.splitlines()
+    assert stats[0] == "sleeper:"
+    assert sorted(int(line.split(":")[0]) for line in stats[1:]) == sorted(running)
+    assert all("sleep" in line for line in stats[1:])
+    one = ctl(daemon, "stats", "sleeper", str(running[0]))
+    assert one.returncode == 0
+    assert one.stdout.startswith(f"{running[0]}: {running[0]} sleep")
+    dstats = ctl(daemon, "dstats")
+    assert dstats.returncode == 0
+    assert dstats.stdout.splitlines()[0] == "Main Process:"
+    assert str(daemon.pid) in dstats.stdout
+    assert ctl(daemon, "listsockets").returncode == 0
+
+
+def test_json_output_endpoint_from_the_environment_and_version(daemon: CircusdProcess) -> None:
+    raw = ctl(daemon, "--json", "list", "sleeper")
+    reply = json.loads(raw.stdout)
+    assert reply["status"] == "ok"
+    assert reply["pids"] == pids(daemon)
+    pretty = ctl(daemon, "--json", "--prettify", "status")
+    assert pretty.stdout.startswith("{\n  ")
+    assert json.loads(pretty.stdout)["statuses"] == {"Other": "stopped", "sleeper": "active"}
+    # global options after the command
+    assert circusctl("status", "sleeper", "--endpoint", daemon.endpoint).stdout == "active\n"
+    from_env = circusctl("status", "sleeper", env={"CIRCUSCTL_ENDPOINT": daemon.endpoint})
+    assert (from_env.returncode, from_env.stdout) == (0, "active\n")
+    version = circusctl("--version")
+    assert (version.returncode, version.stdout.strip()) == (0, f"circusctl {__version__}")
+
+
+def test_error_replies_exit_3_on_stderr_and_0_with_json(daemon: CircusdProcess) -> None:
+    out = ctl(daemon, "status", "nope")
+    assert (out.returncode, out.stdout, out.stderr) == (3, "", "error: program nope not found\n")
+    out = ctl(daemon, "set", "sleeper", "priority", "3")
+    assert out.returncode == 3
+    assert "priority" in out.stderr
+    out = ctl(daemon, "--json", "options", "nope")
+    assert out.returncode == 0
+    reply = json.loads(out.stdout)
+    assert (reply["status"], reply["errno"]) == ("error", 3)
+
+
+def test_no_daemon_exits_1_with_a_hint(tmp_path: Path) -> None:
+    started = time.monotonic()
+    out = circusctl("--endpoint", f"ipc://{tmp_path}/none.sock", "--timeout", "0.5", "status")
+    assert time.monotonic() - started < 30
+    assert out.returncode == 1
+    assert "within 0.5 s" in out.stderr
+    assert "unreachable or slow" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["bogus"], ["incr"], ["--ssh", "me@host:22", "status"], ["set", "sleeper", "numprocesses"],
+     ["set", "sleeper", "numprocesses", "lots"], ["stop", "--match", "fuzzy"]],
+)
+def test_usage_errors_exit_2_without_traceback(args: list[str], tmp_path: Path) -> None:
+    out = circusctl("--endpoint", f"ipc://{tmp_path}/none.sock", "--timeout", "0.5", *args)
+    assert out.returncode == 2
+    assert out.stderr.strip()
+    assert "Traceback" not in out.stderr
+
+
+def test_process_count_commands_change_the_real_process_count(daemon: CircusdProcess) -> None:
+    out = ctl(daemon, "incr", "sleeper", "2", "--waiting")
+    assert (out.returncode, out.stdout) == (0, "4\n")
+    assert len(pids(daemon)) == 4
+    out = ctl(daemon, "decr", "sleeper", "--waiting")
+    assert (out.returncode, out.stdout) == (0, "3\n")
+    wait_until(lambda: len(pids(daemon)) == 3)
+    out = ctl(daemon, "set", "sleeper", "numprocesses", "1", "stop_signal", "INT", "--waiting")
+    assert (out.returncode, out.stdout) == (0, "ok\n")
+    wait_until(lambda: len(pids(daemon)) == 1)
+    options = daemon.call("get", name="sleeper", keys=["numprocesses", "stop_signal"])["options"]
+    assert options == {"numprocesses": 1, "stop_signal": int(signal.SIGINT)}
+    out = ctl(daemon, "set", "sleeper", "env", "A=1,B=2", "--waiting")
+    assert out.returncode == 0, out.stderr
+    assert daemon.call("options", name="sleeper")["options"]["env"] == {"A": "1", "B": "2"}
+
+
+def test_lifecycle_commands_start_stop_restart_reload(daemon: CircusdProcess) -> None:
+    before = pids(daemon)
+    out = ctl(daemon, "stop", "sleeper", "--waiting")
+    assert (out.returncode, out.stdout) == (0, "ok\n")
+    assert daemon.call("status", name="sleeper")["status"] == "stopped"
+    assert pids(daemon) == []
+    assert all(wait_gone(pid) for pid in before)
+
+    assert ctl(daemon, "start", "sleeper", "--waiting").returncode == 0
+    assert daemon.call("status", name="sleeper")["status"] == "active"
+    started = pids(daemon)
+    assert len(started) == 2
+
+    assert ctl(daemon, "restart", "sleeper", "--waiting").returncode == 0
+    restarted = pids(daemon)
+    assert len(restarted) == 2
+    assert not set(restarted) & set(started)
+
+    assert ctl(daemon, "reload", "sleeper", "--waiting").returncode == 0
+    wait_until(lambda: len(pids(daemon)) == 2 and not set(pids(daemon)) & set(restarted))
+
+    out = ctl(daemon, "start", "oth.*", "--match", "regex", "--waiting")
+    assert out.returncode == 0
+    assert daemon.call("status", name="Other")["status"] == "active"
+
+
+def test_kill_signal_add_rm(daemon: CircusdProcess) -> None:
+    victim, survivor = pids(daemon)
+    out = ctl(daemon, "kill", "sleeper", str(victim), "--graceful_timeout", "2", "--waiting")
+    assert (out.returncode, out.stdout) == (0, "ok\n")
+    assert wait_gone(victim)
+    wait_until(lambda: len(pids(daemon)) == 2 and victim not in pids(daemon))
+    assert survivor in pids(daemon)
+
+    out = ctl(daemon, "signal", "sleeper", str(survivor), "KILL")
+    assert out.returncode == 0
+    assert wait_gone(survivor)
+    wait_until(lambda: len(pids(daemon)) == 2 and survivor not in pids(daemon))
+
+    out = ctl(daemon, "add", "--start", "extra", "sleep", "1000")
+    assert (out.returncode, out.stdout) == (0, "ok\n")
+    wait_until(lambda: daemon.call("status", name="extra")["status"] == "active")
+    extra = pids(daemon, "extra")
+    assert len(extra) == 1
+    out = ctl(daemon, "rm", "extra", "--waiting")
+    assert out.returncode == 0
+    assert "extra" not in daemon.call("list")["watchers"]
+    assert wait_gone(extra[0])
+
+    ctl(daemon, "add", "--start", "kept", "sleep", "1000")
+    wait_until(lambda: len(pids(daemon, "kept")) == 1)
+    (kept,) = pids(daemon, "kept")
+    try:
+        out = ctl(daemon, "rm", "kept", "--nostop", "--waiting")
+        assert out.returncode == 0
+        assert "kept" not in daemon.call("list")["watchers"]
+        assert pid_state(kept) not in (None, "Z")  # --nostop reached the daemon (C14 fixed)
+    finally:
+        os.kill(kept, signal.SIGKILL)
+        wait_gone(kept)
+
+
+def test_quit_stops_the_daemon_and_its_processes(daemon: CircusdProcess) -> None:
+    running = pids(daemon)
+    out = ctl(daemon, "quit", "--waiting")
+    assert (out.returncode, out.stdout) == (0, "ok\n")
+    assert daemon.popen is not None
+    assert daemon.popen.wait(30) == 0
+    assert all(wait_gone(pid) for pid in running)
+
+
+def test_listen_prints_events_until_interrupted(daemon: CircusdProcess) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "circus.circusctl", "--endpoint", daemon.pubsub_endpoint,
+         "listen", "watcher.sleeper."],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        # prime until the subscription is live (slow joiner), then cause a known event
+        lines: list[str] = []
+        with EventCollector(daemon.pubsub_endpoint) as events:
+            events.wait_ready(daemon, "sleeper")
+        deadline = time.monotonic() + 30
+        assert proc.stdout is not None
+        os.set_blocking(proc.stdout.fileno(), False)
+        while not any(".updated: " in line for line in lines):
+            daemon.call("set", name="sleeper", options={"graceful_timeout": 5})
+            time.sleep(0.1)
+            lines += proc.stdout.readlines()
+            assert time.monotonic() < deadline, lines
+        daemon.call("incr", name="sleeper", waiting=True)
+        while not any(".spawn: " in line for line in lines):
+            time.sleep(0.05)
+            lines += proc.stdout.readlines()
+            assert time.monotonic() < deadline, lines
+        spawn = next(line for line in lines if ".spawn: " in line)
+        topic, payload = spawn.rstrip("\n").split(": ", 1)
+        assert topic == "watcher.sleeper.spawn"
+        assert json.loads(payload)["process_pid"] in pids(daemon)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_interactive_prompt_runs_each_line(daemon: CircusdProcess) -> None:
+    out = ctl(daemon, stdin="list\nstatus sleeper\nbogus\nincr sleeper --waiting\n")
+    assert out.returncode == 0
+    assert out.stdout.startswith(f"circusctl {__version__}\nOther: stopped\nsleeper: active\n")
+    assert "(circusctl) other,sleeper\n" in out.stdout
+    assert "(circusctl) active\n" in out.stdout
+    assert "(circusctl) 3\n" in out.stdout
+    assert "invalid choice: 'bogus'" in out.stderr
+    assert len(pids(daemon)) == 3
