@@ -204,10 +204,14 @@ class Arbiter:
         """Start autostart watchers, highest priority first, ``warmup_delay`` between them."""
         first = True
         for watcher in self._by_priority(watchers, descending=True):
+            if self._quitting is not None:
+                return
             if not watcher.autostart:
                 continue
             if not first and self.settings.warmup_delay > 0:
                 await asyncio.sleep(self.settings.warmup_delay)
+            elif not first:
+                await asyncio.sleep(0)  # let the controller answer during a long startup
             first = False
             await watcher.start()
 

@@ -71,6 +71,7 @@ class Watcher(WatcherCore):
             if self.state == "starting":
                 self.state = "stopped"
                 self.notify("stop", {"expected": self._stop_requested})
+                await self._kill_all(list(self.processes.values()))
             return {"started": [], "kept": kept}
         self.state = "active"
         self.notify("start")

@@ -61,6 +61,7 @@ class WatcherCore:
         self.lock = asyncio.Lock()
         self._manage_pending = False
         self._manage_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._stop_requested = False
         self._max_ages: dict[int, float] = {}
         self._plugin_backoff = 0.0
@@ -259,22 +260,41 @@ class WatcherCore:
             self.notify("stop", {"expected": False})
 
     def _give_up(self) -> None:
-        """Spawning failed ``max_retry`` times: the watcher stops (contract 9.2)."""
+        """Spawning failed ``max_retry`` times: the watcher stops (contract 9.2); processes
+        that did start are stopped in the background."""
         log.error("giving up spawning", watcher=self.name, max_retry=self.config.max_retry)
         self.state = "stopped"
         self.notify("stop", {"expected": False})
-        for proc in list(self.processes.values()):
-            asyncio.get_running_loop().create_task(self.kill_process(proc))
+        leftovers = list(self.processes.values())
+        if leftovers:
+            task = asyncio.get_running_loop().create_task(self._kill_all(leftovers))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _kill_all(self, procs: list[Process]) -> None:
+        await asyncio.gather(*(self.kill_process(p) for p in procs))
 
     async def manage_locked(self) -> None:
         """Housekeeping with the lock held: max_age, missing or surplus processes."""
         if self.state != "active":
             return
+        expired: list[Process] = []
         if self.config.max_age > 0:
             now = time.time()
-            for pid, proc in list(self.processes.items()):
-                if now - proc.started > self._max_ages.get(pid, float("inf")):
-                    await self.retire([proc])
+            expired = [
+                proc
+                for pid, proc in self.processes.items()
+                if now - proc.started > self._max_ages.get(pid, float("inf"))
+            ]
+            # replacements first, then the old ones go (no gap in service)
+            self.detach(expired)
+        try:
+            await self._manage_count()
+        finally:
+            if expired:
+                await self.retire(expired)
+
+    async def _manage_count(self) -> None:
         if len(self.processes) < self.config.numprocesses:
             if not self.config.respawn:
                 self._stop_if_empty()
@@ -327,14 +347,18 @@ class WatcherCore:
         except TimeoutError:
             log.error("process survived SIGKILL", watcher=self.name, pid=proc.pid)
 
-    async def retire(self, procs: list[Process]) -> None:
-        """Kill surplus processes: uncounted at once (so a replacement can start), still reaped
-        with ``expected: true`` (0.19 dropped them without a ``reap`` event, E1)."""
+    def detach(self, procs: list[Process]) -> None:
+        """Stop counting processes about to be killed, so replacements can start at once."""
         for proc in procs:
             if self.processes.get(proc.pid) is proc:
                 del self.processes[proc.pid]
                 self.dying.add(proc)
                 proc.detached = True
+
+    async def retire(self, procs: list[Process]) -> None:
+        """Kill surplus processes: uncounted at once, still reaped with ``expected: true``
+        (0.19 dropped them without a ``reap`` event, E1)."""
+        self.detach(procs)
         await asyncio.gather(*(self.kill_process(p) for p in procs))
 
     def get_process(self, pid: int) -> Process:
