@@ -111,6 +111,13 @@ def test_plugin_without_log_settings(tmp_path: Path) -> None:
     assert decode_config(argv_option(watcher.argv, "--config") or "") == {"name": "plugin:p"}
 
 
+def test_plugin_copy_env_off_turns_copy_path_off(tmp_path: Path) -> None:
+    (watcher,) = load_config(
+        write(tmp_path, f"[plugin:p]\nuse = {PLUGIN}\ncopy_env = no\n")
+    ).watchers
+    assert (watcher.copy_env, watcher.copy_path) == (False, False)
+
+
 def test_plugin_fixed_options_only_reach_the_plugin(tmp_path: Path) -> None:
     path = write(tmp_path, f"[plugin:p]\nuse = {PLUGIN}\nnumprocesses = 4\ncmd = other\n")
     config = load_config(path)

@@ -17,11 +17,13 @@ not applied to the watcher: they only reach the plugin.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 from collections.abc import Mapping
 from typing import Any
 
+from circus.config import convert
 from circus.config.model import CircusSettings, PluginConfig, WatcherConfig
 from circus.config.watcher_options import is_watcher_option, watcher_from_options
 from circus.errors import CircusError, ConfigError
@@ -131,6 +133,10 @@ def plugin_watcher(
     for key, value in options.items():
         if is_watcher_option(key) and key not in FIXED_OPTIONS:
             watcher_options[key] = value
+    if "copy_env" in options and "copy_path" not in options:
+        # copy_path needs copy_env: turning copy_env off alone must not be an error
+        with contextlib.suppress(ValueError):
+            watcher_options["copy_path"] = convert.to_bool(options["copy_env"])
     try:
         watcher = watcher_from_options(name, watcher_options)
     except ConfigError as exc:
