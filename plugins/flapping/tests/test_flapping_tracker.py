@@ -91,11 +91,13 @@ def test_full_cycle_retry_then_give_up() -> None:
         ScheduleStart("web", 5.0)
     ]
     assert tr.state("web").phase is Phase.RETRY_WAIT
-    assert tr.retry_due("web") == [StartWatcher("web")]
+    assert tr.retry_due("web", 5.3) == [StartWatcher("web")]
+    assert tr.state("web").phase is Phase.WATCHING
+    # Crashes before our start event is seen still count.
+    crash(tr, 5.35)
     assert tr.on_event("web", "start", {"time": 5.3}, now=0.0) == []
     assert tr.state("web").phase is Phase.WATCHING
     # Flaps again right away: max_retry (1) is used up -> stop for good.
-    crash(tr, 5.4)
     actions = crash(tr, 5.5)
     assert isinstance(actions[0], StopWatcher)
     assert "after 1 retries (max_retry = 1): stopping it for good" in actions[0].reason
@@ -104,7 +106,7 @@ def test_full_cycle_retry_then_give_up() -> None:
     assert isinstance(final[0], Note)
     assert "left stopped after 1 retries" in final[0].message
     assert tr.state("web").phase is Phase.GAVE_UP
-    assert tr.retry_due("web") == []
+    assert tr.retry_due("web", 0.0) == []
     # Exits while given up (none should happen, but) never count.
     assert crash(tr, 6.0) == []
     assert crash(tr, 6.1) == []
@@ -119,7 +121,7 @@ def test_unlimited_retries() -> None:
         assert isinstance(actions[0], StopWatcher)
         assert f"retry {n}/unlimited" in actions[0].reason
         tr.on_event("web", "stop", {"time": t + 0.2}, now=0.0)
-        tr.retry_due("web")
+        tr.retry_due("web", 0.0)
         tr.on_event("web", "start", {"time": t + 5.2}, now=0.0)
         t += 5.3
 
@@ -129,7 +131,7 @@ def test_recovered_watcher_gets_a_fresh_budget() -> None:
     crash(tr, 0.0)
     crash(tr, 0.1)
     tr.on_event("web", "stop", {"time": 0.2}, now=0.0)
-    tr.retry_due("web")
+    tr.retry_due("web", 0.0)
     tr.on_event("web", "start", {"time": 5.2}, now=0.0)
     # Runs for an hour (longer than max(window, retry_in)), then flaps: retry 1 again.
     crash(tr, 3605.0)
@@ -150,7 +152,7 @@ def test_manual_stop_is_never_undone() -> None:
         CancelStart("web")
     ]
     assert tr.state("web").phase is Phase.HELD
-    assert tr.retry_due("web") == []
+    assert tr.retry_due("web", 0.0) == []
 
 
 def test_manual_stop_during_retry_wait_cancels_the_retry() -> None:
@@ -164,7 +166,7 @@ def test_manual_stop_during_retry_wait_cancels_the_retry() -> None:
     assert actions[:2] == [CancelStart("web"), RefreshSettings("web")]
     assert isinstance(actions[2], Note)
     assert tr.on_event("web", "stop", {"time": 2.0}, now=0.0) == [CancelStart("web")]
-    assert tr.retry_due("web") == []
+    assert tr.retry_due("web", 0.0) == []
 
 
 def test_manual_start_after_give_up_resets() -> None:
@@ -217,12 +219,15 @@ def test_failed_requests() -> None:
     assert tr.stop_failed("web")
     tr.on_event("web", "stop", {"time": 0.5}, now=0.0)
     assert not tr.stop_failed("web")
-    tr.retry_due("web")
+    tr.retry_due("web", 5.5)
     assert tr.start_failed("web") == [ScheduleStart("web", 5.0)]
-    assert tr.retry_due("web") == [StartWatcher("web")]
-    tr.start_done("web", now=6.0)
+    assert tr.state("web").phase is Phase.RETRY_WAIT
+    assert tr.retry_due("web", 10.5) == [StartWatcher("web")]
     assert tr.state("web").phase is Phase.WATCHING
-    assert tr.state("web").restarted_at == 6.0
+    assert tr.state("web").restarted_at == 10.5
+    assert tr.on_event("web", "start", {"time": 10.6}, now=0.0) == []
+    assert tr.start_failed("web") == []  # its start event came: nothing to retry
+    assert tr.retry_due("web", 11.0) == []
 
 
 def test_missing_time_uses_now() -> None:

@@ -1,14 +1,10 @@
-"""The flapping plugin for circus (implementation lands with issue 5)."""
+"""The flapping plugin for circus: stops watchers whose processes keep dying, retries later.
 
-from circus.plugins import CircusPlugin
+``tracker`` holds the rule (pure, unit-tested), ``settings`` the options and per-watcher
+``flapping.*`` overrides, ``plugin`` the circusd wiring. See the README for the exact rule and
+how it differs from the original plugin.
+"""
+
+from circus_plugin_flapping.plugin import Flapping
 
 __all__ = ["Flapping"]
-
-
-class Flapping(CircusPlugin):
-    """Placeholder registered under the ``circus.plugins`` entry-point group as ``flapping``."""
-
-    name = "flapping"
-
-    def handle_recv(self, data: tuple[str, str]) -> None:
-        raise NotImplementedError("the flapping plugin is not implemented yet")

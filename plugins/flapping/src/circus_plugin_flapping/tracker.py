@@ -139,12 +139,19 @@ class FlappingTracker:
             return []
         return handler(watcher, payload, t)
 
-    def retry_due(self, watcher: str) -> list[Action]:
-        """The timer of a ScheduleStart fired: start the watcher unless that became wrong."""
+    def retry_due(self, watcher: str, now: float) -> list[Action]:
+        """The timer of a ScheduleStart fired: start the watcher unless that became wrong.
+
+        Exits are counted again from this moment (a process may crash before the ``start``
+        event or the command's reply arrives); the ``start`` event that follows is ours.
+        """
         st = self._states.get(watcher)
         if st is None or st.phase is not Phase.RETRY_WAIT:
             return []
+        st.phase = Phase.WATCHING
         st.own_start_pending = True
+        st.restarted_at = now
+        st.exits.clear()
         return [StartWatcher(watcher)]
 
     def stop_failed(self, watcher: str) -> bool:
@@ -155,17 +162,11 @@ class FlappingTracker:
     def start_failed(self, watcher: str) -> list[Action]:
         """A start request failed: go back to waiting and try again after ``retry_in``."""
         st = self._states.get(watcher)
-        if st is None or not st.own_start_pending:
+        if st is None or not st.own_start_pending or st.phase is not Phase.WATCHING:
             return []
         st.own_start_pending = False
         st.phase = Phase.RETRY_WAIT
         return [ScheduleStart(watcher, self._settings_for(watcher).retry_in)]
-
-    def start_done(self, watcher: str, now: float) -> None:
-        """The start request succeeded; if its ``start`` event has not come yet, act as if."""
-        st = self._states.get(watcher)
-        if st is not None and st.own_start_pending:
-            self._restarted(st, now)
 
     # -- event handlers -------------------------------------------------------------------
 
@@ -250,7 +251,9 @@ class FlappingTracker:
     def _on_start(self, watcher: str, payload: Mapping[str, Any], t: float) -> list[Action]:
         st = self.state(watcher)
         if st.own_start_pending:
-            self._restarted(st, t)
+            # Ours (its reply and this event race; either order is fine).
+            st.own_start_pending = False
+            st.restarted_at = t
             return []
         # Started by someone else (circusctl, reloadconfig, a restart): a fresh start.
         pending = st.phase is Phase.RETRY_WAIT
@@ -259,13 +262,6 @@ class FlappingTracker:
         if pending:
             actions.append(Note(watcher, f"{watcher}: started by someone else: retry cancelled"))
         return actions
-
-    @staticmethod
-    def _restarted(st: WatcherState, t: float) -> None:
-        st.own_start_pending = False
-        st.phase = Phase.WATCHING
-        st.restarted_at = t
-        st.exits.clear()
 
     def _on_updated(self, watcher: str, payload: Mapping[str, Any], t: float) -> list[Action]:
         return [RefreshSettings(watcher)]
