@@ -174,7 +174,6 @@ class OriginalDaemon:
     log_path: Path
     endpoint: str
     pubsub_endpoint: str
-    stats_endpoint: str
     _known_children: set[int] = field(default_factory=set)
 
     @property
@@ -233,9 +232,10 @@ def start_original_circusd(
     """Start the original circusd on ``ipc://`` endpoints in ``directory``; wait until it answers.
 
     ``config_text`` holds the other sections (``[watcher:x]``, ``[plugin:y]``...). The ``[circus]``
-    section is generated: control/pubsub/stats endpoints in ``directory``, multicast discovery
+    section is generated: control/pubsub endpoints in ``directory``, multicast discovery
     disabled (an address outside the multicast range makes 0.19 skip its UDP socket on 0.0.0.0),
-    plus ``circus_options`` (e.g. ``{"check_delay": 1}``).
+    no circusd-stats (0.19 starts it whenever ``stats_endpoint`` is set), plus ``circus_options``
+    (e.g. ``{"check_delay": 1}``).
     """
     if "[circus]" in config_text:
         raise ValueError("pass [circus] settings as circus_options, not in config_text")
@@ -243,7 +243,6 @@ def start_original_circusd(
     options: dict[str, object] = {
         "endpoint": f"ipc://{directory}/control.sock",
         "pubsub_endpoint": f"ipc://{directory}/pubsub.sock",
-        "stats_endpoint": f"ipc://{directory}/stats.sock",
         "multicast_endpoint": "udp://127.0.0.1:12027",
         "statsd": "false",
     }
@@ -260,7 +259,6 @@ def start_original_circusd(
     daemon = OriginalDaemon(
         installed=installed, process=process, config_path=config_path, log_path=log_path,
         endpoint=str(options["endpoint"]), pubsub_endpoint=str(options["pubsub_endpoint"]),
-        stats_endpoint=str(options["stats_endpoint"]),
     )
     deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:
