@@ -114,12 +114,36 @@ def get_plugin_manager() -> pluggy.PluginManager:
         return _manager[0]
 
 
-def notify(hook: Callable[..., Any], plugin: Any, **kwargs: Any) -> None:
+def call_each(hook: Any, on_error: Callable[[BaseException, str], None], **kwargs: Any) -> None:
+    """Call every implementation of ``hook`` in pluggy's order, isolating failures.
+
+    pluggy stops at the first implementation that raises; here one broken third-party hook
+    cannot starve the others (or the built-ins). ``on_error(exc, plugin_name)`` is told about
+    each failure. Old- and new-style wrappers need pluggy's machinery, so if any is registered
+    the hook is called normally (failures then still reported, not propagated).
+    """
+    impls = hook.get_hookimpls()
+    if any(impl.hookwrapper or impl.wrapper for impl in impls):
+        try:
+            hook(**kwargs)
+        except Exception as exc:
+            on_error(exc, "?")
+        return
+    for impl in reversed(impls):
+        try:
+            impl.function(*[kwargs[name] for name in impl.argnames])
+        except Exception as exc:
+            on_error(exc, impl.plugin_name)
+
+
+def notify(hook: Any, plugin: Any, **kwargs: Any) -> None:
     """Run a notification hook; an implementation that raises is logged, never propagated."""
-    try:
-        hook(plugin=plugin, **kwargs)
-    except Exception as exc:
-        log.exception("hook implementation failed", hook=getattr(hook, "name", "?"))
-        if getattr(hook, "name", "") != "circus_plugin_failed":
+    name = getattr(hook, "name", "?")
+
+    def report(exc: BaseException, impl: str) -> None:
+        log.error("hook implementation failed", hook=name, implementation=impl, exc_info=exc)
+        if name != "circus_plugin_failed":
             notify(get_plugin_manager().hook.circus_plugin_failed, plugin,
                    stage="hook", error=exc)
+
+    call_each(hook, report, plugin=plugin, **kwargs)

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 from circus.errors import CircusError, ConfigError
-from circus.hooks import get_plugin_manager, notify
+from circus.hooks import call_each, get_plugin_manager, notify
 from circus.hookspecs import PluginEvent
 from circus.logs import get_logger
 from circus.plugins.commands import CommandThread
@@ -250,13 +250,14 @@ class PluginCore:
     def _filter(self, topic: bytes, payload: bytes) -> tuple[str, str] | None:
         """Decode an event and run the event hooks; ``None`` when a hook dropped it."""
         event = PluginEvent(topic.decode("utf-8", "replace"), payload.decode("utf-8", "replace"))
-        try:
-            self._hooks.circus_plugin_event(plugin=self, event=event)
-        except Exception as exc:
-            self._report("hook", exc)
+        call_each(self._hooks.circus_plugin_event, self._hook_failed, plugin=self, event=event)
         if event.dropped:
             return None
         return event.topic, event.message
+
+    def _hook_failed(self, error: BaseException, implementation: str) -> None:
+        self.log.error("event hook failed", implementation=implementation, exc_info=error)
+        notify(self._hooks.circus_plugin_failed, self, stage="hook", error=error)
 
     def _report(self, stage: str, error: BaseException) -> None:
         """Log a failure (one line for configuration errors, else with traceback) and notify."""
