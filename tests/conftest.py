@@ -41,7 +41,7 @@ def original_circus() -> OriginalCircus:
 def original_circusd(
     original_circus: OriginalCircus, tmp_path: Path
 ) -> Iterator[StartOriginal]:
-    """Factory: ``original_circusd(config_text, circus_options={...}) -> OriginalDaemon``.
+    """Factory: ``original_circusd(config_text, circus_options=..., env=...) -> OriginalDaemon``.
 
     Each call starts one original circusd in its own folder under ``tmp_path`` and returns once it
     answers ``status``; every daemon started is stopped at teardown (SIGTERM, then SIGKILL of the
@@ -54,11 +54,12 @@ def original_circusd(
         *,
         circus_options: Mapping[str, object] | None = None,
         startup_timeout: float = 30.0,
+        env: Mapping[str, str] | None = None,
     ) -> OriginalDaemon:
         directory = tmp_path / f"original-{len(started)}"
         daemon = start_original_circusd(
             original_circus, directory, config_text,
-            circus_options=circus_options, startup_timeout=startup_timeout,
+            circus_options=circus_options, startup_timeout=startup_timeout, env=env,
         )
         started.append(daemon)
         return daemon

@@ -228,6 +228,7 @@ def start_original_circusd(
     *,
     circus_options: Mapping[str, object] | None = None,
     startup_timeout: float = 30.0,
+    env: Mapping[str, str] | None = None,
 ) -> OriginalDaemon:
     """Start the original circusd on ``ipc://`` endpoints in ``directory``; wait until it answers.
 
@@ -235,7 +236,8 @@ def start_original_circusd(
     section is generated: control/pubsub endpoints in ``directory``, multicast discovery
     disabled (an address outside the multicast range makes 0.19 skip its UDP socket on 0.0.0.0),
     no circusd-stats (0.19 starts it whenever ``stats_endpoint`` is set), plus ``circus_options``
-    (e.g. ``{"check_delay": 1}``).
+    (e.g. ``{"check_delay": 1}``). ``env`` is added to this process's environment for circusd
+    (0.19 exports circusd's ``sys.path`` to plugins, so ``PYTHONPATH`` here reaches them).
     """
     if "[circus]" in config_text:
         raise ValueError("pass [circus] settings as circus_options, not in config_text")
@@ -254,7 +256,7 @@ def start_original_circusd(
         process = subprocess.Popen(
             [str(installed.circusd), str(config_path)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=directory, start_new_session=True,
+            cwd=directory, start_new_session=True, env={**os.environ, **(env or {})},
         )
     daemon = OriginalDaemon(
         installed=installed, process=process, config_path=config_path, log_path=log_path,
