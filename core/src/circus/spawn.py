@@ -110,6 +110,8 @@ def build_argv(cfg: WatcherConfig, wid: int, env: dict[str, str]) -> list[str]:
 
 
 def _output(stream: dict[str, str], close: bool) -> Output:
+    if stream.get("class", "").lower() in ("null", "nullstream"):
+        return "null"  # nothing to read: the child writes straight to /dev/null
     if stream:
         return "pipe"
     return "null" if close else "inherit"

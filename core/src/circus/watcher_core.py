@@ -61,6 +61,7 @@ class WatcherCore:
         self.lock = asyncio.Lock()
         self._manage_pending = False
         self._manage_task: asyncio.Task[None] | None = None
+        self._respawn_timer: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._stop_requested = False
         self._max_ages: dict[int, float] = {}
@@ -219,11 +220,21 @@ class WatcherCore:
             self._manage_pending = True
             return
         delay = self._respawn_at - time.monotonic()
-        if delay <= 0 and self.config.warmup_delay <= 0 and self._fast_path_ok():
+        if delay > 0:
+            if self._respawn_timer is None:
+                loop = asyncio.get_running_loop()
+                self._respawn_timer = loop.call_later(delay, self._respawn_due)
+            return
+        if self.config.warmup_delay <= 0 and self._fast_path_ok():
             self._manage_sync()
             return
         if self._manage_task is None or self._manage_task.done():
-            self._manage_task = asyncio.create_task(self._manage_later(max(delay, 0.0)))
+            self._manage_task = asyncio.create_task(self._manage_later())
+
+    def _respawn_due(self) -> None:
+        self._respawn_timer = None
+        if self.state == "active":
+            self.request_manage()
 
     def _fast_path_ok(self) -> bool:
         return self.config.max_retry >= 0 and len(self.processes) < self.config.numprocesses
@@ -241,9 +252,7 @@ class WatcherCore:
                 self._give_up()
                 return
 
-    async def _manage_later(self, delay: float) -> None:
-        if delay > 0:
-            await asyncio.sleep(delay)
+    async def _manage_later(self) -> None:
         async with self.lock:
             await self.manage_locked()
         self._after_op()
@@ -300,6 +309,7 @@ class WatcherCore:
                 self._stop_if_empty()
                 return
             if time.monotonic() < self._respawn_at:
+                self._manage_pending = True  # a timer respawns once the backoff is over
                 return
             if await self.spawn_missing() is None:
                 self._give_up()

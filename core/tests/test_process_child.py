@@ -1,0 +1,126 @@
+"""circus.process: real children, exits noticed through pidfds, signals to whole trees."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from circus.process import Process, SpawnSpec
+from circus.testing import pid_state, wait_gone
+
+TIMEOUT = 20
+
+
+def run(coro: object) -> object:
+    return asyncio.run(asyncio.wait_for(coro, 60))  # type: ignore[arg-type]
+
+
+def test_exit_code_and_callback_without_polling() -> None:
+    async def main() -> None:
+        exits: list[Process] = []
+        proc = Process.spawn(SpawnSpec(["sh", "-c", "exit 7"]), 1, on_exit=exits.append)
+        code = await asyncio.wait_for(proc.exited, TIMEOUT)
+        assert code == 7
+        assert exits == [proc]
+        assert not proc.alive
+        # reaped at once: the pid is not a zombie
+        assert pid_state(proc.pid) is None
+
+    run(main())
+
+
+def test_exit_by_signal_is_minus_signum_and_fast() -> None:
+    async def main() -> None:
+        proc = Process.spawn(SpawnSpec(["sleep", "60"]), 1)
+        assert proc.alive
+        before = time.monotonic()
+        assert proc.send_signal(signal.SIGKILL)
+        code = await asyncio.wait_for(proc.exited, TIMEOUT)
+        assert code == -9
+        assert time.monotonic() - before < 1.0
+        assert not proc.send_signal(signal.SIGTERM)  # gone: nothing sent
+
+    run(main())
+
+
+def test_output_is_delivered_before_exit() -> None:
+    async def main() -> None:
+        chunks: list[tuple[str, int, bytes]] = []
+        spec = SpawnSpec(["sh", "-c", "echo out; echo err >&2"], stdout="pipe", stderr="pipe")
+        proc = Process.spawn(spec, 1, on_output=lambda n, p, d: chunks.append((n, p, d)))
+        await asyncio.wait_for(proc.exited, TIMEOUT)
+        got = {
+            name: b"".join(d for n, _, d in chunks if n == name) for name in ("stdout", "stderr")
+        }
+        assert got == {"stdout": b"out\n", "stderr": b"err\n"}
+        assert {p for _, p, _ in chunks} == {proc.pid}
+
+    run(main())
+
+
+def test_env_cwd_rlimits_and_new_session(tmp_path: Path) -> None:
+    async def main() -> None:
+        chunks: list[bytes] = []
+        spec = SpawnSpec(
+            ["sh", "-c", 'echo "$FOO"; pwd; ulimit -n; ps -o sid= -p $$'],
+            env={"FOO": "bar baz", "PATH": os.environ["PATH"]},
+            cwd=str(tmp_path),
+            rlimits={resource.RLIMIT_NOFILE: 123},
+            stdout="pipe",
+        )
+        proc = Process.spawn(spec, 1, on_output=lambda n, p, d: chunks.append(d))
+        assert await asyncio.wait_for(proc.exited, TIMEOUT) == 0
+        lines = b"".join(chunks).decode().split("\n")
+        assert lines[0] == "bar baz"
+        assert lines[1] == str(tmp_path)
+        assert lines[2] == "123"
+        assert int(lines[3]) == proc.pid  # session leader: setsid happened
+
+    run(main())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")
+def test_uid_gid_when_root() -> None:
+    async def main() -> None:
+        chunks: list[bytes] = []
+        spec = SpawnSpec(["sh", "-c", "id -u; id -g"], uid=65534, gid=65534, stdout="pipe")
+        proc = Process.spawn(spec, 1, on_output=lambda n, p, d: chunks.append(d))
+        assert await asyncio.wait_for(proc.exited, TIMEOUT) == 0
+        assert b"".join(chunks).split() == [b"65534", b"65534"]
+
+    run(main())
+
+
+def test_exec_failure_raises_oserror() -> None:
+    async def main() -> None:
+        with pytest.raises(FileNotFoundError, match="nonexistent"):
+            Process.spawn(SpawnSpec(["/nonexistent/binary"]), 1)
+
+    run(main())
+
+
+def test_signal_tree_reaches_grandchildren_even_after_parent_dies(tmp_path: Path) -> None:
+    pidfile = tmp_path / "grandchild"
+
+    async def main() -> None:
+        script = f"trap '' TERM; sleep 300 & echo $! > {pidfile}; wait"
+        proc = Process.spawn(SpawnSpec(["sh", "-c", script]), 1)
+        deadline = time.monotonic() + TIMEOUT
+        while not pidfile.exists() or not pidfile.read_text().strip():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        grandchild = int(pidfile.read_text())
+        assert grandchild in [p.pid for p in proc.descendants()]
+        reached = proc.signal_tree(signal.SIGKILL)
+        assert reached[0] == proc.pid
+        assert grandchild in reached
+        assert await asyncio.wait_for(proc.exited, TIMEOUT) == -9
+        assert wait_gone(grandchild)
+
+    run(main())

@@ -1,0 +1,366 @@
+"""circus.watcher in-process: real children, events recorded as the publisher would send them."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from circus.config import WatcherConfig
+from circus.testing import wait_gone
+from circus.watcher import Watcher
+
+TIMEOUT = 20.0
+
+
+class Recorder:
+    """Stands where the EventPublisher is: keeps (action, payload) with a seq, like publish."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.changed = asyncio.Event()
+
+    def __call__(self, name: str, action: str, payload: dict[str, Any]) -> int:
+        self.events.append((action, {**payload, "seq": len(self.events) + 1}))
+        self.changed.set()
+        return len(self.events)
+
+    def actions(self, start: int = 0) -> list[str]:
+        return [a for a, _ in self.events[start:]]
+
+    async def wait(self, predicate: Callable[[list[str]], bool], start: int = 0) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while not predicate(self.actions(start)):
+            self.changed.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"events so far: {self.events[start:]}")
+            try:
+                await asyncio.wait_for(self.changed.wait(), remaining)
+            except TimeoutError:
+                continue
+
+
+def make(rec: Recorder, **options: Any) -> Watcher:
+    options.setdefault("cmd", "sleep 120")
+    options.setdefault("graceful_timeout", 5.0)
+    return Watcher(WatcherConfig(name="w", **options), rec)
+
+
+def run(factory: Callable[[Recorder], Awaitable[None]]) -> None:
+    async def main() -> None:
+        rec = Recorder()
+        await asyncio.wait_for(factory(rec), 60)
+
+    asyncio.run(main())
+
+
+def test_start_stop_events_and_expected_flags() -> None:
+    async def body(rec: Recorder) -> None:
+        w = make(rec, numprocesses=2)
+        result = await w.start()
+        assert w.state == "active"
+        assert len(result["started"]) == 2
+        assert result["kept"] == []
+        assert rec.actions() == ["spawn", "spawn", "start"]
+        pids = w.pids()
+        await w.stop()
+        assert w.state == "stopped"
+        assert rec.actions(3) == ["kill", "kill", "reap", "reap", "stop"]
+        reaps = [p for a, p in rec.events if a == "reap"]
+        assert all(p["exit_code"] == -15 and p["expected"] is True for p in reaps)
+        assert rec.events[-1][1]["expected"] is True
+        for pid in pids:
+            assert wait_gone(pid)
+
+    run(body)
+
+
+def test_crash_is_reaped_and_respawned_at_once() -> None:
+    async def body(rec: Recorder) -> None:
+        w = make(rec)
+        await w.start()
+        (pid,) = w.pids()
+        mark = len(rec.events)
+        os.kill(pid, signal.SIGKILL)
+        await rec.wait(lambda a: a == ["reap", "spawn"], mark)
+        assert rec.events[mark][1]["expected"] is False
+        assert rec.events[mark][1]["exit_code"] == -9
+        assert w.pids() == [rec.events[mark + 1][1]["process_pid"]]
+        await w.stop()
+
+    run(body)
+
+
+def test_respawn_false_stops_the_watcher_when_the_last_process_dies() -> None:
+    async def body(rec: Recorder) -> None:
+        w = make(rec, respawn=False)
+        await w.start()
+        os.kill(w.pids()[0], signal.SIGTERM)
+        await rec.wait(lambda a: a[-1:] == ["stop"])
+        assert rec.actions() == ["spawn", "start", "reap", "stop"]
+        assert rec.events[-1][1]["expected"] is False
+        assert w.state == "stopped"
+
+    run(body)
+
+
+def test_max_retry_gives_up_and_minus_one_keeps_trying_without_freezing() -> None:
+    async def body(rec: Recorder) -> None:
+        w = make(rec, cmd="/nonexistent/prog", max_retry=2)
+        await w.start()
+        assert w.state == "stopped"
+        assert rec.actions() == ["stop"]
+        forever = make(rec, cmd="/nonexistent/prog", max_retry=-1)
+        task = asyncio.create_task(forever.start())
+        # the loop stays responsive while it retries
+        for _ in range(5):
+            await asyncio.sleep(0.05)
+        assert not task.done()
+        await forever.stop()
+        await asyncio.wait_for(task, TIMEOUT)
+        assert forever.state == "stopped"
+
+    run(body)
+
+
+def test_incr_decr_retire_oldest_with_reap_events() -> None:
+    async def body(rec: Recorder) -> None:
+        w = make(rec, numprocesses=2)
+        await w.start()
+        first = w.pids()
+        assert await w.incr(2) == 4
+        assert len(w.pids()) == 4
+        mark = len(rec.events)
+        assert await w.decr(3) == 1
+        assert w.pids() == [pid for pid in w.pids() if pid not in first]
+        assert len(w.pids()) == 1
+        reaped = [p["process_pid"] for a, p in rec.events[mark:] if a == "reap"]
+        assert len(reaped) == 3
+        assert set(first) <= set(reaped)
+        assert all(p["expected"] for a, p in rec.events[mark:] if a == "reap")
+        assert await w.decr(5) == 0
+        assert w.pids() == []
+        await w.stop()
+
+    run(body)
+
+
+def test_singleton_ignores_incr() -> None:
+    async def body(rec: Recorder) -> None:
+        w = make(rec, singleton=True)
+        await w.start()
+        assert await w.incr(3) == 1
+        assert len(w.pids()) == 1
+        await w.stop()
+
+    run(body)
+
+
+def test_reload_variants() -> None:
+    async def body(rec: Recorder) -> None:
+        w = make(rec, numprocesses=2)
+        await w.start()
+        old = w.pids()
+        mark = len(rec.events)
+        info = await w.reload()
+        assert info["stopped"] == old
+        assert len(info["started"]) == 2
+        acts = rec.actions(mark)
+        assert acts[:2] == ["spawn", "spawn"]
+        assert acts[-1] == "reload"
+        assert sorted(acts[2:-1]) == ["kill", "kill", "reap", "reap"]
+        assert set(w.pids()) == set(info["started"])
+
+        mark = len(rec.events)
+        info = await w.reload(sequential=True)
+        acts = rec.actions(mark)
+        assert acts == ["kill", "reap", "spawn", "kill", "reap", "spawn", "reload"]
+
+        mark = len(rec.events)
+        info = await w.reload(graceful=False)
+        assert rec.actions(mark)[-1] == "start"
+        assert "reload" not in rec.actions(mark)
+        await w.stop()
+        mark = len(rec.events)
+        await w.reload()
+        assert rec.actions(mark) == ["spawn", "spawn", "start", "reload"]
+        await w.stop()
+
+    run(body)
+
+
+def test_reload_with_send_hup_signals_processes(tmp_path: Path) -> None:
+    marker = tmp_path / "hup"
+    ready = tmp_path / "ready"
+
+    async def body(rec: Recorder) -> None:
+        script = f"trap 'echo hup >> {marker}' HUP; touch {ready}; while true; do sleep 0.1; done"
+        w = make(rec, cmd="sh", args=["-c", script], send_hup=True)
+        await w.start()
+        pids = w.pids()
+        deadline = time.monotonic() + TIMEOUT
+        while not ready.exists():  # the trap is installed
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        mark = len(rec.events)
+        await w.reload()
+        assert rec.actions(mark) == ["reload"]
+        deadline = time.monotonic() + TIMEOUT
+        while not marker.exists():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        assert w.pids() == pids
+        await w.stop()
+
+    run(body)
+
+
+def test_apply_options_updates_then_manages_or_reloads() -> None:
+    async def body(rec: Recorder) -> None:
+        w = make(rec, numprocesses=1)
+        await w.start()
+        mark = len(rec.events)
+        await w.apply_options({"graceful_timeout": 3.0, "numprocesses": 2})
+        assert rec.actions(mark) == ["updated", "updated", "spawn"]
+        assert w.get_option("graceful_timeout") == 3.0
+        mark = len(rec.events)
+        await w.apply_options({"cmd": "sleep 121"})
+        acts = rec.actions(mark)
+        assert acts[0] == "updated"
+        assert acts[-1] == "reload"
+        assert acts.count("spawn") == 2
+        await w.stop()
+
+    run(body)
+
+
+def test_options_shape_and_extras() -> None:
+    async def body(rec: Recorder) -> None:
+        w = make(rec, extra={"flapping.max_retry": "7", "__name__": "watcher:w"})
+        opts = w.options()
+        assert list(opts) == sorted(opts)
+        assert opts["flapping.max_retry"] == "7"
+        assert "__name__" not in opts
+        assert opts["stop_signal"] == 15
+        assert opts["graceful_timeout"] == 5.0
+        assert opts["executable"] is None
+        with pytest.raises(KeyError):
+            w.get_option("nope")
+
+    run(body)
+
+
+def test_kill_and_signal_commands_count_as_expected() -> None:
+    async def body(rec: Recorder) -> None:
+        w = make(rec)
+        await w.start()
+        (pid,) = w.pids()
+        mark = len(rec.events)
+        await w.kill(signum=signal.SIGINT)
+        await rec.wait(lambda a: a[-1:] == ["spawn"], mark)
+        assert rec.actions(mark) == ["kill", "reap", "spawn"]
+        assert rec.events[mark + 1][1] | {"time": 0} == {
+            "process_pid": pid, "time": 0, "exit_code": -2, "expected": True,
+            "seq": rec.events[mark + 1][1]["seq"],
+        }  # fmt: skip
+        mark = len(rec.events)
+        w.send_signal(signal.SIGUSR1)
+        await rec.wait(lambda a: a == ["reap", "spawn"], mark)
+        assert rec.events[mark][1]["expected"] is True
+        with pytest.raises(Exception, match="childpid without pid"):
+            w.send_signal(signal.SIGTERM, childpid=1)
+        await w.stop()
+
+    run(body)
+
+
+def test_kill_escalates_to_sigkill_after_graceful_timeout(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+
+    async def body(rec: Recorder) -> None:
+        script = f"trap '' TERM; touch {ready}; while true; do sleep 0.1; done"
+        w = make(rec, cmd="sh", args=["-c", script])
+        await w.start()
+        (pid,) = w.pids()
+        deadline = time.monotonic() + TIMEOUT
+        while not ready.exists():  # SIGTERM is ignored from now on
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        started = time.monotonic()
+        await w.kill(graceful_timeout=0.5)
+        assert time.monotonic() - started >= 0.45
+        kills = [p["process_pid"] for a, p in rec.events if a == "kill"]
+        assert kills[:2] == [pid, pid]
+        reap = next(p for a, p in rec.events if a == "reap")
+        assert reap["exit_code"] == -9
+        await w.stop()
+
+    run(body)
+
+
+def test_stats_fields() -> None:
+    async def body(rec: Recorder) -> None:
+        w = make(rec)
+        await w.start()
+        (pid,) = w.pids()
+        stats = w.stats()
+        info = stats[str(pid)]
+        for key in ("pid", "wid", "started", "age", "create_time", "cpu", "mem", "mem_info1",
+                    "mem_info2", "ctime", "username", "nice", "cmdline", "children"):  # fmt: skip
+            assert key in info
+        assert info["cmdline"] == "sleep"
+        assert info["wid"] == 1
+        assert w.stats(pid)["pid"] == pid
+        with pytest.raises(Exception, match="process 1 not found in 'w'"):
+            w.stats(1)
+        await w.stop()
+
+    run(body)
+
+
+def test_warmup_delay_and_stdout_stream(tmp_path: Path) -> None:
+    out = tmp_path / "out.log"
+
+    async def body(rec: Recorder) -> None:
+        w = make(
+            rec,
+            cmd="sh",
+            args=["-c", "echo worker $WORKER; sleep 120"],
+            env={"WORKER": "$(circus.wid)"},
+            numprocesses=2,
+            warmup_delay=0.3,
+            stdout_stream={"class": "FileStream", "filename": str(out)},
+        )
+        await w.start()
+        spawns = [p["time"] for a, p in rec.events if a == "spawn"]
+        assert spawns[1] - spawns[0] >= 0.25
+        deadline = time.monotonic() + TIMEOUT
+        while out.read_bytes().count(b"\n") < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        await w.stop()
+        w.close_streams()
+
+    run(body)
+
+
+def test_plugin_watcher_crash_backoff_grows() -> None:
+    async def body(rec: Recorder) -> None:
+        w = make(rec, cmd="sh", args=["-c", "exit 1"], singleton=True, is_plugin=True)
+        await w.start()
+        await rec.wait(lambda a: a.count("spawn") >= 5)
+        spawns = [p["time"] for a, p in rec.events if a == "spawn"]
+        gaps = [b - a for a, b in itertools.pairwise(spawns)]
+        assert gaps[1] >= 0.15  # 0.1, 0.2, 0.4...: not a tight loop
+        assert gaps[3] >= gaps[1]
+        await w.stop()
+
+    run(body)
