@@ -1,14 +1,11 @@
-"""The statsd plugin for circus (implementation lands with issue 5)."""
+"""The statsd plugin for circus: a counter per circusd event, gauges of processes per watcher.
 
-from circus.plugins import CircusPlugin
+Metric names are the original plugin's (``circus.<application_name>.watcher.<watcher>.<action>``)
+so existing dashboards keep working, with watcher names made safe for statsd buckets
+(``plugin:flapping`` -> ``plugin_flapping``). The statsd protocol itself is spoken by the
+``statsd`` library (pystatsd). See the README for options and differences from the original.
+"""
+
+from circus_plugin_statsd.plugin import StatsdEmitter
 
 __all__ = ["StatsdEmitter"]
-
-
-class StatsdEmitter(CircusPlugin):
-    """Placeholder registered under the ``circus.plugins`` entry-point group as ``statsd``."""
-
-    name = "statsd"
-
-    def handle_recv(self, data: tuple[str, str]) -> None:
-        raise NotImplementedError("the statsd plugin is not implemented yet")

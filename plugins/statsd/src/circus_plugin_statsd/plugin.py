@@ -1,0 +1,71 @@
+"""``StatsdEmitter``: events -> counters, and a periodic ``list``/``numprocesses`` -> gauges.
+
+A blocking ``CircusPlugin``: counters are sent from ``handle_recv`` in the loop thread, and the
+gauge refresh is a timer on the same loop (``self.every``) whose ``call``\\ s run on the base
+class's command thread, so no socket is shared between threads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from circus.errors import CallError, ConfigError
+from circus.plugins import CircusPlugin, Scheduled
+from circus_plugin_statsd.emitter import EventMetrics
+from circus_plugin_statsd.settings import StatsdSettings
+
+
+def _settings(config: dict[str, Any]) -> StatsdSettings:
+    try:
+        return StatsdSettings.from_config(config)
+    except ValueError as exc:
+        key, _, why = str(exc).partition(": ")
+        raise ConfigError(why, key=key) from None
+
+
+class StatsdEmitter(CircusPlugin):
+    """Options: host, port, application_name, prefix, sample_rate, gauge_interval."""
+
+    name = "statsd"
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        self.settings = _settings(self.config)
+        try:
+            self.metrics = EventMetrics(self.settings)
+        except OSError as exc:  # socket.gaierror: unknown host name
+            raise ConfigError(f"cannot resolve {self.settings.host!r}: {exc}", key="host") from None
+        self._gauges: Scheduled | None = None
+
+    @classmethod
+    def check_config(cls, config: dict[str, Any]) -> None:
+        """Refuse bad option values when circusd loads its configuration."""
+        _settings(config)
+
+    def handle_init(self) -> None:
+        if self.settings.gauge_interval > 0:
+            self.send_gauges()
+            self._gauges = self.every(self.settings.gauge_interval, self.send_gauges)
+
+    def handle_recv(self, data: tuple[str, str]) -> None:
+        self.metrics.event(data[0])
+
+    def send_gauges(self) -> None:
+        """One gauge per watcher: the number of processes circusd tracks for it."""
+        try:
+            watchers = self.call("list").get("watchers", [])
+            counts: dict[str, int] = {}
+            for watcher in watchers:
+                reply = self.call("numprocesses", name=watcher)
+                value = reply.get("numprocesses")
+                if reply.get("status") == "ok" and isinstance(value, int):
+                    counts[str(watcher)] = value
+        except CallError as exc:
+            self.log.warning(f"cannot refresh the process gauges: {exc}")
+            return
+        self.metrics.process_counts(counts)
+
+    def handle_stop(self) -> None:
+        if self._gauges is not None:
+            self._gauges.cancel()
+        self.metrics.close()
