@@ -79,6 +79,11 @@ class Arbiter:
         return self.settings.pubsub_endpoint
 
     @property
+    def endpoint_owner(self) -> str | None:
+        """User owning an ``ipc://`` control socket (the controller chowns it)."""
+        return self.settings.endpoint_owner
+
+    @property
     def check_delay(self) -> float:
         return self.settings.check_delay
 
