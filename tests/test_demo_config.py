@@ -1,0 +1,61 @@
+"""The demo (demo/circus.ini) does what demo/README.md promises, under a real circusd.
+
+The demo is copied to a temporary directory and run there (it uses paths relative to its own
+directory, as `python3 dev.py demo` runs it), with ipc endpoints and a free UDP port instead of
+the fixed loopback ports, so it cannot collide with anything else on the machine.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from circus.config import load_config
+from circus.testing import CircusdProcess, EventCollector
+
+DEMO = Path(__file__).resolve().parents[1] / "demo"
+TIMEOUT = 60.0
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_demo_config_loads_the_three_plugins_by_short_name() -> None:
+    cfg = load_config(str(DEMO / "circus.ini"))
+    names = {w.name for w in cfg.watchers}
+    assert {"worker", "crasher", "statsd-receiver"} <= names
+    assert {"plugin:logger", "plugin:statsd", "plugin:flapping"} <= names
+
+
+def test_demo_runs_as_documented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    demo = tmp_path / "demo"
+    shutil.copytree(DEMO, demo, ignore=shutil.ignore_patterns("*.log", "__pycache__"))
+    text = (demo / "circus.ini").read_text()
+    text = re.sub(r"^(endpoint|pubsub_endpoint) = .*\n", "", text, flags=re.MULTILINE)
+    text = text.replace("18125", str(free_udp_port()))
+    monkeypatch.chdir(demo)  # circusd (and so the relative paths) run from the demo directory
+    with CircusdProcess(text, demo) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
+        # The flapping plugin stops the crasher, retries twice (5 s apart), then gives up.
+        ev.wait_count(lambda t, p: t == "watcher.crasher.stop", 3, timeout=TIMEOUT)
+        deadline = time.monotonic() + TIMEOUT
+        while "crasher: left stopped after 2 retries" not in daemon.log_text():
+            assert time.monotonic() < deadline, daemon.log_text()
+            time.sleep(0.1)
+        assert daemon.call("status", name="crasher")["status"] == "stopped"
+        assert daemon.call("status", name="worker")["status"] == "active"
+        output = daemon.log_text()
+        # statsd lines left the plugin and reached the receiver, with bucket-safe names.
+        assert "statsd <- circus.demo.watcher.crasher.reap:1|c" in output
+        assert "statsd <- circus.demo.watcher.plugin_flapping.numprocesses:1|g" in output
+        # The logger's file filled with one line per event.
+        events = (demo / "events.log").read_text().splitlines()
+        assert any(line.startswith("watcher.crasher.stop::") for line in events)
+        assert all("::{" in line for line in events)
