@@ -8,6 +8,7 @@ fails to import is logged and skipped; it never stops a plugin from running.
 from __future__ import annotations
 
 import fnmatch
+import logging
 import re
 import threading
 import weakref
@@ -25,6 +26,7 @@ __all__ = ["HOOKS_GROUP", "get_plugin_manager", "hookimpl", "notify"]
 
 HOOKS_GROUP = "circus.hooks"
 log = get_logger("circus.hooks")
+_stdlib_log = logging.getLogger("circus.hooks")
 
 
 def parse_topics(value: str) -> list[str]:
@@ -78,7 +80,7 @@ class CallLogger:
         kind = "cast" if cast else "call"
         if error is not None:
             log.warning(f"{kind} failed", plugin=plugin.name, command=command, error=str(error))
-        else:
+        elif _stdlib_log.isEnabledFor(logging.DEBUG):  # cheap check first: calls can be hot
             log.debug(kind, plugin=plugin.name, command=command, ms=round(duration * 1000, 3))
 
 
