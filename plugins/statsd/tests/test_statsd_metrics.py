@@ -6,6 +6,8 @@ circusd; test_statsd_daemon.py runs the whole plugin under a real circusd.
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from statsd_servers import EtsyStatsd, UdpReceiver
 
@@ -140,3 +142,12 @@ def test_etsy_daemon_scales_sampled_counters(etsy_statsd: EtsyStatsd) -> None:
     # The daemon scales each sampled line by 1/rate, so the estimate is near the true 200.
     assert 80 <= counters["circus.app.watcher.web.reap"] <= 400
     m.close()
+
+
+def test_etsy_daemon_mangles_the_original_bucket(etsy_statsd: EtsyStatsd) -> None:
+    """Why names are made bucket-safe: the original's line for a plugin watcher goes wrong."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(b"circus.app.watcher.plugin:flapping.reap:1|c", ("127.0.0.1", etsy_statsd.port))
+    counters = etsy_statsd.wait_for("counters", lambda c: c.get("statsd.bad_lines_seen") == 1)
+    assert counters["circus.app.watcher.plugin"] == 1
+    assert not any("flapping" in key for key in counters)
