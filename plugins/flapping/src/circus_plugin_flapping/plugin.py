@@ -30,9 +30,11 @@ from circus_plugin_flapping.tracker import (
     StopWatcher,
 )
 
-#: Seconds between two attempts of a refused or unanswered stop request, and how many.
-STOP_RETRY_DELAY = 1.0
-STOP_ATTEMPTS = 30
+#: Seconds between two attempts of a refused or unanswered stop request, and how many. The
+#: original circusd refuses commands during its tick, which is when reaps are published; a
+#: short delay lands the next attempt after the tick.
+STOP_RETRY_DELAY = 0.25
+STOP_ATTEMPTS = 120
 
 
 def _settings(config: dict[str, Any]) -> FlappingSettings:
