@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import structlog
 import zmq
 
-from circus import __version__
+import circus
 from circus.arbiter import Arbiter
 from circus.config import CircusConfig, load_config
 from circus.errors import ConfigError
@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         "--log-format", dest="logformat", default="auto", choices=["auto", "json", "console"]
     )
     parser.add_argument("--logger-config", dest="loggerconfig", help="accepted, not used")
-    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
     return parser
 
 
@@ -120,6 +120,9 @@ async def _serve(config: CircusConfig) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.version:
+        print(circus.__version__)
+        return 0
     if not args.config:
         parser.print_usage()
         return 0
