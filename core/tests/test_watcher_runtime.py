@@ -364,3 +364,49 @@ def test_plugin_watcher_crash_backoff_grows() -> None:
         await w.stop()
 
     run(body)
+
+
+def test_max_age_replaces_old_processes_at_the_housekeeping_pass() -> None:
+    async def body(rec: Recorder) -> None:
+        w = make(rec, max_age=1, max_age_variance=0)
+        await w.start()
+        (old,) = w.pids()
+        mark = len(rec.events)
+        deadline = time.monotonic() + TIMEOUT
+        while "reap" not in rec.actions(mark):
+            assert time.monotonic() < deadline
+            await w.tick()  # what the arbiter runs every check_delay
+            await asyncio.sleep(0.1)
+        await rec.wait(lambda a: "reap" in a, mark)
+        acts = rec.actions(mark)
+        assert acts[:2] == ["spawn", "kill"]  # the replacement first, then the old one goes
+        reap = next(p for a, p in rec.events[mark:] if a == "reap")
+        assert reap["process_pid"] == old
+        assert reap["expected"] is True
+        assert len(w.pids()) == 1
+        assert w.pids() != [old]
+        await w.stop()
+
+    run(body)
+
+
+def test_stop_children_signals_the_whole_tree(tmp_path: Path) -> None:
+    ready = tmp_path / "child"
+
+    async def body(rec: Recorder) -> None:
+        script = f"sleep 300 & echo $! > {ready}; wait"
+        w = make(rec, cmd="sh", args=["-c", script], stop_children=True)
+        await w.start()
+        (parent,) = w.pids()
+        deadline = time.monotonic() + TIMEOUT
+        while not ready.exists() or not ready.read_text().strip():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        child = int(ready.read_text())
+        await w.stop()
+        kills = [p["process_pid"] for a, p in rec.events if a == "kill"]
+        assert kills[0] == parent
+        assert child in kills
+        assert wait_gone(child)
+
+    run(body)

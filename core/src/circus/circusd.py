@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 import zmq
@@ -92,7 +92,7 @@ def _daemonize() -> None:
         os.close(devnull)
 
 
-async def _serve(config: CircusConfig) -> None:
+async def _serve(config: CircusConfig, reopen_logs: Callable[[], None]) -> None:
     arbiter = Arbiter.from_config(config)
     loop = asyncio.get_running_loop()
     background: set[asyncio.Task[None]] = set()
@@ -101,6 +101,7 @@ async def _serve(config: CircusConfig) -> None:
         if action == "quit":
             task = loop.create_task(arbiter.quit())
         else:
+            reopen_logs()  # SIGHUP also reopens circusd's own log file (logrotate)
             task = loop.create_task(arbiter.reload(graceful=True))
         background.add(task)
         task.add_done_callback(background.discard)
@@ -149,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if pidfile:
             _write_pidfile(pidfile)
         try:
-            asyncio.run(_serve(config))
+            asyncio.run(_serve(config, lambda: _reopen_logs(level, output, args.logformat)))
         finally:
             if pidfile:
                 _remove_own_pidfile(pidfile)
@@ -159,6 +160,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     return 0
+
+
+def _reopen_logs(level: str, output: str, fmt: str) -> None:
+    try:
+        configure_logging(level, output, fmt, process_name="circus")
+    except (OSError, ValueError) as exc:
+        log.error("cannot reopen the log output", error=str(exc))
 
 
 def _remove_own_pidfile(path: str) -> None:
