@@ -119,15 +119,15 @@ def test_recovering_watcher_keeps_running(tmp_path: Path) -> None:
         wait_plugin_ready(daemon, "flaky")
         mark = len(ev.events)
         daemon.call("start", name="flaky")
-        ev.wait_for(of("flaky", "stop"), timeout=TIMEOUT, start=mark)
+        stopped = ev.wait_for(of("flaky", "stop"), timeout=TIMEOUT, start=mark)
         restarted = ev.wait_for(of("flaky", "start"), timeout=TIMEOUT,
-                                start=len(ev.events) - 1)
+                                start=ev.events.index(stopped))
         # Running again: the new process stays up well past the flapping window.
         quiet(ev, lambda t, p: t == "watcher.flaky.reap", 4.0)
         tl = timeline(ev.events[mark:], "flaky")
         assert [a for a, _ in tl].count("stop") == 1
         check_detections(tl, attempts=3, window=3.0)
-        assert restarted[1]["time"] - next(p for a, p in tl if a == "stop")["time"] >= 1.0
+        assert restarted[1]["time"] - stopped[1]["time"] >= 1.0
         assert daemon.call("status", name="flaky")["status"] == "active"
         assert len(daemon.call("list", name="flaky")["pids"]) == 1
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from circus.errors import ConfigError
+from circus_plugin_flapping import Flapping
 from circus_plugin_flapping.settings import FlappingSettings
 from circus_plugin_flapping.tracker import (
     CancelStart,
@@ -257,3 +259,14 @@ def test_overrides_keep_the_good_ones() -> None:
     assert settings.max_retry == 7
     assert settings.window == 1.0
     assert problems == ["flapping.window: invalid number 'x'"]
+
+
+def test_plugin_options_are_checked() -> None:
+    with pytest.raises(ConfigError, match="must be at least 1"):
+        Flapping.check_config({"attempts": "0", "name": "plugin:flapping"})
+    plugin = Flapping("ipc://control", "ipc://events", 5.0,  # the original positional form
+                      attempts="4", retry_in="2.5")
+    try:
+        assert plugin.defaults == FlappingSettings(attempts=4, retry_in=2.5)
+    finally:
+        plugin.stop()

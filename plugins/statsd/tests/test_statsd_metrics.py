@@ -11,6 +11,8 @@ import socket
 import pytest
 from statsd_servers import EtsyStatsd, UdpReceiver
 
+from circus.errors import ConfigError
+from circus_plugin_statsd import StatsdEmitter
 from circus_plugin_statsd.buckets import bucket_safe, check_prefix
 from circus_plugin_statsd.emitter import EventMetrics
 from circus_plugin_statsd.settings import StatsdSettings
@@ -151,3 +153,17 @@ def test_etsy_daemon_mangles_the_original_bucket(etsy_statsd: EtsyStatsd) -> Non
     counters = etsy_statsd.wait_for("counters", lambda c: c.get("statsd.bad_lines_seen") == 1)
     assert counters["circus.app.watcher.plugin"] == 1
     assert not any("flapping" in key for key in counters)
+
+
+def test_plugin_construction_forms_and_config_errors(udp_receiver: UdpReceiver) -> None:
+    plugin = StatsdEmitter("ipc://control", "ipc://events", 1.0, None,  # original positional form
+                           host="127.0.0.1", port=str(udp_receiver.port), name="plugin:statsd")
+    assert plugin.settings.port == udp_receiver.port
+    assert plugin.check_delay == 1.0
+    plugin.handle_recv(("watcher.plugin:statsd.spawn", "{}"))
+    assert udp_receiver.lines(1) == ["circus.app.watcher.plugin_statsd.spawn:1|c"]
+    plugin.stop()
+    with pytest.raises(ConfigError, match="must be at most 65535"):
+        StatsdEmitter.check_config({"port": "99999"})
+    with pytest.raises(ConfigError, match="cannot resolve"):
+        StatsdEmitter(host="no-such-host.invalid")

@@ -50,8 +50,9 @@ class Flapping(AsyncCircusPlugin):
 
     name = "flapping"
 
-    def __init__(self, **config: Any) -> None:
-        super().__init__(**config)
+    def __init__(self, *args: Any, **config: Any) -> None:
+        # *args: the original positional form (endpoint, pubsub_endpoint, check_delay, ssh).
+        super().__init__(*args, **config)
         self.defaults = _settings(self.config)
         self.tracker = FlappingTracker(self.settings_for)
         self._settings: dict[str, FlappingSettings] = {}

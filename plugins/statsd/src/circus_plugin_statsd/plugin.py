@@ -28,8 +28,9 @@ class StatsdEmitter(CircusPlugin):
 
     name = "statsd"
 
-    def __init__(self, **config: Any) -> None:
-        super().__init__(**config)
+    def __init__(self, *args: Any, **config: Any) -> None:
+        # *args: the original positional form (endpoint, pubsub_endpoint, check_delay, ssh).
+        super().__init__(*args, **config)
         self.settings = _settings(self.config)
         try:
             self.metrics = EventMetrics(self.settings)
