@@ -154,6 +154,10 @@ class Arbiter:
         try:
             await self.start()
             await self._done.wait()
+        except BaseException:
+            # never leave children running unsupervised when startup fails or we are cancelled
+            await asyncio.shield(self.stop_watchers())
+            raise
         finally:
             await self.close()
 
