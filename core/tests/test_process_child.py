@@ -124,3 +124,14 @@ def test_signal_tree_reaches_grandchildren_even_after_parent_dies(tmp_path: Path
         assert wait_gone(grandchild)
 
     run(main())
+
+
+def test_executable_is_honoured() -> None:
+    async def main() -> None:
+        chunks: list[bytes] = []
+        spec = SpawnSpec(["not-a-program", "hello"], executable="/bin/echo", stdout="pipe")
+        proc = Process.spawn(spec, 1, on_output=lambda n, p, d: chunks.append(d))
+        assert await asyncio.wait_for(proc.exited, TIMEOUT) == 0
+        assert b"".join(chunks) == b"hello\n"
+
+    run(main())
