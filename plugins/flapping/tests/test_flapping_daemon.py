@@ -177,3 +177,28 @@ def test_manual_stop_of_two_processes_stays_stopped(tmp_path: Path) -> None:
         daemon.call("start", name="web")
         ev.wait_for(of("web", "start"), timeout=TIMEOUT, start=mark)
         assert len(daemon.call("list", name="web")["pids"]) == 2
+
+
+def test_manual_start_cancels_the_pending_retry(tmp_path: Path) -> None:
+    script = tmp_path / "flaky.sh"
+    script.write_text(
+        'n=$(cat "$1" 2>/dev/null || echo 0); n=$((n+1)); echo "$n" > "$1"\n'
+        'if [ "$n" -le 3 ]; then sleep 0.2; exit 1; fi\nexec sleep 120\n'
+    )
+    cmd = f"sh {script} {tmp_path / 'runs'}"
+    cfg = config(crasher("flaky", cmd=cmd), attempts="3", window="3", retry_in="3")
+    with CircusdProcess(cfg, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
+        wait_plugin_ready(daemon, "flaky")
+        mark = len(ev.events)
+        daemon.call("start", name="flaky")
+        stopped = ev.wait_for(of("flaky", "stop"), timeout=TIMEOUT, start=mark)
+        daemon.call("start", name="flaky")  # the operator does not wait for the retry
+        ev.wait_for(of("flaky", "start"), timeout=TIMEOUT, start=ev.events.index(stopped))
+        deadline = time.monotonic() + TIMEOUT
+        while not any("flaky: started by someone else: retry cancelled" in line
+                      for line in plugin_log(daemon)):
+            assert time.monotonic() < deadline, daemon.log_text()
+            time.sleep(0.05)
+        quiet(ev, lambda t, p: t.startswith("watcher.flaky."), 4.0)  # past retry_in (3 s)
+        assert not any("flaky: started again" in line for line in plugin_log(daemon))
+        assert daemon.call("status", name="flaky")["status"] == "active"

@@ -94,10 +94,13 @@ class Flapping(AsyncCircusPlugin):
             await self.refresh(watcher)
         await self.execute(self.tracker.on_event(watcher, action, payload, time.time()))
 
-    def handle_stop(self) -> None:
+    async def handle_stop(self) -> None:
+        """Cancel pending retries (awaited on the loop, which owns the timer table)."""
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        for task in list(self._tasks):
+            task.cancel()
 
     # -- actions ----------------------------------------------------------------------------
 
