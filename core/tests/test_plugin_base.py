@@ -342,3 +342,22 @@ def test_handle_init_failure_makes_start_raise(daemon: CircusdProcess) -> None:
         plugin.start()
     plugin.stop()
     assert plugin.stopped_in is None
+
+
+def test_plugin_survives_a_circusd_restart(tmp_path: Path) -> None:
+    config = "[watcher:w]\ncmd = sleep 120\n"
+    first = CircusdProcess(config, tmp_path, check_delay=1).start()
+    try:
+        plugin = make(Recorder, first)
+        with running(plugin):
+            subscribed(first, plugin.events)
+            first.stop()
+            with pytest.raises(CallTimeout):
+                plugin.call("list", timeout=0.3)
+            # same tmp dir, same ipc endpoints: ZeroMQ reconnects both sockets by itself
+            with CircusdProcess(config, tmp_path, check_delay=1) as second:
+                assert second.endpoint == first.endpoint
+                assert plugin.call("list", timeout=WAIT)["watchers"] == ["w"]
+                subscribed(second, plugin.events)
+    finally:
+        first.stop()

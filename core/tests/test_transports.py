@@ -226,3 +226,20 @@ def test_subscriber_filters_by_prefix_across_endpoints(
         pytest.fail("events not received in time")
     assert sorted(events) == [(b"watcher.web.reap", b'{"n": 1}'),
                               (b"watcher.web.spawn", b'{"n": 0}')]
+
+
+def test_async_call_works_after_the_daemon_restarts(endpoint: str) -> None:
+    async def main(peers: list[RouterPeer]) -> list[str]:
+        async with AsyncCommandClient(endpoint, timeout=10) as client:
+            with peers[0]:
+                first = await client.call("first")
+            with pytest.raises(CallTimeout):
+                await client.call("while-down", timeout=0.3)
+            with peers[1]:
+                after = await client.call("after", timeout=15)
+            return [first["command"], after["command"]]
+
+    peers = [RouterPeer(endpoint, echo), RouterPeer(endpoint, echo)]
+    assert asyncio.run(main(peers)) == ["first", "after"]
+    # the request that timed out while no daemon listened was dropped, not delivered late
+    assert [r["command"] for r in peers[1].requests] == ["after"]

@@ -183,14 +183,15 @@ class AsyncCommandClient:
         self.timeout = timeout
         self.identity = new_id()
         self._context = context
-        self._outbox: asyncio.Queue[Frames] | None = None
+        # frames to send, or None: "drop the socket and open a fresh one" (after a timeout)
+        self._outbox: asyncio.Queue[Frames | None] | None = None
         self._pending: dict[str, asyncio.Future[Frames]] = {}
         self._unmatched: collections.deque[Frames] = collections.deque(maxlen=_UNMATCHED_KEEP)
         self._unmatched_ready: asyncio.Event | None = None
         self._pump: asyncio.Task[None] | None = None
         self._closed = False
 
-    def _ensure_pump(self) -> asyncio.Queue[Frames]:
+    def _ensure_pump(self) -> asyncio.Queue[Frames | None]:
         if self._closed:
             raise CallError("the command client is closed")
         if self._outbox is None or self._pump is None:
@@ -201,25 +202,38 @@ class AsyncCommandClient:
             )
         return self._outbox
 
-    async def _run(self, outbox: asyncio.Queue[Frames]) -> None:
+    def _open(self) -> zmq.asyncio.Socket:
         ctx = self._context or zmq.asyncio.Context.instance()
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.IDENTITY, self.identity.encode("ascii"))
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self.endpoint)
-        getter: asyncio.Future[Frames] = asyncio.ensure_future(outbox.get())
+        return sock
+
+    async def _run(self, outbox: asyncio.Queue[Frames | None]) -> None:
+        sock = self._open()
+        getter: asyncio.Future[Frames | None] = asyncio.ensure_future(outbox.get())
         receiver: asyncio.Future[Frames] = asyncio.ensure_future(sock.recv_multipart())
         try:
             while True:
-                done, _ = await asyncio.wait(
-                    {getter, receiver}, return_when=asyncio.FIRST_COMPLETED
-                )
-                if getter in done:
-                    await sock.send_multipart(getter.result())
-                    getter = asyncio.ensure_future(outbox.get())
+                waiting: set[asyncio.Future[Any]] = {getter, receiver}
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if receiver in done:
                     self._dispatch(receiver.result())
                     receiver = asyncio.ensure_future(sock.recv_multipart())
+                if getter in done:
+                    frames = getter.result()
+                    getter = asyncio.ensure_future(outbox.get())
+                    if frames is not None:
+                        await sock.send_multipart(frames)
+                    else:
+                        # requests still queued inside ZeroMQ (daemon down) die with the old
+                        # socket instead of running whenever the daemon comes back
+                        receiver.cancel()
+                        sock.close(linger=0)
+                        self.identity = new_id()
+                        sock = self._open()
+                        receiver = asyncio.ensure_future(sock.recv_multipart())
         finally:
             getter.cancel()
             receiver.cancel()
@@ -260,6 +274,9 @@ class AsyncCommandClient:
             outbox.put_nowait([encode(message)])
             frames = await asyncio.wait_for(fut, wait)
         except TimeoutError:
+            self._pending.pop(msg_id, None)
+            if not self._pending:  # nobody else waits on this socket: start afresh
+                outbox.put_nowait(None)
             raise CallTimeout(
                 f"no reply to {command!r} from {self.endpoint} within {wait:g} s"
             ) from None
