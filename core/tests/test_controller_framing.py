@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -109,7 +108,7 @@ def test_wrong_frame_counts_are_dropped_and_the_socket_keeps_working(
 
 
 @pytest.mark.parametrize(
-    ("payload", "errno", "reason", "msg_id"),
+    "case",
     [
         (b"{not json", 1, "json invalid", None),
         (b"\xff\xfe garbage", 1, "json invalid", None),
@@ -138,11 +137,9 @@ def test_wrong_frame_counts_are_dropped_and_the_socket_keeps_working(
 def test_bad_requests_get_an_error_reply(
     daemon: CircusdProcess,
     context: zmq.Context[zmq.Socket[bytes]],
-    payload: bytes,
-    errno: int,
-    reason: str,
-    msg_id: Any,
+    case: tuple[bytes, int, str, Any],
 ) -> None:
+    payload, errno, reason, msg_id = case
     sock = dealer(context, daemon.endpoint)
     sock.send(payload)
     reply = recv_json(sock)
@@ -234,5 +231,6 @@ def test_thousands_of_malformed_messages_leave_the_daemon_answering(
     reply = recv_json(fresh)
     assert reply["status"] == "ok"
     assert reply["statuses"] == {"sleeper": "active"}
-    assert daemon.popen is not None and daemon.popen.poll() is None
+    assert daemon.popen is not None
+    assert daemon.popen.poll() is None
     assert "Traceback" not in daemon.log_text()
