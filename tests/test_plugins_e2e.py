@@ -93,7 +93,8 @@ def project(tmp_path: Path) -> Path:
     (pkg / "hooks.py").write_text(textwrap.dedent(HOOKS))
     make_dist(root, "h4-e2e-plugins", {
         "circus.plugins": {"h4seed": "h4e2e.seed:Logger"},
-        "circus.hooks": {"h4drop": "h4e2e.hooks"},
+        # a broken third-party hook module is logged and skipped by every plugin process
+        "circus.hooks": {"h4drop": "h4e2e.hooks", "h4broken": "h4e2e.nonexistent"},
     })
     return root
 
