@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from circus.testing import CircusdProcess, EventCollector, pid_state, wait_gone
+from circus.testing import CircusdProcess, EventCollector, pid_state, wait_dead, wait_gone
 
 
 def _watcher(name: str, cmd: str, **options: object) -> str:
@@ -125,7 +125,7 @@ def test_graceful_stop_escalates_and_kills_grandchildren(tmp_path: Path) -> None
         _, stop = ev.wait_for(lambda t, p: t == _topic("stubborn", "stop"), start=mark)
         assert stop["expected"] is True
         assert wait_gone(parent)
-        assert wait_gone(grandchild), "the child of the stopped process survived (E9)"
+        assert wait_dead(grandchild), "the child of the stopped process survived (E9)"
 
 
 def test_quit_stops_all_children_and_exits_zero(tmp_path: Path) -> None:

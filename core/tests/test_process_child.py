@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from circus.process import Process, SpawnSpec
-from circus.testing import pid_state, wait_gone
+from circus.testing import pid_state, wait_dead
 
 TIMEOUT = 20
 
@@ -121,7 +121,7 @@ def test_signal_tree_reaches_grandchildren_even_after_parent_dies(tmp_path: Path
         assert reached[0] == proc.pid
         assert grandchild in reached
         assert await asyncio.wait_for(proc.exited, TIMEOUT) == -9
-        assert wait_gone(grandchild)
+        assert wait_dead(grandchild)
 
     run(main())
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from circus.config import WatcherConfig
-from circus.testing import wait_gone
+from circus.testing import wait_dead, wait_gone
 from circus.watcher import Watcher
 
 TIMEOUT = 20.0
@@ -407,6 +407,6 @@ def test_stop_children_signals_the_whole_tree(tmp_path: Path) -> None:
         kills = [p["process_pid"] for a, p in rec.events if a == "kill"]
         assert kills[0] == parent
         assert child in kills
-        assert wait_gone(child)
+        assert wait_dead(child)
 
     run(body)

@@ -47,9 +47,11 @@ class Arbiter:
         settings: CircusSettings | None = None,
         *,
         config_path: str | None = None,
-        plugins: list[WatcherConfig] | None = None,
+        plugins: list[WatcherConfig | Mapping[str, Any]] | None = None,
         context: zmq.asyncio.Context | None = None,
     ) -> None:
+        """``plugins``: plugin watchers already converted, or dicts with ``name``, ``use`` and
+        the plugin's options (converted here with :func:`circus.config.plugin_watcher`)."""
         self.settings = settings or CircusSettings()
         self.config_path = config_path
         self._context = context
@@ -61,7 +63,9 @@ class Arbiter:
         self._tick_task: asyncio.Task[None] | None = None
         self._done = asyncio.Event()
         self._quitting: asyncio.Task[None] | None = None
-        for cfg in [*watchers, *(plugins or [])]:
+        for plugin in plugins or []:
+            watchers = [*watchers, _plugin_config(plugin, self.settings)]
+        for cfg in watchers:
             self._register(cfg)
 
     @classmethod
@@ -344,14 +348,18 @@ def get_arbiter(
         raise ConfigError(f"unknown setting(s): {', '.join(unknown)}", section="circus")
     circus_settings = CircusSettings(**settings)
     configs = [_watcher_config(dict(w)) for w in watchers]
-    plugin_configs = []
-    for plugin in plugins or []:
-        spec = dict(plugin)
-        name = str(spec.pop("name", ""))
-        use = str(spec.pop("use", ""))
-        _, cfg = plugin_watcher(name, use, spec, circus_settings, env=None)
-        plugin_configs.append(cfg)
-    return Arbiter(configs, circus_settings, plugins=plugin_configs)
+    return Arbiter(configs, circus_settings, plugins=list(plugins or []))
+
+
+def _plugin_config(
+    plugin: WatcherConfig | Mapping[str, Any], settings: CircusSettings
+) -> WatcherConfig:
+    if isinstance(plugin, WatcherConfig):
+        return plugin
+    spec = dict(plugin)
+    name = str(spec.pop("name", ""))
+    use = str(spec.pop("use", ""))
+    return plugin_watcher(name, use, spec, settings, env=None)[1]
 
 
 def _watcher_config(options: Mapping[str, Any]) -> WatcherConfig:

@@ -369,11 +369,23 @@ def wait_gone(pid: int, timeout: float = 20.0) -> bool:
     return True
 
 
+def wait_dead(pid: int, timeout: float = 20.0) -> bool:
+    """Wait until ``pid`` is gone or a zombie: for processes that are not circusd's children
+    (grandchildren re-parented to init), whose reaping is not circusd's job."""
+    deadline = time.monotonic() + timeout
+    while pid_state(pid) not in (None, "Z", "X"):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 __all__ = [
     "CircusdError",
     "CircusdProcess",
     "EventCollector",
     "pid_state",
     "start_circusd",
+    "wait_dead",
     "wait_gone",
 ]
