@@ -211,9 +211,12 @@ def test_topics_option_and_a_third_party_event_hook(daemon: CircusdProcess) -> N
     try:
         plugin = make(Recorder, daemon, topics="watcher.w.spawn, watcher.*.kill")
         with running(plugin):
-            time.sleep(0.2)  # let the subscription reach the daemon (no event to probe with)
-            daemon.call("incr", name="w", waiting=True)
-            wait_until(lambda: plugin.events, what="spawn event")
+            def spawned() -> bool:  # repeat: the subscription may still be settling
+                daemon.call("incr", name="w", waiting=True)
+                time.sleep(0.05)
+                return bool(plugin.events)
+
+            wait_until(spawned, what="spawn event")
             daemon.call("decr", name="w", waiting=True)
             daemon.call("incr", name="w", waiting=True)
             wait_until(lambda: len(plugin.events) >= 2, what="second spawn")
