@@ -98,12 +98,14 @@ def cmd_test(extra: list[str]) -> int:
 
 
 def cmd_demo(extra: list[str]) -> int:
+    """circusd with demo/circus.ini in the foreground; what to look at is in demo/README.md."""
     ensure_venv()
-    # Until circusd lands (issue 3) the demo shows the plugin layout: the bundled plugins are
-    # discovered by short name through their entry points.
-    say("circusd is not implemented yet: showing the installed plugins instead")
-    return run(BIN / "python", "-m", "pytest", "-q", ROOT / "tests" / "test_distributions.py",
-               *extra, cwd=ROOT, check=False)
+    demo = ROOT / "demo"
+    say("starting circusd with demo/circus.ini (Ctrl-C stops it and every child)")
+    say("watch demo/events.log, the 'statsd <-' lines below, and `circusctl status`")
+    os.chdir(demo)
+    circusd = str(BIN / "circusd")
+    os.execv(circusd, [circusd, *extra, "circus.ini"])
 
 
 def main(argv: list[str]) -> int:
