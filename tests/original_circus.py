@@ -139,8 +139,8 @@ def ensure_original_circus(venv: Path = VENV_DIR) -> OriginalCircus:
     return OriginalCircus(venv)
 
 
-def ping(endpoint: str, timeout: float) -> dict[str, object] | None:
-    """One ``status`` call on a fresh DEALER; the reply, or None when none came in time.
+def ping(endpoint: str, timeout: float, command: str = "status") -> dict[str, object] | None:
+    """One call on a fresh DEALER; the reply, or None when none came in time.
 
     A fresh socket per probe keeps a late reply to an earlier probe from being mistaken for this
     one; ids are checked anyway.
@@ -151,7 +151,7 @@ def ping(endpoint: str, timeout: float) -> dict[str, object] | None:
     try:
         sock.connect(endpoint)
         msg_id = uuid.uuid4().hex
-        sock.send(json.dumps({"id": msg_id, "command": "status", "properties": {}}).encode())
+        sock.send(json.dumps({"id": msg_id, "command": command, "properties": {}}).encode())
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             if not sock.poll(int(left * 1000) + 1):
@@ -199,13 +199,25 @@ class OriginalDaemon:
             )
 
     def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM (circusd's graceful quit), then SIGKILL the daemon and any child left, by pid."""
+        """``quit``, then SIGKILL the daemon and any child left, by pid.
+
+        0.19 turns SIGTERM into a ``quit`` that is silently dropped when it collides with the
+        periodic tick (lock conflict, contract C3), so ``quit`` is sent on the control channel
+        and repeated while it is rejected; SIGTERM is only the fallback.
+        """
         self.remember_children()
-        if self.process.poll() is None:
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            reply = ping(self.endpoint, timeout=2.0, command="quit")
+            if reply is not None and reply.get("status") != "error":
+                break
+            time.sleep(0.1)
+        else:
             with contextlib.suppress(ProcessLookupError):
                 self.process.send_signal(signal.SIGTERM)
+        if self.process.poll() is None:
             try:
-                self.process.wait(timeout)
+                self.process.wait(max(1.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     self.process.kill()

@@ -1,0 +1,232 @@
+"""Daemon benchmark (issue 3): OUR circusd and the ORIGINAL 0.19 side by side, in one run.
+
+Scenarios (each bounded in count and time; the whole script stays around two minutes):
+
+* exit -> reap: SIGKILL a process, time until its ``reap`` event arrives on the pub/sub socket.
+  Kills are spread evenly over 5 s so the original's 5 s tick (no check_delay in its config, so
+  the default) is sampled fairly.
+* control round trip: ``status`` calls on one DEALER, one at a time.
+* 500 watchers: from launching circusd until ``status`` shows all 500 active; daemon RSS then.
+* churn: a watcher of 50 processes running ``true``; events published per second over 5 s.
+
+Usage: ``.venv/bin/python bench/bench_daemon.py [--write] [--only exit_reap,...]``.
+``--write`` puts the table into docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import os
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from harness import (
+    ORIGINAL,
+    OURS,
+    Recorder,
+    Side,
+    call_ok,
+    fmt_ms,
+    machine_line,
+    median,
+    original,
+    percentile,
+    rss_mb,
+    running,
+    sides,
+    table,
+    wait_pids,
+    write_section,
+)
+
+from circus.client import CircusClient
+
+KILLS_PER_ROUND = 10
+ROUNDS = 2
+KILL_SPREAD = 5.0  # seconds over which one round's kills are spread (one original tick)
+ROUND_TRIPS = 2000
+ROUND_TRIP_BUDGET = 10.0
+WATCHERS = 500
+CHURN_WINDOW = 5.0
+CHURN_WARMUP = 1.0
+
+Result = dict[str, dict[str, float]]
+
+
+def _reaped(events: Recorder, killed: dict[int, float]) -> dict[int, float]:
+    """pid -> receive time of its reap event, for the pids in ``killed``."""
+    return {int(e[2]["process_pid"]): e[0] for e in events.matching("reap", "victim")
+            if e[2].get("process_pid") in killed}
+
+
+def _all_reaped(events: Recorder, killed: dict[int, float]) -> bool:
+    return len(_reaped(events, killed)) == len(killed)
+
+
+def exit_to_reap(side: Side) -> dict[str, float]:
+    config = f"[watcher:victim]\ncmd = sleep 1000\nnumprocesses = {KILLS_PER_ROUND}\n"
+    latencies: list[float] = []
+    with running(side.start(config)) as daemon, CircusClient(daemon.endpoint, 20) as client, \
+            Recorder(daemon.pubsub_endpoint) as events:
+        events.prime(client, "victim")
+        for _ in range(ROUNDS):
+            victims = wait_pids(client, "victim", KILLS_PER_ROUND)[:KILLS_PER_ROUND]
+            killed: dict[int, float] = {}
+            start = time.monotonic()
+            for index, pid in enumerate(victims):
+                delay = start + index * KILL_SPREAD / KILLS_PER_ROUND - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                killed[pid] = time.monotonic()
+                os.kill(pid, signal.SIGKILL)
+            events.wait(functools.partial(_all_reaped, events, killed), 20.0)
+            for pid, seen in _reaped(events, killed).items():
+                latencies.append(seen - killed[pid])
+    return {"p50": median(latencies), "p95": percentile(latencies, 95),
+            "samples": float(len(latencies))}
+
+
+def round_trip(side: Side) -> dict[str, float]:
+    config = "[watcher:one]\ncmd = sleep 1000\n"
+    samples: list[float] = []
+    with running(side.start(config)) as daemon, CircusClient(daemon.endpoint, 20) as client:
+        for _ in range(100):
+            client.call("status")
+        deadline = time.monotonic() + ROUND_TRIP_BUDGET
+        while len(samples) < ROUND_TRIPS and time.monotonic() < deadline:
+            begin = time.perf_counter()
+            client.call("status")
+            samples.append(time.perf_counter() - begin)
+    return {"p50": median(samples), "p95": percentile(samples, 95),
+            "samples": float(len(samples))}
+
+
+def many_watchers(side: Side) -> dict[str, float]:
+    config = "".join(f"[watcher:w{i:03d}]\ncmd = sleep 1000\n\n" for i in range(WATCHERS))
+    begin = time.monotonic()
+    with running(side.start(config, start_timeout=120.0)) as daemon, \
+            CircusClient(daemon.endpoint, 60) as client:
+        deadline = begin + 120.0
+        active = 0
+        while time.monotonic() < deadline:
+            statuses = client.call("status")["statuses"]
+            active = sum(1 for state in statuses.values() if state == "active")
+            if active == WATCHERS:
+                break
+            time.sleep(0.02)
+        elapsed = time.monotonic() - begin
+        time.sleep(0.5)  # let allocation settle before sampling RSS
+        return {"seconds": elapsed if active == WATCHERS else float("nan"),
+                "rss_mb": rss_mb(daemon.pid), "active": float(active)}
+
+
+def churn(side: Side) -> dict[str, float]:
+    config = "[watcher:churn]\ncmd = true\nnumprocesses = 50\nautostart = false\n"
+    with running(side.start(config)) as daemon, CircusClient(daemon.endpoint, 60) as client, \
+            Recorder(daemon.pubsub_endpoint) as events:
+        events.prime(client, "churn")
+        call_ok(client, "start", name="churn")
+        window_start = time.monotonic() + CHURN_WARMUP
+        time.sleep(CHURN_WARMUP + CHURN_WINDOW)
+        window_end = window_start + CHURN_WINDOW
+        in_window = [e for e in events.events if window_start <= e[0] < window_end
+                     and e[1].startswith("watcher.churn.")]
+        call_ok(client, "stop", name="churn", waiting=True)
+    seqs = sorted(e[2]["seq"] for e in in_window if isinstance(e[2].get("seq"), int))
+    gaps = (seqs[-1] - seqs[0] + 1 - len(seqs)) if seqs else 0
+    reaps = sum(1 for e in in_window if e[1].endswith(".reap"))
+    return {"events_per_s": len(in_window) / CHURN_WINDOW, "reaps_per_s": reaps / CHURN_WINDOW,
+            "seq_gaps": float(gaps)}
+
+
+SCENARIOS: dict[str, Callable[[Side], dict[str, float]]] = {
+    "exit_reap": exit_to_reap,
+    "round_trip": round_trip,
+    "watchers_500": many_watchers,
+    "churn": churn,
+}
+
+
+def _ratio(numerator: float, denominator: float) -> str:
+    if not denominator or math.isnan(numerator) or math.isnan(denominator):
+        return "n/a"
+    value = numerator / denominator
+    return f"{value:,.0f}x" if value >= 100 else f"{value:.2f}x"
+
+
+def render(results: dict[str, Result]) -> str:
+    rows: list[list[str]] = []
+    ours, orig = results.get(OURS, {}), results.get(ORIGINAL, {})
+    if "exit_reap" in ours:
+        a, b = ours["exit_reap"], orig.get("exit_reap", {})
+        met = a["p50"] < 0.002
+        rows.append(["exit → reap event p50 / p95",
+                     f"{fmt_ms(a['p50'])} / {fmt_ms(a['p95'])}",
+                     f"{fmt_ms(b.get('p50', float('nan')))} / {fmt_ms(b.get('p95', float('nan')))}",
+                     f"{_ratio(b.get('p50', float('nan')), a['p50'])} faster",
+                     "p50 < 2 ms", "yes" if met else "**no**"])
+    if "round_trip" in ours:
+        a, b = ours["round_trip"], orig.get("round_trip", {})
+        met = a["p50"] <= b.get("p50", float("inf"))
+        rows.append(["control round trip (`status`) p50 / p95",
+                     f"{fmt_ms(a['p50'])} / {fmt_ms(a['p95'])}",
+                     f"{fmt_ms(b.get('p50', float('nan')))} / {fmt_ms(b.get('p95', float('nan')))}",
+                     f"{_ratio(a['p50'], b.get('p50', float('nan')))} of original",
+                     "≤ original", "yes" if met else "**no**"])
+    if "watchers_500" in ours:
+        a, b = ours["watchers_500"], orig.get("watchers_500", {})
+        met = (a["seconds"] <= b.get("seconds", 0) / 2) and a["rss_mb"] <= b.get("rss_mb", 0)
+        rows.append(["500 watchers: all active / daemon RSS",
+                     f"{a['seconds']:.2f} s / {a['rss_mb']:.0f} MB",
+                     f"{b.get('seconds', float('nan')):.2f} s / "
+                     f"{b.get('rss_mb', float('nan')):.0f} MB",
+                     f"{_ratio(a['seconds'], b.get('seconds', float('nan')))} time, "
+                     f"{_ratio(a['rss_mb'], b.get('rss_mb', float('nan')))} RSS",
+                     "≤ ½ time, ≤ RSS", "yes" if met else "**no**"])
+    if "churn" in ours:
+        a, b = ours["churn"], orig.get("churn", {})
+        met = a["events_per_s"] >= 2 * b.get("events_per_s", float("inf"))
+        rows.append(["events/s under churn (50 x `true`)",
+                     f"{a['events_per_s']:,.0f} (seq gaps seen: {a['seq_gaps']:.0f})",
+                     f"{b.get('events_per_s', float('nan')):,.0f}",
+                     f"{_ratio(a['events_per_s'], b.get('events_per_s', float('nan')))}",
+                     "≥ 2x", "yes" if met else "**no**"])
+    header = ["scenario", OURS, ORIGINAL, "ratio", "target", "met"]
+    return table(header, rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument("--only", default=",".join(SCENARIOS),
+                        help=f"comma-separated subset of {', '.join(SCENARIOS)}")
+    args = parser.parse_args()
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = set(chosen) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    header = machine_line()
+    installed = original()
+    results: dict[str, Result] = {OURS: {}, ORIGINAL: {}}
+    with tempfile.TemporaryDirectory(prefix="circus-bench-") as tmp:
+        for name in chosen:
+            for side in sides(installed, Path(tmp)):
+                began = time.monotonic()
+                results[side.label][name] = SCENARIOS[name](side)
+                print(f"{name:>13} {side.label:>14}: {results[side.label][name]} "
+                      f"({time.monotonic() - began:.1f} s)", flush=True)
+    text = f"Measured {header} (`bench/bench_daemon.py`).\n\n{render(results)}"
+    print()
+    print(text)
+    if args.write:
+        write_section("daemon", text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

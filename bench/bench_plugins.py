@@ -1,0 +1,309 @@
+"""Plugin benchmark (issue 4): OUR circusd + runner and the ORIGINAL 0.19 ones, side by side.
+
+The same plugin class (``bench/probe_plugins.py``) runs under both; it writes what it sees, with
+timestamps, to a file per plugin. Scenarios (each bounded in count and time):
+
+* exit -> handle_recv and exit -> ``call`` answered: SIGKILL ``victim`` processes (spread over
+  one original tick), the plugin receives the ``reap`` and calls ``status``. The original runs
+  with check_delay 1 and with its INI default 5.
+* delivery under churn: a watcher of 50 ``true`` processes for 5 s with 1 and with 10 plugins;
+  each plugin's events are compared with what the daemon published (by ``seq`` for ours, with
+  a separate subscriber's count for the original, which has no ``seq``).
+* max events/s of one plugin with the default hooks: a local PUB feeds the runner as fast as it
+  can; the plugin counts what it handles.
+
+Usage: ``.venv/bin/python bench/bench_plugins.py [--write] [--only latency,delivery,throughput]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import zmq
+from harness import (
+    BENCH_DIR,
+    ORIGINAL,
+    OURS,
+    Recorder,
+    Side,
+    call_ok,
+    fmt_ms,
+    machine_line,
+    median,
+    original,
+    percentile,
+    running,
+    sides,
+    table,
+    wait_pids,
+    write_section,
+)
+from original_circus import OriginalCircus
+
+from circus.client import CircusClient
+
+VICTIMS = 10
+ROUNDS = 2
+CHURN_WINDOW = 5.0
+FEED_SECONDS = 3.0
+FEED_MAX = 2_000_000
+ENV = {"PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR), os.environ.get("PYTHONPATH")]))}
+
+
+def _plugin_section(name: str, out: Path, mode: str) -> str:
+    return f"[plugin:{name}]\nuse = probe_plugins.Probe\nout = {out}\nmode = {mode}\n\n"
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def _poke_until(client: CircusClient, watcher: str, done: Callable[[], bool],
+                timeout: float = 60.0) -> None:
+    """No-op ``set`` (publishes ``updated``) until ``done()``: the plugins are subscribed."""
+    value = client.call("get", name=watcher, keys=["graceful_timeout"])["options"]
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"plugins not receiving events after {timeout} s")
+        client.call("set", name=watcher, options=value)
+        time.sleep(0.1)
+
+
+# -- exit -> handle_recv / call answered ----------------------------------------------------------
+
+def _observed(out: Path, killed: dict[int, float]) -> dict[str, dict[int, float]]:
+    """``{"recv": {pid: time}, "call": {pid: time}}`` from the probe's file."""
+    seen: dict[str, dict[int, float]] = {"recv": {}, "call": {}}
+    for line in _lines(out):
+        parts = line.split()
+        if len(parts) == 3 and parts[0] in seen and int(parts[1]) in killed:
+            seen[parts[0]][int(parts[1])] = float(parts[2])
+    return seen
+
+
+def _all_called(out: Path, killed: dict[int, float]) -> bool:
+    return len(_observed(out, killed)["call"]) == len(killed)
+
+
+def latency(side: Side, workdir: Path, check_delay: float | None,
+            spread: float) -> dict[str, float]:
+    out = workdir / f"latency-{time.monotonic_ns()}.log"
+    config = (f"[watcher:victim]\ncmd = sleep 1000\nnumprocesses = {VICTIMS}\n\n"
+              + _plugin_section("probe", out, "latency"))
+    recv: list[float] = []
+    answered: list[float] = []
+    with running(side.start(config, check_delay=check_delay, env=ENV)) as daemon, \
+            CircusClient(daemon.endpoint, 20) as client:
+        _poke_until(client, "victim", lambda: "ready" in _lines(out))
+        for _ in range(ROUNDS):
+            victims = wait_pids(client, "victim", VICTIMS)[:VICTIMS]
+            killed: dict[int, float] = {}
+            start = time.monotonic()
+            for index, pid in enumerate(victims):
+                delay = start + index * spread / VICTIMS - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                killed[pid] = time.time()
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(RuntimeError):
+                _wait(functools.partial(_all_called, out, killed), 30.0, "plugin calls")
+            seen = _observed(out, killed)
+            recv += [t - killed[pid] for pid, t in seen["recv"].items()]
+            answered += [t - killed[pid] for pid, t in seen["call"].items()]
+    return {"recv_p50": median(recv), "recv_p95": percentile(recv, 95),
+            "call_p50": median(answered), "call_p95": percentile(answered, 95),
+            "samples": float(len(answered))}
+
+
+# -- delivery under churn ------------------------------------------------------------------------
+
+def delivery(side: Side, workdir: Path, plugins: int) -> dict[str, float]:
+    tag = time.monotonic_ns()
+    outs = [workdir / f"delivery-{tag}-{i}.log" for i in range(plugins)]
+    config = "[watcher:churn]\ncmd = true\nnumprocesses = 50\nautostart = false\n\n" + "".join(
+        _plugin_section(f"p{i}", out, "log") for i, out in enumerate(outs)
+    )
+
+    def churn_lines(path: Path) -> list[list[str]]:
+        return [line.split() for line in _lines(path)
+                if line.startswith("watcher.churn.") and ".updated " not in line]
+
+    with running(side.start(config, env=ENV, start_timeout=120.0)) as daemon, \
+            CircusClient(daemon.endpoint, 60) as client, \
+            Recorder(daemon.pubsub_endpoint) as recorder:
+        _poke_until(client, "churn", lambda: all(
+            any(line.startswith("watcher.churn.updated") for line in _lines(out)) for out in outs
+        ) and bool(recorder.matching("updated", "churn")), timeout=120.0)
+        call_ok(client, "start", name="churn")
+        time.sleep(CHURN_WINDOW)
+        call_ok(client, "stop", name="churn", waiting=True)
+
+        def stop_seen() -> bool:
+            return all(any(parts[0] == "watcher.churn.stop" for parts in churn_lines(out))
+                       for out in outs)
+
+        with contextlib.suppress(RuntimeError):
+            _wait(stop_seen, 30.0, "the stop event at every plugin")
+        published = [e for e in recorder.events
+                     if e[1].startswith("watcher.churn.") and not e[1].endswith(".updated")]
+    seqs = sorted(e[2]["seq"] for e in published if isinstance(e[2].get("seq"), int))
+    if seqs:
+        # ours: the daemon published every seq between the first and the last churn event
+        # (events of other watchers in between included: plugins receive those too)
+        expected = seqs[-1] - seqs[0] + 1
+        received = [len({int(parts[1]) for parts in (line.split() for line in _lines(out))
+                         if len(parts) == 3 and parts[1].isdigit()
+                         and seqs[0] <= int(parts[1]) <= seqs[-1]}) for out in outs]
+    else:
+        expected = len(published)
+        received = [len(churn_lines(out)) for out in outs]
+    missing = sum(max(0, expected - got) for got in received)
+    duration = max(published[-1][0] - published[0][0], 1e-9) if published else float("nan")
+    return {"published": float(expected), "min_received": float(min(received)),
+            "missing": float(missing), "events_per_s": len(published) / duration}
+
+
+# -- max events/s of one plugin ---------------------------------------------------------------
+
+def throughput(label: str, installed: OriginalCircus, workdir: Path) -> dict[str, float]:
+    feed = f"ipc://{workdir}/feed-{time.monotonic_ns()}.sock"
+    out = workdir / f"count-{time.monotonic_ns()}.log"
+    runner = ([sys.executable, "-m", "circus.plugins.runner"] if label == OURS
+              else installed.runner_command())
+    args = ["--endpoint", f"ipc://{workdir}/nobody.sock", "--pubsub", feed,
+            "--config", f"out:{out}:::mode:count", "probe_plugins.Probe"]
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    pub = ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.bind(feed)
+    proc = subprocess.Popen([*runner, *args], env={**os.environ, **ENV},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while "ready" not in _lines(out):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"{label} runner never received the feed")
+            pub.send_multipart([b"watcher.bench.ping", b"{}"])
+            time.sleep(0.02)
+        payload = b'{"process_pid": 4242, "time": 1795878669.8957918, "seq": 1}'
+        sent = 0
+        stop_at = time.monotonic() + FEED_SECONDS
+        while sent < FEED_MAX and time.monotonic() < stop_at:
+            for _ in range(1000):
+                pub.send_multipart([b"watcher.bench.spawn", payload])
+            sent += 1000
+        deadline = time.monotonic() + 60
+        result: list[str] = []
+        while not result:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{label} runner never reported its count")
+            pub.send_multipart([b"watcher.bench.done", b"{}"])
+            time.sleep(0.05)
+            result = [line for line in _lines(out) if line.startswith("count ")]
+        _, count, first, last = result[0].split()
+        rate = (int(count) - 1) / max(float(last) - float(first), 1e-9)
+        return {"events_per_s": rate, "handled": float(count), "sent": float(sent),
+                "send_rate": sent / FEED_SECONDS}
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        pub.close(0)
+        ctx.term()
+
+
+def _row_latency(label: str, r: dict[str, float]) -> list[str]:
+    return [label, f"{fmt_ms(r['recv_p50'])} / {fmt_ms(r['recv_p95'])}",
+            f"{fmt_ms(r['call_p50'])} / {fmt_ms(r['call_p95'])}", f"{r['samples']:.0f}"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument("--only", default="latency,delivery,throughput")
+    args = parser.parse_args()
+    chosen = {name.strip() for name in args.only.split(",") if name.strip()}
+    unknown = chosen - {"latency", "delivery", "throughput"}
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    header = machine_line()
+    installed = original()
+    sections: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="circus-bench-") as tmp:
+        workdir = Path(tmp)
+        ours, theirs = sides(installed, workdir)
+        if "latency" in chosen:
+            runs = [(f"{OURS} (check_delay 5)", ours, None, 1.0),
+                    (f"{ORIGINAL}, check_delay 1", theirs, 1.0, 1.0),
+                    (f"{ORIGINAL}, check_delay 5 (INI default)", theirs, 5.0, 5.0)]
+            rows = []
+            for label, side, check_delay, spread in runs:
+                result = latency(side, workdir, check_delay, spread)
+                print(f"latency {label}: {result}", flush=True)
+                rows.append(_row_latency(label, result))
+            sections.append(
+                "Process exit → plugin (target: exit → `call` answered p50 < 5 ms):\n\n"
+                + table(["daemon", "exit → handle_recv p50 / p95",
+                         "exit → call answered p50 / p95", "samples"], rows))
+        if "delivery" in chosen:
+            rows = []
+            for count in (1, 10):
+                for side in (ours, theirs):
+                    result = delivery(side, workdir, count)
+                    print(f"delivery {side.label} x{count}: {result}", flush=True)
+                    rows.append([side.label, str(count), f"{result['published']:.0f}",
+                                 f"{result['events_per_s']:,.0f}",
+                                 f"{result['min_received']:.0f}", f"{result['missing']:.0f}"])
+            sections.append(
+                f"Events delivered to plugins under churn (50 x `true`, {CHURN_WINDOW:g} s; "
+                "target: none missing):\n\n"
+                + table(["daemon", "plugins", "events published", "events/s",
+                         "fewest received by one plugin", "missing (all plugins)"], rows))
+        if "throughput" in chosen:
+            rows = []
+            for label in (OURS, ORIGINAL):
+                result = throughput(label, installed, workdir)
+                print(f"throughput {label}: {result}", flush=True)
+                bound = " (feeder-bound)" if result["handled"] >= result["sent"] else ""
+                rows.append([label, f"{result['events_per_s']:,.0f}{bound}",
+                             f"{result['handled']:,.0f} of {result['sent']:,.0f}"])
+            sections.append(
+                "Most events/s one plugin consumes, default hooks, fed by a local PUB "
+                "(target ≥ 50,000/s):\n\n"
+                + table(["runner", "events/s handled", "handled of sent"], rows))
+    text = f"Measured {header} (`bench/bench_plugins.py`).\n\n" + "\n\n".join(sections)
+    print()
+    print(text)
+    if args.write:
+        write_section("plugins", text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""The plugin the plugin benchmark runs, unchanged, under OUR runner and the ORIGINAL 0.19 one.
+
+It only uses the API both share (``CircusPlugin``, ``handle_init``/``handle_recv``/``handle_stop``,
+``call``) and accepts the original's positional constructor. What it observes goes to the file
+named by its ``out`` option, one line per observation, flushed per line, because the original
+runner never calls ``handle_stop`` when circusd stops the plugin (contract 6.3).
+
+Modes (``mode`` option):
+
+``latency``  on a ``reap`` of watcher ``victim``: ``recv <pid> <time>``, then ``call status`` and
+             ``call <pid> <time>`` when answered; ``ready`` on the first ``updated`` event.
+``log``      every event: ``<topic> <seq or -> <pid or ->``.
+``count``    counts events between the first ``watcher.bench.go`` and ``watcher.bench.done``;
+             writes ``count <n> <first time> <last time>`` on ``done``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, TextIO
+
+from circus.plugins import CircusPlugin
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+class Probe(CircusPlugin):
+    name = "probe"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.out_path = str(self.config["out"])
+        self.mode = str(self.config.get("mode", "latency"))
+        self.out: TextIO | None = None
+        self.ready = False
+        self.count = 0
+        self.first = 0.0
+        self.last = 0.0
+
+    def handle_init(self) -> None:
+        self.out = open(self.out_path, "a", buffering=1)  # noqa: SIM115 - closed in handle_stop
+
+    def handle_stop(self) -> None:
+        if self.out is not None:
+            self.out.close()
+            self.out = None
+
+    def _write(self, line: str) -> None:
+        if self.out is None:
+            self.out = open(self.out_path, "a", buffering=1)  # noqa: SIM115
+        self.out.write(line + "\n")
+
+    def handle_recv(self, data: Any) -> None:
+        now = time.time()
+        topic_raw, message = data[0], data[1]
+        if self.mode == "count":
+            self._count(_text(topic_raw), now)
+            return
+        topic = _text(topic_raw)
+        if self.mode == "log":
+            payload = json.loads(message)
+            self._write(f"{topic} {payload.get('seq', '-')} {payload.get('process_pid', '-')}")
+            return
+        if topic.endswith(".updated") and not self.ready:
+            self.ready = True
+            self._write("ready")
+        if topic == "watcher.victim.reap":
+            pid = json.loads(message)["process_pid"]
+            self._write(f"recv {pid} {now:.6f}")
+            self.call("status")
+            self._write(f"call {pid} {time.time():.6f}")
+
+    def _count(self, topic: str, now: float) -> None:
+        if topic == "watcher.bench.ping":
+            if not self.ready:
+                self.ready = True
+                self._write("ready")
+            return
+        if topic == "watcher.bench.done":
+            if self.count:
+                self._write(f"count {self.count} {self.first:.6f} {self.last:.6f}")
+                self.count = 0
+            return
+        if not self.count:
+            self.first = now
+        self.count += 1
+        self.last = now
