@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 from circus import __version__
-from circus.testing import CircusdProcess, EventCollector, pid_state, wait_gone
+from circus.testing import CircusdProcess, pid_state, wait_gone
 
 CONFIG = """\
 [watcher:sleeper]
@@ -249,6 +252,31 @@ def test_quit_stops_the_daemon_and_its_processes(daemon: CircusdProcess) -> None
     assert all(wait_gone(pid) for pid in running)
 
 
+class LineReader:
+    """Reads a child's stdout on a thread, so the test can wait for lines with a deadline."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for(self, predicate: Callable[[str], bool], deadline: float,
+                 poke: Callable[[], object] = lambda: None) -> str:
+        while True:
+            poke()
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                line = ""
+            if line and predicate(line):
+                return line
+            assert time.monotonic() < deadline, "circusctl listen printed nothing matching"
+
+
 def test_listen_prints_events_until_interrupted(daemon: CircusdProcess) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "circus.circusctl", "--endpoint", daemon.pubsub_endpoint,
@@ -256,25 +284,17 @@ def test_listen_prints_events_until_interrupted(daemon: CircusdProcess) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        # prime until the subscription is live (slow joiner), then cause a known event
-        lines: list[str] = []
-        with EventCollector(daemon.pubsub_endpoint) as events:
-            events.wait_ready(daemon, "sleeper")
-        deadline = time.monotonic() + 30
         assert proc.stdout is not None
-        os.set_blocking(proc.stdout.fileno(), False)
-        while not any(".updated: " in line for line in lines):
-            daemon.call("set", name="sleeper", options={"graceful_timeout": 5})
-            time.sleep(0.1)
-            lines += proc.stdout.readlines()
-            assert time.monotonic() < deadline, lines
+        reader = LineReader(proc.stdout)
+        deadline = time.monotonic() + 30
+        # the subscription is live once a no-op `set` shows up (ZeroMQ slow joiner)
+        reader.wait_for(
+            lambda line: line.startswith("watcher.sleeper.updated: "), deadline,
+            poke=lambda: daemon.call("set", name="sleeper", options={"graceful_timeout": 5}),
+        )
         daemon.call("incr", name="sleeper", waiting=True)
-        while not any(".spawn: " in line for line in lines):
-            time.sleep(0.05)
-            lines += proc.stdout.readlines()
-            assert time.monotonic() < deadline, lines
-        spawn = next(line for line in lines if ".spawn: " in line)
-        topic, payload = spawn.rstrip("\n").split(": ", 1)
+        spawn = reader.wait_for(lambda line: ".spawn: " in line, deadline)
+        topic, payload = spawn.split(": ", 1)
         assert topic == "watcher.sleeper.spawn"
         assert json.loads(payload)["process_pid"] in pids(daemon)
         proc.send_signal(signal.SIGINT)
@@ -294,3 +314,20 @@ def test_interactive_prompt_runs_each_line(daemon: CircusdProcess) -> None:
     assert "(circusctl) 3\n" in out.stdout
     assert "invalid choice: 'bogus'" in out.stderr
     assert len(pids(daemon)) == 3
+
+
+def test_reloadconfig_ipython_and_more_error_paths(daemon: CircusdProcess) -> None:
+    before = pids(daemon)
+    out = ctl(daemon, "reloadconfig", "--waiting")
+    assert (out.returncode, out.stdout) == (0, "ok\n")
+    assert sorted(pids(daemon)) == sorted(before)  # unchanged config: nothing restarted
+    out = ctl(daemon, "ipython")
+    assert out.returncode == 0
+    assert out.stdout.strip()
+    out = ctl(daemon, "numprocesses", "nope")
+    assert (out.returncode, out.stderr) == (3, "error: program nope not found\n")
+    out = ctl(daemon, "kill", "nope")
+    assert out.returncode == 3
+    out = ctl(daemon, "signal", "sleeper", "SIGNOPE")
+    assert out.returncode == 3
+    assert out.stderr.startswith("error: ")
