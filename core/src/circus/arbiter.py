@@ -12,6 +12,7 @@ import asyncio
 import copy
 import dataclasses
 import importlib
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -142,6 +143,12 @@ class Arbiter:
         await self._start_controller()
         if self.settings.check_delay > 0:
             self._tick_task = asyncio.create_task(self._tick_loop(), name="circus-tick")
+        log.info(
+            "circusd started",
+            pid=os.getpid(),
+            pubsub=self.settings.pubsub_endpoint,
+            watchers=len(self._watchers),
+        )
         await self.start_watchers()
 
     async def _start_controller(self) -> None:
@@ -191,6 +198,7 @@ class Arbiter:
         await asyncio.shield(self._quitting)
 
     async def _quit(self) -> None:
+        log.info("stopping every watcher")
         try:
             await self.stop_watchers()
         finally:

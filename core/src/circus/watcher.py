@@ -14,12 +14,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import structlog
+
 from circus.errors import MessageError
 from circus.process import Process, signal_processes
 from circus.procinfo import child_stats
 from circus.watcher_core import WatcherCore
 
 T = TypeVar("T")
+log = structlog.get_logger("circus.watcher")
 
 #: keys of the ``options`` command (contract 3.3), free-form extras are added to these
 OPTION_KEYS = (
@@ -75,6 +78,7 @@ class Watcher(WatcherCore):
             return {"started": [], "kept": kept}
         self.state = "active"
         self.notify("start")
+        log.info("watcher started", watcher=self.name, pids=started)
         return {"started": started, "kept": kept}
 
     async def stop(self) -> None:
@@ -90,6 +94,7 @@ class Watcher(WatcherCore):
         await asyncio.gather(*(self.kill_process(p) for p in procs))
         self.state = "stopped"
         self.notify("stop", {"expected": True})
+        log.info("watcher stopped", watcher=self.name)
 
     async def restart(self) -> dict[str, list[int]]:
         self._stop_requested = True

@@ -200,11 +200,19 @@ class WatcherCore:
             "reap",
             {"process_pid": proc.pid, "time": time.time(), "exit_code": code, "expected": expected},
         )
+        if not expected:
+            log.debug("process exited", watcher=self.name, pid=proc.pid, exit_code=code)
         if not counted or self.state not in ("active", "starting"):
             return
         if self.is_plugin and not expected:
             self._plugin_crashed(proc)
-        self.request_manage()
+        # respawn right after the publisher task had its turn: the reap event goes out first
+        # instead of waiting for the fork/exec of the replacement
+        asyncio.get_running_loop().call_soon(self._respawn_after_exit)
+
+    def _respawn_after_exit(self) -> None:
+        if self.state in ("active", "starting"):
+            self.request_manage()
 
     def _plugin_crashed(self, proc: Process) -> None:
         """Plugins are respawned with an exponential backoff, reset once one stayed up."""
