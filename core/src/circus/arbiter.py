@@ -13,7 +13,7 @@ import copy
 import dataclasses
 import importlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -64,6 +64,8 @@ class Arbiter:
         self._tick_task: asyncio.Task[None] | None = None
         self._done = asyncio.Event()
         self._quitting: asyncio.Task[None] | None = None
+        #: set by circusd: reopens its own log output (``reload`` without a name, SIGHUP)
+        self.reopen_logs: Callable[[], None] | None = None
         for plugin in plugins or []:
             watchers = [*watchers, _plugin_config(plugin, self.settings)]
         for cfg in watchers:
@@ -246,6 +248,9 @@ class Arbiter:
         await self.start_watchers(watchers)
 
     async def reload(self, graceful: bool = True, sequential: bool = False) -> None:
+        """Every watcher, highest priority first; circusd's log output is reopened first."""
+        if self.reopen_logs is not None:
+            self.reopen_logs()
         for watcher in self._by_priority(None, descending=True):
             await watcher.reload(graceful=graceful, sequential=sequential)
 

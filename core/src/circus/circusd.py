@@ -94,6 +94,7 @@ def _daemonize() -> None:
 
 async def _serve(config: CircusConfig, reopen_logs: Callable[[], None]) -> None:
     arbiter = Arbiter.from_config(config)
+    arbiter.reopen_logs = reopen_logs
     loop = asyncio.get_running_loop()
     background: set[asyncio.Task[None]] = set()
 
@@ -101,7 +102,6 @@ async def _serve(config: CircusConfig, reopen_logs: Callable[[], None]) -> None:
         if action == "quit":
             task = loop.create_task(arbiter.quit())
         else:
-            reopen_logs()  # SIGHUP also reopens circusd's own log file (logrotate)
             task = loop.create_task(arbiter.reload(graceful=True))
         background.add(task)
         task.add_done_callback(background.discard)
