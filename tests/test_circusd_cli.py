@@ -114,3 +114,22 @@ def test_sighup_reloads_gracefully(tmp_path: Path) -> None:
         assert not set(new) & set(old)
         for pid in old:
             assert wait_gone(pid)
+
+
+def test_sighup_reopens_the_log_file(tmp_path: Path) -> None:
+    log = tmp_path / "circusd.out"
+    config = "[watcher:w]\ncmd = sleep 120\n"
+    args = ["--log-output", str(log), "--log-level", "debug"]
+    with (
+        CircusdProcess(config, tmp_path, args=args) as daemon,
+        EventCollector(daemon.pubsub_endpoint) as ev,
+    ):
+        ev.wait_ready(daemon, "w")
+        assert "circusd started" in log.read_text()
+        log.rename(tmp_path / "circusd.out.1")
+        mark = len(ev.events)
+        os.kill(daemon.pid, signal.SIGHUP)
+        ev.wait_for(lambda t, p: t == "watcher.w.reload", start=mark)
+        daemon.call("stop", name="w", waiting=True)  # logs "watcher stopped"
+        assert "watcher stopped" in log.read_text()
+        assert "watcher stopped" not in (tmp_path / "circusd.out.1").read_text()
