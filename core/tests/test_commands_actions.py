@@ -81,7 +81,8 @@ def test_set(daemon: CircusdProcess) -> None:
     assert daemon.call("get", name="sleeper", keys=["numprocesses"])["options"] == {
         "numprocesses": 3
     }
-    ok(daemon.call("set", name="sleeper", options={"graceful_timeout": 2.5, "warmup_delay": 0}))
+    ok(daemon.call("set", name="sleeper", options={"graceful_timeout": 2.5, "warmup_delay": 0},
+                   waiting=True))
     assert daemon.call("options", name="sleeper")["options"]["graceful_timeout"] == 2.5
     error(daemon.call("set", name="sleeper", options={"numprocesses": "3"}), 3,
           "'numprocesses' isn't an integer")

@@ -8,8 +8,9 @@ Framing (contract 2.1, with the REQ improvement of section 12):
   (0.19 silently drops these, C1);
 * anything else is logged and dropped: there is no envelope to answer through.
 
-Each request runs as its own task and hands its reply back through an outbox the socket task
-drains, so a command that waits out a 30 s graceful stop never delays other clients. Requests
+Commands that may wait (start, stop, kill, ...) run as tasks of their own and hand their reply
+back through an outbox the socket task drains, so a command that waits out a 30 s graceful stop
+never delays other clients. Quick commands (status, list, ...) are answered inline. Requests
 larger than ``MAX_MESSAGE_SIZE`` make ZeroMQ drop the sender's connection (``ZMQ_MAXMSGSIZE``);
 the daemon itself is unaffected.
 """
@@ -26,7 +27,7 @@ import zmq
 import zmq.asyncio
 
 from circus.commands.api import ArbiterAPI
-from circus.commands.dispatch import MAX_MESSAGE_SIZE, Dispatcher
+from circus.commands.dispatch import MAX_MESSAGE_SIZE, Dispatcher, Request
 from circus.config.convert import to_uid
 from circus.errors import Errno
 from circus.logs import get_logger
@@ -97,8 +98,10 @@ class Controller:
 
     # -- the socket task ---------------------------------------------------------------------
 
-    def _open(self) -> zmq.asyncio.Socket:
-        socket = self.context.socket(zmq.ROUTER)
+    def _open(self) -> zmq.Socket[bytes]:
+        # A plain (blocking-API) socket driven by the loop's reader callback on its FD: every
+        # operation is non-blocking, so no per-message future is needed (cheaper round trips).
+        socket: zmq.Socket[bytes] = zmq.Socket(self.context, zmq.ROUTER)
         try:
             socket.setsockopt(zmq.LINGER, 0)
             socket.setsockopt(zmq.MAXMSGSIZE, self.max_message_size)
@@ -123,61 +126,75 @@ class Controller:
             return
         bound.set_result(None)
         log.info("control channel listening", endpoint=self.endpoint)
-        receiving: asyncio.Future[list[bytes]] | None = None
+        loop = asyncio.get_running_loop()
+        fd: int = socket.FD
+        loop.add_reader(fd, self._wakeup.set)
         try:
             while not self._closing:
-                if receiving is None:
-                    receiving = asyncio.ensure_future(socket.recv_multipart())
-                    receiving.add_done_callback(lambda _: self._wakeup.set())
+                self._flush(socket)
+                # ZeroMQ's FD is edge-triggered: it only says "look at EVENTS". Check EVENTS
+                # after every send and receive, and sleep only when nothing is readable.
+                if int(socket.EVENTS) & zmq.POLLIN:
+                    try:
+                        frames = socket.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        continue
+                    if self._accept(frames):
+                        # Let the new command run up to its first real wait before reading the
+                        # next request, so requests take effect in arrival order as in 0.19:
+                        # `stop` (cast) then `status` sees "stopping", not "active".
+                        await asyncio.sleep(0)
+                    continue
                 await self._wakeup.wait()
                 self._wakeup.clear()
-                if receiving.done():
-                    done, receiving = receiving, None
-                    self._accept(done)
-                await self._flush(socket)
         finally:
-            if receiving is not None and not receiving.done():
-                receiving.cancel()
+            loop.remove_reader(fd)
             with contextlib.suppress(zmq.ZMQError):
-                await self._flush(socket)
+                self._flush(socket)
             socket.close(linger=CLOSE_LINGER_MS)
             log.info("control channel closed", endpoint=self.endpoint)
 
-    async def _flush(self, socket: zmq.asyncio.Socket) -> None:
-        # A ROUTER never blocks on send (it drops for unknown or saturated peers), so these
-        # awaits complete at once and the loop goes straight back to receiving.
+    def _flush(self, socket: zmq.Socket[bytes]) -> None:
+        # A ROUTER never blocks on send: it drops replies to unknown or saturated peers.
         while self._outbox:
             frames = self._outbox.popleft()
             try:
-                await socket.send_multipart(frames)
+                socket.send_multipart(frames, zmq.NOBLOCK)
             except zmq.ZMQError as exc:
                 log.warning("could not send a reply", error=str(exc))
 
-    def _accept(self, received: asyncio.Future[list[bytes]]) -> None:
-        try:
-            frames = received.result()
-        except zmq.ZMQError as exc:
-            log.warning("receive failed", error=str(exc))
-            return
+    def _accept(self, frames: list[bytes]) -> bool:
+        """Answer or start one request; true when it runs as a task."""
         if len(frames) == 2:
             envelope, payload = frames[:1], frames[1]
         elif len(frames) == 3 and frames[1] == b"":
             envelope, payload = frames[:2], frames[2]
         else:
             log.warning("dropped a request with unexpected framing", frames=len(frames))
-            return
-        task = asyncio.create_task(self._respond(envelope, payload))
+            return False
+        prepared = self.dispatcher.prepare(payload)
+        if not isinstance(prepared, Request):
+            self._reply(envelope, prepared)
+            return False
+        if prepared.quick:
+            self._reply(envelope, self.dispatcher.answer_now(prepared))
+            return False
+        task = asyncio.create_task(self._respond(envelope, prepared))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
+        return True
 
     # -- one request -------------------------------------------------------------------------
 
-    async def _respond(self, envelope: list[bytes], payload: bytes) -> None:
+    async def _respond(self, envelope: list[bytes], request: Request) -> None:
         try:
-            reply = await self.dispatcher.handle(payload)
+            reply = await self.dispatcher.answer(request)
         except Exception as exc:  # the dispatcher answers errors itself; this is a last resort
             log.exception("request handling failed")
-            reply = error_reply(f"command {payload!r}: {exc}", Errno.COMMAND_ERROR)
+            reply = error_reply(f"command {request.payload!r}: {exc}", Errno.COMMAND_ERROR)
+        self._reply(envelope, reply)
+
+    def _reply(self, envelope: list[bytes], reply: JsonDict | None) -> None:
         if reply is None:
             return
         self._outbox.append([*envelope, self._encode(reply)])

@@ -56,6 +56,22 @@ class Command(ABC):
         """Run the command. Raise ``CommandError`` subclasses for errors the client should see."""
 
 
+class QuickCommand(Command):
+    """A command answered from memory, without awaiting anything.
+
+    The controller runs these inline in its socket task instead of in a task of their own:
+    ``status`` and ``list`` are what monitoring polls, and a task per request would double
+    their round-trip cost for nothing.
+    """
+
+    @abstractmethod
+    def answer(self, arbiter: ArbiterAPI, props: Props) -> Fields | None:
+        """The reply fields (``None`` for a bare ok)."""
+
+    async def execute(self, arbiter: ArbiterAPI, props: Props) -> Result:
+        return self.answer(arbiter, props)
+
+
 def watcher_from(arbiter: ArbiterAPI, props: Props, key: str = "name") -> WatcherAPI:
     """The watcher named by ``props[key]``; errno 3 ``program NAME not found`` if none."""
     name = string_prop(props, key)

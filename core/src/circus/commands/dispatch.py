@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import json
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 from circus.commands import get_command
 from circus.commands.api import ArbiterAPI
-from circus.commands.base import Background, Fields, bool_prop
+from circus.commands.base import Background, Command, Fields, QuickCommand, bool_prop
 from circus.errors import CommandError, Errno
 from circus.logs import get_logger
 from circus.protocol import JsonDict, error_reply, ok_reply
@@ -30,8 +31,28 @@ log = get_logger("circus.controller")
 MAX_MESSAGE_SIZE = 1 << 20
 
 
+@dataclass
+class Request:
+    """A decoded request whose command exists; what remains is to run it."""
+
+    command: Command
+    name: str
+    props: dict[str, Any]
+    msg_id: Any
+    cast: bool
+    payload: bytes
+
+    @property
+    def quick(self) -> bool:
+        return isinstance(self.command, QuickCommand)
+
+
 class Dispatcher:
-    """Runs requests against the arbiter and builds replies; knows nothing about sockets."""
+    """Runs requests against the arbiter and builds replies; knows nothing about sockets.
+
+    :meth:`prepare` decodes and answers the malformed; :meth:`answer_now` runs a quick
+    command synchronously; :meth:`answer` runs any command. :meth:`handle` chains them.
+    """
 
     def __init__(self, arbiter: ArbiterAPI) -> None:
         self.arbiter = arbiter
@@ -44,6 +65,13 @@ class Dispatcher:
 
     async def handle(self, payload: bytes) -> JsonDict | None:
         """The reply to send for ``payload``, or ``None`` when nothing must be sent (casts)."""
+        prepared = self.prepare(payload)
+        if isinstance(prepared, Request):
+            return await self.answer(prepared)
+        return prepared
+
+    def prepare(self, payload: bytes) -> Request | JsonDict | None:
+        """Decode ``payload``: a :class:`Request` to run, or the reply (``None``: no reply)."""
         text = payload.strip()
         if not text:
             return error_reply("message invalid: empty payload", Errno.MESSAGE_ERROR)
@@ -61,52 +89,72 @@ class Dispatcher:
             )
         msg_id = message.get("id")
         cast = message.get("msg_type") == "cast"
-        reply = await self._run(message, msg_id, cast, payload)
-        return None if cast else reply
-
-    async def _run(
-        self, message: dict[str, Any], msg_id: Any, cast: bool, payload: bytes
-    ) -> JsonDict:
         name = message.get("command")
+        props = message.get("properties", {})
         if name is None:
-            return error_reply(
+            reply = error_reply(
                 "message invalid 'command' is missing", Errno.MESSAGE_ERROR, msg_id=msg_id
             )
-        if not isinstance(name, str):
-            return error_reply(
+        elif not isinstance(name, str):
+            reply = error_reply(
                 "message invalid 'command' isn't a string", Errno.MESSAGE_ERROR, msg_id=msg_id
             )
-        command = get_command(name)
-        if command is None:
-            return error_reply(
-                f"unknown command: {name!r}", Errno.UNKNOWN_COMMAND, msg_id=msg_id
+        elif (command := get_command(name)) is None:
+            reply = error_reply(f"unknown command: {name!r}", Errno.UNKNOWN_COMMAND, msg_id=msg_id)
+        elif not isinstance(props, dict):
+            reply = error_reply(
+                "message invalid 'properties' isn't an object", Errno.MESSAGE_ERROR, msg_id=msg_id
             )
-        props = message.get("properties", {})
-        if not isinstance(props, dict):
-            return error_reply(
-                "message invalid 'properties' isn't an object",
-                Errno.MESSAGE_ERROR,
-                msg_id=msg_id,
-            )
+        else:
+            return Request(command, name, props, msg_id, cast, payload)
+        return None if cast else reply
+
+    def answer_now(self, request: Request) -> JsonDict | None:
+        """Run a quick command synchronously (see :class:`QuickCommand`)."""
+        command = request.command
+        assert isinstance(command, QuickCommand)
         try:
-            command.check_required(props)
-            result = await command.execute(self.arbiter, props)
-            if isinstance(result, Background):
-                waiting = bool_prop(props, "waiting", False) and not cast
-                return await self._finish(result, waiting, name, msg_id)
-            return ok_reply(result, msg_id=msg_id)
-        except CommandError as exc:
-            return error_reply(exc.reason, exc.errno, msg_id=msg_id)
-        except OSError as exc:
-            return error_reply(str(exc), Errno.OS_ERROR, msg_id=msg_id)
+            command.check_required(request.props)
+            reply = ok_reply(command.answer(self.arbiter, request.props), msg_id=request.msg_id)
         except Exception as exc:
-            log.exception("command failed", command=name)
-            return error_reply(
-                f"command {payload!r}: {exc}",
-                Errno.COMMAND_ERROR,
-                msg_id=msg_id,
-                tb=traceback.format_exc(),
-            )
+            reply = self._failure(exc, request)
+        return None if request.cast else reply
+
+    async def answer(self, request: Request) -> JsonDict | None:
+        """Run any command; long operations follow the ``waiting`` rules of section 2.4."""
+        if request.quick:
+            return self.answer_now(request)
+        try:
+            request.command.check_required(request.props)
+            result = await request.command.execute(self.arbiter, request.props)
+            if isinstance(result, Background):
+                waiting = bool_prop(request.props, "waiting", False) and not request.cast
+                reply = await self._finish(result, waiting, request.name, request.msg_id)
+            else:
+                reply = ok_reply(result, msg_id=request.msg_id)
+        except Exception as exc:
+            reply = self._failure(exc, request)
+        return None if request.cast else reply
+
+    @staticmethod
+    def _failure(exc: Exception, request: Request) -> JsonDict:
+        """errno 3/5 from a ``CommandError``, 4 from an ``OSError``, 5 with a traceback else."""
+        if isinstance(exc, CommandError):
+            return error_reply(exc.reason, exc.errno, msg_id=request.msg_id)
+        if isinstance(exc, OSError):
+            return error_reply(str(exc), Errno.OS_ERROR, msg_id=request.msg_id)
+        log.error(
+            "command failed",
+            command=request.name,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        tb = "".join(traceback.format_exception(exc))
+        return error_reply(
+            f"command {request.payload!r}: {exc}",
+            Errno.COMMAND_ERROR,
+            msg_id=request.msg_id,
+            tb=tb,
+        )
 
     async def _finish(
         self, result: Background, waiting: bool, name: str, msg_id: Any
@@ -115,6 +163,8 @@ class Dispatcher:
             task = asyncio.ensure_future(result.operation)
             self._background.add(task)
             task.add_done_callback(lambda t: self._background_done(t, name))
+            # Let the operation begin (state changes, events) before the client hears "ok".
+            await asyncio.sleep(0)
             return ok_reply(msg_id=msg_id)
         try:
             value = await result.operation
@@ -142,4 +192,4 @@ class Dispatcher:
             )
 
 
-__all__ = ["MAX_MESSAGE_SIZE", "Dispatcher"]
+__all__ = ["MAX_MESSAGE_SIZE", "Dispatcher", "Request"]

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from circus.commands.api import ArbiterAPI
-from circus.commands.base import Command, Fields, Props, bool_prop, watcher_from
+from circus.commands.base import Command, Fields, Props, QuickCommand, bool_prop, watcher_from
 from circus.errors import MessageError
 
 
-class Stats(Command):
+class Stats(QuickCommand):
     """Process information for every watcher, one watcher, or one process of a watcher."""
 
     name = "stats"
 
-    async def execute(self, arbiter: ArbiterAPI, props: Props) -> Fields:
+    def answer(self, arbiter: ArbiterAPI, props: Props) -> Fields:
         extended = bool_prop(props, "extended", False)
         if props.get("name") is None:
             return {"infos": {w.name: w.stats(extended=extended) for w in arbiter.watchers}}
@@ -29,40 +29,40 @@ class Stats(Command):
         return {"process": process, "info": watcher.stats(pid=pid, extended=extended)}
 
 
-class DStats(Command):
+class DStats(QuickCommand):
     """Process information about circusd itself."""
 
     name = "dstats"
 
-    async def execute(self, arbiter: ArbiterAPI, props: Props) -> Fields:
+    def answer(self, arbiter: ArbiterAPI, props: Props) -> Fields:
         return {"info": arbiter.dstats()}
 
 
-class ListSockets(Command):
+class ListSockets(QuickCommand):
     """circusd's ``[socket:NAME]`` sockets; this daemon has none yet, so always empty."""
 
     name = "listsockets"
 
-    async def execute(self, arbiter: ArbiterAPI, props: Props) -> Fields:
+    def answer(self, arbiter: ArbiterAPI, props: Props) -> Fields:
         return {"sockets": []}
 
 
-class IPython(Command):
+class IPython(QuickCommand):
     """0.19 tried to start an embedded IPython kernel; that never works with current IPython
     (C18), so the reply says so in the same shape instead of trying."""
 
     name = "ipython"
 
-    async def execute(self, arbiter: ArbiterAPI, props: Props) -> Fields:
+    def answer(self, arbiter: ArbiterAPI, props: Props) -> Fields:
         return {"shell": False, "msg": "circusd does not embed an IPython kernel"}
 
 
-class Listen(Command):
+class Listen(QuickCommand):
     """Only meaningful for circusctl, which subscribes to the event channel instead."""
 
     name = "listen"
 
-    async def execute(self, arbiter: ArbiterAPI, props: Props) -> Fields:
+    def answer(self, arbiter: ArbiterAPI, props: Props) -> Fields:
         raise MessageError("invalid message. use a pub/sub socket")
 
 

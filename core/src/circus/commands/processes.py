@@ -8,6 +8,7 @@ from circus.commands.base import (
     Command,
     Fields,
     Props,
+    QuickCommand,
     Result,
     bool_prop,
     int_prop,
@@ -61,12 +62,12 @@ class Decr(Incr):
     step = -1
 
 
-class NumProcesses(Command):
+class NumProcesses(QuickCommand):
     """Processes tracked by one watcher (``watcher_name`` echoes the name sent) or by all."""
 
     name = "numprocesses"
 
-    async def execute(self, arbiter: ArbiterAPI, props: Props) -> Fields:
+    def answer(self, arbiter: ArbiterAPI, props: Props) -> Fields:
         if props.get("name") is not None:
             watcher = watcher_from(arbiter, props)
             return {"numprocesses": len(watcher.pids()), "watcher_name": props["name"]}
@@ -95,13 +96,13 @@ class Kill(Command):
         )
 
 
-class Signal(Command):
+class Signal(QuickCommand):
     """Send a signal to a watcher's processes, one of them, or their children. No events."""
 
     name = "signal"
     required = ("name", "signum")
 
-    async def execute(self, arbiter: ArbiterAPI, props: Props) -> None:
+    def answer(self, arbiter: ArbiterAPI, props: Props) -> None:
         watcher = watcher_from(arbiter, props)
         signum = _signum_prop(props, "signum")
         if signum is None:

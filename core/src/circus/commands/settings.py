@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from circus.commands.api import ArbiterAPI
-from circus.commands.base import Background, Command, Fields, Props, watcher_from
+from circus.commands.base import Background, Command, Fields, Props, QuickCommand, watcher_from
 from circus.commands.options import validate_options
 from circus.errors import CommandError, MessageError
 
@@ -16,17 +16,17 @@ GLOBAL_OPTIONS = (
 )
 
 
-class Options(Command):
+class Options(QuickCommand):
     """Every option of a watcher, keys sorted, free-form options as raw strings."""
 
     name = "options"
     required = ("name",)
 
-    async def execute(self, arbiter: ArbiterAPI, props: Props) -> Fields:
+    def answer(self, arbiter: ArbiterAPI, props: Props) -> Fields:
         return {"options": watcher_from(arbiter, props).options()}
 
 
-class Get(Command):
+class Get(QuickCommand):
     """Selected options of a watcher.
 
     Free-form options (``flapping.max_retry``) are answered too, where 0.19 failed with
@@ -36,7 +36,7 @@ class Get(Command):
     name = "get"
     required = ("name", "keys")
 
-    async def execute(self, arbiter: ArbiterAPI, props: Props) -> Fields:
+    def answer(self, arbiter: ArbiterAPI, props: Props) -> Fields:
         watcher = watcher_from(arbiter, props)
         keys = props["keys"]
         if isinstance(keys, str):
@@ -70,12 +70,12 @@ class Set(Command):
         return Background(watcher.apply_options(options))
 
 
-class GlobalOptions(Command):
+class GlobalOptions(QuickCommand):
     """The daemon-wide settings, all five or the one named by ``option`` (C8: not ``keys``)."""
 
     name = "globaloptions"
 
-    async def execute(self, arbiter: ArbiterAPI, props: Props) -> Fields:
+    def answer(self, arbiter: ArbiterAPI, props: Props) -> Fields:
         current = arbiter.global_options()
         wanted = props.get("option")
         if wanted is None:

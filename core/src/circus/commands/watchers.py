@@ -8,6 +8,7 @@ from circus.commands.base import (
     Command,
     Fields,
     Props,
+    QuickCommand,
     Result,
     bool_prop,
     string_prop,
@@ -18,18 +19,18 @@ from circus.config.convert import to_uid
 from circus.errors import ConflictError, MessageError
 
 
-class List(Command):
+class List(QuickCommand):
     """Lower-cased sorted watcher names, or the pids of one watcher in spawn order."""
 
     name = "list"
 
-    async def execute(self, arbiter: ArbiterAPI, props: Props) -> Fields:
+    def answer(self, arbiter: ArbiterAPI, props: Props) -> Fields:
         if props.get("name") is not None:
             return {"pids": watcher_from(arbiter, props).pids()}
         return {"watchers": sorted(w.name.lower() for w in arbiter.watchers)}
 
 
-class Status(Command):
+class Status(QuickCommand):
     """Every watcher's state, or one watcher's state in the reply's ``status`` field.
 
     ``status NAME`` replacing ``"ok"`` by the state (C5) is kept: the original circusctl
@@ -38,16 +39,16 @@ class Status(Command):
 
     name = "status"
 
-    async def execute(self, arbiter: ArbiterAPI, props: Props) -> Fields:
+    def answer(self, arbiter: ArbiterAPI, props: Props) -> Fields:
         if props.get("name") is not None:
             return {"status": watcher_from(arbiter, props).state}
         return {"statuses": {w.name: w.state for w in arbiter.watchers}}
 
 
-class NumWatchers(Command):
+class NumWatchers(QuickCommand):
     name = "numwatchers"
 
-    async def execute(self, arbiter: ArbiterAPI, props: Props) -> Fields:
+    def answer(self, arbiter: ArbiterAPI, props: Props) -> Fields:
         return {"numwatchers": len(arbiter.watchers)}
 
 
