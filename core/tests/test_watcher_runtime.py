@@ -410,3 +410,23 @@ def test_stop_children_signals_the_whole_tree(tmp_path: Path) -> None:
         assert wait_dead(child)
 
     run(body)
+
+
+def test_setting_a_stream_reloads_so_output_reaches_it(tmp_path: Path) -> None:
+    out = tmp_path / "late.log"
+
+    async def body(rec: Recorder) -> None:
+        w = make(rec, cmd="sh", args=["-c", "while true; do echo tick; sleep 0.1; done"])
+        await w.start()
+        mark = len(rec.events)
+        await w.apply_options({"stdout_stream": {"class": "FileStream", "filename": str(out)}})
+        assert rec.actions(mark)[0] == "updated"
+        assert rec.actions(mark)[-1] == "reload"
+        deadline = time.monotonic() + TIMEOUT
+        while not out.exists() or b"tick" not in out.read_bytes():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        await w.stop()
+        w.close_streams()
+
+    run(body)

@@ -263,16 +263,17 @@ class Watcher(WatcherCore):
                 needs_reload = needs_reload or key in RELOAD_KEYS
                 if key == "numprocesses" and self.singleton:
                     self.config.numprocesses = min(max(int(value), 0), 1)
-            elif key.startswith(("stdout_stream.", "stderr_stream.")):
+            elif key.startswith(("stdout_stream", "stderr_stream")):
                 which, _, opt = key.partition(".")
-                conf = (
-                    self.config.stdout_stream
-                    if which == "stdout_stream"
-                    else (self.config.stderr_stream)
-                )
+                conf = getattr(self.config, which)
                 was_empty = not conf
-                conf[opt] = str(value)
+                if opt:
+                    conf[opt] = str(value)
+                elif isinstance(value, dict):  # a whole stream object (it has a "class")
+                    conf.clear()
+                    conf.update({str(k): str(v) for k, v in value.items()})
                 streams_changed = True
+                # a pipe only exists for processes spawned with a stream: reload to get one
                 needs_reload = needs_reload or was_empty
             elif key == "hooks" and isinstance(value, dict):
                 self.config.hooks.update({str(k): str(v) for k, v in value.items()})
