@@ -71,6 +71,12 @@ class Watcher(WatcherCore):
         self._plugin_backoff = 0.0
         started = await self.spawn_missing()
         if started is None or self._stop_requested:
+            if started is None:
+                log.error(
+                    "giving up spawning: watcher stopped",
+                    watcher=self.name,
+                    max_retry=self.config.max_retry,
+                )
             if self.state == "starting":
                 self.state = "stopped"
                 self.notify("stop", {"expected": self._stop_requested})
