@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from original_circus import OriginalCircus, OriginalDaemon, run_original_circusctl
 
+from circus.client import CircusClient
 from circus.testing import CircusdProcess, wait_gone
 
 pytestmark = pytest.mark.interop
@@ -61,6 +64,11 @@ class Ctl:
         out = self(*args)
         assert out.returncode == 0, (args, out.stdout, out.stderr)
         return out.stdout
+
+
+def ping_call(endpoint: str, command: str, **props: Any) -> dict[str, Any]:
+    with CircusClient(endpoint, timeout=20) as client:
+        return client.call(command, **props)
 
 
 def pids(daemon: CircusdProcess, name: str = "sleeper") -> list[int]:
@@ -169,3 +177,35 @@ def test_original_circusctl_prints_the_same_for_both_daemons(
     assert with_ours.returncode == with_theirs.returncode, (with_ours, with_theirs)
     assert _normalise(with_ours.stdout) == _normalise(with_theirs.stdout)
     assert _normalise(with_ours.stderr) == _normalise(with_theirs.stderr)
+
+
+def test_our_circusctl_drives_the_original_circusd(
+    original_circusd: Callable[..., OriginalDaemon],
+) -> None:
+    """The other direction: our circusctl against a 0.19 daemon still in service."""
+    theirs = original_circusd(WATCHERS)
+
+    def ours_ctl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "circus.circusctl", "--endpoint", theirs.endpoint, *args],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+
+    def their_pids() -> list[int]:
+        reply = ping_call(theirs.endpoint, "list", name="sleeper")
+        return list(reply["pids"])
+
+    assert ours_ctl("status").stdout == "idle: stopped\nsleeper: active\n"
+    assert ours_ctl("list", "sleeper").stdout == ",".join(map(str, their_pids())) + "\n"
+    assert ours_ctl("incr", "sleeper", "--waiting").stdout == "3\n"
+    assert len(their_pids()) == 3
+    assert ours_ctl("set", "sleeper", "stop_signal", "HUP", "numprocesses", "2",
+                    "--waiting").returncode == 0
+    assert ours_ctl("get", "sleeper", "stop_signal", "numprocesses").stdout == (
+        "numprocesses: 2\nstop_signal: 1\n"
+    )
+    assert "numprocesses: 2" in ours_ctl("options", "sleeper").stdout.splitlines()
+    out = ours_ctl("options", "nope")
+    assert (out.returncode, out.stderr) == (3, "error: program nope not found\n")
+    assert ours_ctl("quit").stdout == "ok\n"
+    assert theirs.process.wait(30) == 0
