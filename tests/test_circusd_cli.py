@@ -133,3 +133,20 @@ def test_sighup_reopens_the_log_file(tmp_path: Path) -> None:
         daemon.call("stop", name="w", waiting=True)  # logs "watcher stopped"
         assert "watcher stopped" in log.read_text()
         assert "watcher stopped" not in (tmp_path / "circusd.out.1").read_text()
+
+
+def test_unopenable_stream_file_exits_1_before_starting(tmp_path: Path) -> None:
+    ini = tmp_path / "c.ini"
+    ini.write_text(
+        f"[circus]\nendpoint = ipc://{tmp_path}/c.sock\npubsub_endpoint = ipc://{tmp_path}/p.sock\n"
+        "[watcher:w]\ncmd = sleep 120\n"
+        "stdout_stream.class = FileStream\n"
+        f"stdout_stream.filename = {tmp_path}/missing/dir/out.log\n"
+    )
+    result = circusd(str(ini))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "[watcher:w]" in lines[0]
+    assert "stdout_stream" in lines[0]
+    assert str(ini) in lines[0]

@@ -272,9 +272,9 @@ class Arbiter:
             values["args"] = args
         try:
             cfg = watcher_from_options(name, values)
+            watcher = self._register(cfg)
         except ConfigError as exc:
             raise MessageError(exc.message) from None
-        watcher = self._register(cfg)
         watcher.notify("add")
         if start:
             await watcher.start()
@@ -308,6 +308,12 @@ class Arbiter:
             log.warning("global settings changed: restarting every watcher (not applied)")
             await self.restart_watchers()
             return
+        try:
+            await self._apply_config(new)
+        except ConfigError as exc:
+            raise MessageError(str(exc)) from None
+
+    async def _apply_config(self, new: CircusConfig) -> None:
         wanted = {cfg.name.lower(): cfg for cfg in new.watchers}
         for key in [k for k in self._watchers if k not in wanted]:
             await self.remove_watcher_quietly(key)

@@ -157,6 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StartupError as exc:
         print(f"circusd: {exc}", file=sys.stderr)
         return 1
+    except ConfigError as exc:  # found while building the watchers (e.g. a stream's file)
+        exc.path = exc.path or os.path.abspath(args.config)
+        print(str(exc), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 0
     return 0

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from circus.errors import MessageError
+from circus.errors import ConfigError, MessageError
 from circus.process import Process, signal_processes
 from circus.procinfo import child_stats
 from circus.watcher_core import WatcherCore
@@ -287,7 +287,10 @@ class Watcher(WatcherCore):
                 self.config.hooks[key.partition(".")[2]] = str(value)
             self.notify("updated")
         if streams_changed:
-            self._open_streams()
+            try:
+                self._open_streams()
+            except ConfigError as exc:
+                raise MessageError(exc.message) from None
         if needs_reload and self.state != "stopped":
             await self._reload(sequential=False)
         else:

@@ -25,7 +25,7 @@ from typing import Any
 import structlog
 
 from circus.config.model import WatcherConfig
-from circus.errors import MessageError
+from circus.errors import ConfigError, MessageError
 from circus.process import Process
 from circus.protocol import res_name
 from circus.spawn import build_spec
@@ -113,10 +113,19 @@ class WatcherCore:
     # -- streams -----------------------------------------------------------------------------
 
     def _open_streams(self) -> None:
+        """(Re)build the output streams; a bad class or unopenable file is a ConfigError."""
         for name in ("stdout", "stderr"):
             close_stream(self.streams.get(name))
+            self.streams[name] = None
             conf = self.config.stdout_stream if name == "stdout" else self.config.stderr_stream
-            self.streams[name] = make_stream(conf)
+            try:
+                self.streams[name] = make_stream(conf)
+            except (OSError, ValueError, TypeError) as exc:
+                raise ConfigError(
+                    f"cannot set up the {name} stream: {exc}",
+                    section=f"watcher:{self.name}",
+                    key=f"{name}_stream",
+                ) from None
 
     def _on_output(self, name: str, pid: int, data: bytes) -> None:
         stream = self.streams.get(name)
