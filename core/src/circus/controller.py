@@ -139,7 +139,7 @@ class Controller:
                         frames = socket.recv_multipart(zmq.NOBLOCK)
                     except zmq.Again:
                         continue
-                    if self._accept(frames):
+                    if self._accept_safely(frames):
                         # Let the new command run up to its first real wait before reading the
                         # next request, so requests take effect in arrival order as in 0.19:
                         # `stop` (cast) then `status` sees "stopping", not "active".
@@ -162,6 +162,14 @@ class Controller:
                 socket.send_multipart(frames, zmq.NOBLOCK)
             except zmq.ZMQError as exc:
                 log.warning("could not send a reply", error=str(exc))
+
+    def _accept_safely(self, frames: list[bytes]) -> bool:
+        # A bug in one request must not kill the socket task: the daemon would go deaf.
+        try:
+            return self._accept(frames)
+        except Exception:
+            log.exception("could not handle a request")
+            return False
 
     def _accept(self, frames: list[bytes]) -> bool:
         """Answer or start one request; true when it runs as a task."""
