@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
+import socket as stdsocket
 from collections import deque
 
 import zmq
@@ -105,12 +107,34 @@ class Controller:
         try:
             socket.setsockopt(zmq.LINGER, 0)
             socket.setsockopt(zmq.MAXMSGSIZE, self.max_message_size)
+            self._refuse_live_ipc()
             socket.bind(self.endpoint)
             self._chown_ipc()
         except BaseException:
             socket.close(linger=0)
             raise
         return socket
+
+    def _refuse_live_ipc(self) -> None:
+        """Binding an ``ipc://`` path unlinks whatever socket file is there, so a second
+        circusd started by mistake would silently take the control channel away from a
+        running one. Refuse when something still accepts connections on that path."""
+        if not self.endpoint.startswith("ipc://"):
+            return
+        path = self.endpoint[len("ipc://") :]
+        if not os.path.exists(path):
+            return
+        probe = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except OSError:
+            return  # a stale file left by a dead daemon: binding replaces it
+        finally:
+            probe.close()
+        raise zmq.ZMQError(
+            errno.EADDRINUSE, f"Address already in use: another process listens on {self.endpoint}"
+        )
 
     def _chown_ipc(self) -> None:
         owner = getattr(self.arbiter, "endpoint_owner", None)
