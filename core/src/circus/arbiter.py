@@ -131,6 +131,7 @@ class Arbiter:
             raise ConflictError(f"the watcher '{cfg.name}' already exist")
         self._loaded[key] = copy.deepcopy(cfg)
         watcher = Watcher(cfg, self._publish, umask=self.settings.umask)
+        watcher.arbiter = self
         self._watchers[key] = watcher
         return watcher
 

@@ -66,12 +66,17 @@ class Watcher(WatcherCore):
         if self.state == "active":
             more = await self.spawn_missing() or []
             return {"started": more, "kept": kept}
+        if not self.call_hook("before_start"):
+            log.warning("start aborted by the before_start hook", watcher=self.name)
+            return {"started": [], "kept": kept}
         self.state = "starting"
         self._respawn_at = 0.0
         self._plugin_backoff = 0.0
         started = await self.spawn_missing()
         if started is None or self._stop_requested:
-            if started is None:
+            if started is None and self._spawn_vetoed:
+                log.warning("spawn vetoed by a hook: watcher stopped", watcher=self.name)
+            elif started is None:
                 log.error(
                     "giving up spawning: watcher stopped",
                     watcher=self.name,
@@ -83,6 +88,10 @@ class Watcher(WatcherCore):
                 await self._kill_all(list(self.processes.values()))
             return {"started": [], "kept": kept}
         self.state = "active"
+        if not self.call_hook("after_start"):
+            log.warning("the after_start hook failed: watcher stopped", watcher=self.name)
+            await self._stop(expected=False)
+            return {"started": [], "kept": kept}
         self.notify("start")
         log.info("watcher started", watcher=self.name, pids=started)
         return {"started": started, "kept": kept}
@@ -92,14 +101,16 @@ class Watcher(WatcherCore):
         self._stop_requested = True
         await self._locked(self._stop)
 
-    async def _stop(self) -> None:
+    async def _stop(self, *, expected: bool = True) -> None:
         if self.state == "stopped" and not self.processes and not self.dying:
             return
         self.state = "stopping"
+        self.call_hook("before_stop")
         procs = list(self.processes.values()) + list(self.dying)
         await asyncio.gather(*(self.kill_process(p) for p in procs))
         self.state = "stopped"
-        self.notify("stop", {"expected": True})
+        self.notify("stop", {"expected": expected})
+        self.call_hook("after_stop")
         log.info("watcher stopped", watcher=self.name)
 
     async def restart(self) -> dict[str, list[int]]:
@@ -223,11 +234,16 @@ class Watcher(WatcherCore):
             elif children:
                 signal_processes(proc.children(), signum)
             else:
+                if not self.call_hook("before_signal", pid=proc.pid, signum=signum) and (
+                    signum != signal.SIGKILL
+                ):
+                    continue
                 proc.signalled_with.add(signum)
                 if recursive:
                     proc.signal_tree(signum)
                 else:
                     proc.send_signal(signum)
+                self.call_hook("after_signal", pid=proc.pid, signum=signum)
 
     # -- options -----------------------------------------------------------------------------
 
@@ -282,9 +298,10 @@ class Watcher(WatcherCore):
                 # a pipe only exists for processes spawned with a stream: reload to get one
                 needs_reload = needs_reload or was_empty
             elif key == "hooks" and isinstance(value, dict):
-                self.config.hooks.update({str(k): str(v) for k, v in value.items()})
+                for hook, spec in value.items():
+                    self._set_hook(str(hook), str(spec))
             elif key.startswith("hooks."):
-                self.config.hooks[key.partition(".")[2]] = str(value)
+                self._set_hook(key.partition(".")[2], str(value))
             self.notify("updated")
         if streams_changed:
             try:
@@ -296,14 +313,24 @@ class Watcher(WatcherCore):
         else:
             await self._adjust()
 
+    def _set_hook(self, hook: str, spec: str) -> None:
+        """Store a hook; its module is re-imported on the next call (0.19 reloads it)."""
+        self.config.hooks[hook] = spec
+        self.hook_runner.mark_stale(spec)
+
     # -- stats -------------------------------------------------------------------------------
 
     def stats(self, pid: int | None = None, extended: bool = False) -> dict[str, Any]:
         """``{"<pid>": info}`` for every process, or the info of one (errno 3 if unknown)."""
         if pid is not None:
-            proc = self.get_process(pid)
-            return _proc_stats(proc)  # type: ignore[return-value]
-        return {str(p.pid): _proc_stats(p) for p in list(self.processes.values())}
+            return self._stats_of(self.get_process(pid), extended)  # type: ignore[return-value]
+        return {str(p.pid): self._stats_of(p, extended) for p in list(self.processes.values())}
+
+    def _stats_of(self, proc: Process, extended: bool) -> dict[str, Any] | str:
+        info = _proc_stats(proc)
+        if extended and isinstance(info, dict):
+            self.call_hook("extended_stats", pid=proc.pid, stats=info)
+        return info
 
     def started_at(self) -> float:
         return min((p.started for p in self.processes.values()), default=time.time())

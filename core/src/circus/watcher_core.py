@@ -30,6 +30,7 @@ from circus.process import Process
 from circus.protocol import res_name
 from circus.spawn import build_spec
 from circus.streams import Stream, close_stream, make_stream
+from circus.watcher_hooks import HookRunner
 
 log = structlog.get_logger("circus.watcher")
 
@@ -69,6 +70,10 @@ class WatcherCore:
         self._respawn_at = 0.0
         self.streams: dict[str, Stream | None] = {}
         self._open_streams()
+        #: set by the arbiter; passed to hooks as ``arbiter``
+        self.arbiter: Any = None
+        self.hook_runner = HookRunner(self.notify)
+        self._spawn_vetoed = False
 
     # -- identity and simple views -----------------------------------------------------------
 
@@ -109,6 +114,14 @@ class WatcherCore:
         if payload is None or "time" not in payload:
             payload = {"time": time.time(), **(payload or {})}
         return self._publish(self.name, action, payload)
+
+    def call_hook(self, hook_name: str, **extras: Any) -> bool:
+        """Run a configured hook (contract 8.5); True when it allows what it guards."""
+        if not self.config.hooks:
+            return True
+        return self.hook_runner.call(
+            self.config.hooks, hook_name, watcher=self, arbiter=self.arbiter, **extras
+        )
 
     # -- streams -----------------------------------------------------------------------------
 
@@ -151,6 +164,9 @@ class WatcherCore:
 
     def _spawn_once(self) -> Process | None:
         """One attempt to start one process; publishes ``spawn`` on success."""
+        if not self.call_hook("before_spawn"):
+            self._spawn_vetoed = True
+            return None
         wid = self._next_wid()
         try:
             spec = build_spec(self.config, wid, umask=self.umask)
@@ -163,6 +179,10 @@ class WatcherCore:
             variance = random.uniform(0, max(self.config.max_age_variance, 0))
             self._max_ages[proc.pid] = self.config.max_age + variance
         self.notify("spawn", {"process_pid": proc.pid, "time": proc.started})
+        if not self.call_hook("after_spawn", pid=proc.pid):
+            self._spawn_vetoed = True
+            self._background_kill([proc])
+            return None
         return proc
 
     async def spawn_one(self) -> Process | None:
@@ -171,9 +191,10 @@ class WatcherCore:
         retries = self.config.max_retry
         attempt = 0
         pause = 0.1
+        self._spawn_vetoed = False
         while True:
             proc = self._spawn_once()
-            if proc is not None or self._stop_requested:
+            if proc is not None or self._stop_requested or self._spawn_vetoed:
                 return proc
             attempt += 1
             if retries >= 0 and attempt > retries:
@@ -205,10 +226,18 @@ class WatcherCore:
         self._max_ages.pop(proc.pid, None)
         code = proc.returncode
         expected = proc.expected_exit or (code is not None and -code in proc.signalled_with)
+        now = time.time()
+        if self.config.hooks:
+            self.call_hook("before_reap", process_pid=proc.pid, time=now)
         self.notify(
             "reap",
-            {"process_pid": proc.pid, "time": time.time(), "exit_code": code, "expected": expected},
+            {"process_pid": proc.pid, "time": now, "exit_code": code, "expected": expected},
         )
+        if self.config.hooks:
+            status = 0 if code is None else (-code if code < 0 else code << 8)
+            self.call_hook(
+                "after_reap", process_pid=proc.pid, time=now, exit_code=code, process_status=status
+            )
         if not expected:
             log.debug("process exited", watcher=self.name, pid=proc.pid, exit_code=code)
         if not counted or self.state not in ("active", "starting"):
@@ -261,11 +290,15 @@ class WatcherCore:
         if not self.config.respawn:
             self._stop_if_empty()
             return
+        self._spawn_vetoed = False
         while len(self.processes) < self.config.numprocesses:
             for _ in range(max(self.config.max_retry, 0) + 1):
-                if self._spawn_once() is not None:
+                if self._spawn_once() is not None or self._spawn_vetoed:
                     break
             else:
+                self._give_up()
+                return
+            if self._spawn_vetoed:
                 self._give_up()
                 return
 
@@ -291,9 +324,11 @@ class WatcherCore:
         log.error("giving up spawning", watcher=self.name, max_retry=self.config.max_retry)
         self.state = "stopped"
         self.notify("stop", {"expected": False})
-        leftovers = list(self.processes.values())
-        if leftovers:
-            task = asyncio.get_running_loop().create_task(self._kill_all(leftovers))
+        self._background_kill(list(self.processes.values()))
+
+    def _background_kill(self, procs: list[Process]) -> None:
+        if procs:
+            task = asyncio.get_running_loop().create_task(self._kill_all(procs))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
@@ -356,10 +391,14 @@ class WatcherCore:
         sig = self.config.stop_signal if signum is None else signum
         timeout = self.config.graceful_timeout if graceful_timeout is None else graceful_timeout
         proc.expected_exit = True
-        if self.config.stop_children:
+        if not self.call_hook("before_signal", pid=proc.pid, signum=sig):
+            reached = []
+        elif self.config.stop_children:
             reached = proc.signal_tree(sig)
         else:
             reached = [proc.pid] if proc.send_signal(sig) else []
+        if reached:
+            self.call_hook("after_signal", pid=proc.pid, signum=sig)
         for pid in reached:
             self.notify("kill", {"process_pid": pid, "time": time.time()})
         try:
