@@ -200,6 +200,33 @@ def render(results: dict[str, Result]) -> str:
     return table(header, rows)
 
 
+def summary(results: dict[str, Result]) -> str:
+    """The short form for the README: one row per scenario, ours vs the original."""
+    ours, orig = results.get(OURS, {}), results.get(ORIGINAL, {})
+    nan = float("nan")
+    rows: list[list[str]] = []
+    if "exit_reap" in ours and "exit_reap" in orig:
+        a, b = ours["exit_reap"]["p50"], orig["exit_reap"]["p50"]
+        rows.append(["process exit → `reap` event (p50)", fmt_ms(a), fmt_ms(b),
+                     f"{_ratio(b, a)} faster"])
+    if "round_trip" in ours and "round_trip" in orig:
+        a, b = ours["round_trip"]["p50"], orig["round_trip"]["p50"]
+        rows.append(["command round trip (p50)", fmt_ms(a), fmt_ms(b),
+                     f"{_ratio(b, a)} as fast"])
+    if "watchers_500" in ours and "watchers_500" in orig:
+        a_s, b_s = ours["watchers_500"]["seconds"], orig["watchers_500"].get("seconds", nan)
+        a_m, b_m = ours["watchers_500"]["rss_mb"], orig["watchers_500"].get("rss_mb", nan)
+        rows.append(["500 watchers: time to all active", f"{a_s:.2f} s", f"{b_s:.2f} s",
+                     f"{_ratio(b_s, a_s)} faster"])
+        rows.append(["500 watchers: daemon RSS", f"{a_m:.0f} MB", f"{b_m:.0f} MB",
+                     f"{_ratio(a_m, b_m)} the memory"])
+    if "churn" in ours and "churn" in orig:
+        a, b = ours["churn"]["events_per_s"], orig["churn"]["events_per_s"]
+        rows.append(["events/s under churn (50 processes running `true`)", f"{a:,.0f}",
+                     f"{b:,.0f}", f"{_ratio(a, b)} more"])
+    return table(["", OURS, ORIGINAL, "ratio"], rows)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
@@ -225,6 +252,7 @@ def main() -> int:
     print(text)
     if args.write:
         write_section("daemon", text)
+        write_section("summary-daemon", summary(results))
     return 0
 
 

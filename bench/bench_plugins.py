@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import math
 import os
 import signal
 import subprocess
@@ -238,6 +239,13 @@ def throughput(label: str, installed: OriginalCircus, workdir: Path) -> dict[str
         ctx.term()
 
 
+def _ratio(numerator: float, denominator: float) -> str:
+    if not denominator or math.isnan(numerator) or math.isnan(denominator):
+        return "n/a"
+    value = numerator / denominator
+    return f"{value:,.0f}x" if value >= 100 else f"{value:.1f}x"
+
+
 def _row_latency(label: str, r: dict[str, float]) -> list[str]:
     return [label, f"{fmt_ms(r['recv_p50'])} / {fmt_ms(r['recv_p95'])}",
             f"{fmt_ms(r['call_p50'])} / {fmt_ms(r['call_p95'])}", f"{r['samples']:.0f}"]
@@ -255,6 +263,7 @@ def main() -> int:
     header = machine_line()
     installed = original()
     sections: list[str] = []
+    short: list[list[str]] = []  # the README's summary rows
     with tempfile.TemporaryDirectory(prefix="circus-bench-") as tmp:
         workdir = Path(tmp)
         ours, theirs = sides(installed, workdir)
@@ -263,23 +272,36 @@ def main() -> int:
                     (f"{ORIGINAL}, check_delay 1", theirs, 1.0, 1.0),
                     (f"{ORIGINAL}, check_delay 5 (INI default)", theirs, 5.0, 5.0)]
             rows = []
+            ours_call = float("nan")
             for label, side, check_delay, spread in runs:
                 result = latency(side, workdir, check_delay, spread)
                 print(f"latency {label}: {result}", flush=True)
                 rows.append(_row_latency(label, result))
+                if side is ours:
+                    ours_call = result["call_p50"]
+                else:
+                    short.append([f"process exit → plugin's `call` answered (p50), original "
+                                  f"check_delay {check_delay:g}", fmt_ms(ours_call),
+                                  fmt_ms(result["call_p50"]),
+                                  f"{_ratio(result['call_p50'], ours_call)} faster"])
             sections.append(
                 "Process exit → plugin (target: exit → `call` answered p50 < 5 ms):\n\n"
                 + table(["daemon", "exit → handle_recv p50 / p95",
                          "exit → call answered p50 / p95", "samples"], rows))
         if "delivery" in chosen:
             rows = []
+            missed: dict[str, float] = {}
             for count in (1, 10):
                 for side in (ours, theirs):
                     result = delivery(side, workdir, count)
                     print(f"delivery {side.label} x{count}: {result}", flush=True)
+                    if count == 10:
+                        missed[side.label] = result["missing"]
                     rows.append([side.label, str(count), f"{result['published']:.0f}",
                                  f"{result['events_per_s']:,.0f}",
                                  f"{result['min_received']:.0f}", f"{result['missing']:.0f}"])
+            short.append(["events missed by 10 plugins under churn", f"{missed[OURS]:.0f}",
+                          f"{missed[ORIGINAL]:.0f}", ""])
             sections.append(
                 f"Events delivered to plugins under churn (50 x `true`, {CHURN_WINDOW:g} s; "
                 "target: none missing):\n\n"
@@ -287,12 +309,17 @@ def main() -> int:
                          "fewest received by one plugin", "missing (all plugins)"], rows))
         if "throughput" in chosen:
             rows = []
+            rates: dict[str, float] = {}
             for label in (OURS, ORIGINAL):
                 result = throughput(label, installed, workdir)
                 print(f"throughput {label}: {result}", flush=True)
                 bound = " (feeder-bound)" if result["handled"] >= result["sent"] else ""
                 rows.append([label, f"{result['events_per_s']:,.0f}{bound}",
                              f"{result['handled']:,.0f} of {result['sent']:,.0f}"])
+                rates[label] = result["events_per_s"]
+            short.append(["events/s one plugin consumes", f"{rates[OURS]:,.0f}",
+                          f"{rates[ORIGINAL]:,.0f}",
+                          f"{_ratio(rates[OURS], rates[ORIGINAL])} more"])
             sections.append(
                 "Most events/s one plugin consumes, default hooks, fed by a local PUB "
                 "(target ≥ 50,000/s):\n\n"
@@ -302,6 +329,7 @@ def main() -> int:
     print(text)
     if args.write:
         write_section("plugins", text)
+        write_section("summary-plugins", table(["", OURS, ORIGINAL, "ratio"], short))
     return 0
 
 
