@@ -137,3 +137,38 @@ def test_reacting_to_a_reap_event_is_not_rejected(daemon: CircusdProcess) -> Non
         assert reply["status"] == "ok", reply
         assert wait_gone(pid, 5)
         assert daemon.call("status", name="quick")["status"] == "stopped"
+
+
+def test_quit_waits_for_replies_in_flight(daemon: CircusdProcess, sock: zmq.Socket[bytes]) -> None:
+    """A slow `stop` already running when `quit` arrives still gets its reply before exit."""
+    wait_stubborn(daemon, "slow_a")
+    send(sock, "stop", "stop", name="slow_a", waiting=True)
+    send(sock, "quit", "quit", waiting=True)
+    replies = {}
+    for _ in range(2):
+        reply, _at = receive(sock)
+        replies[reply["id"]] = reply
+    assert replies["stop"]["status"] == "ok", replies
+    assert replies["quit"]["status"] == "ok", replies
+    assert daemon.popen is not None
+    assert daemon.popen.wait(30) == 0
+
+
+def test_many_clients_get_their_own_replies(daemon: CircusdProcess) -> None:
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        clients = []
+        for _ in range(50):
+            dealer = ctx.socket(zmq.DEALER)
+            dealer.setsockopt(zmq.LINGER, 0)
+            dealer.connect(daemon.endpoint)
+            clients.append(dealer)
+        for round_ in range(20):
+            for n, client in enumerate(clients):
+                send(client, f"{n}-{round_}", "numprocesses", name="quick")
+        for n, client in enumerate(clients):
+            ids = [receive(client)[0]["id"] for _ in range(20)]
+            assert ids == [f"{n}-{round_}" for round_ in range(20)]
+            assert not client.poll(0)
+    finally:
+        ctx.destroy(linger=0)
