@@ -121,7 +121,7 @@ def test_lifecycle_hooks_get_their_extras(hooks_module: Any) -> None:
 
     async def main() -> None:
         events = Events()
-        w = make(events, {name: f"{mod}.record" for name in names})
+        w = make(events, dict.fromkeys(names, f"{mod}.record"))
         await w.start()
         (pid,) = w.pids()
         await w.stop()
