@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from circus import __version__
 from circus.client import CircusClient
@@ -93,7 +94,7 @@ class _Settings:
     """Global options after defaults: explicit value, then the inherited one, then the default."""
 
     def __init__(self, ns: argparse.Namespace, inherited: _Settings | None = None) -> None:
-        def pick(name: str, default: object) -> object:
+        def pick(name: str, default: Any) -> Any:
             if hasattr(ns, name):
                 return getattr(ns, name)
             return getattr(inherited, name) if inherited is not None else default
@@ -102,11 +103,11 @@ class _Settings:
             inherited is not None and inherited.explicit_endpoint
         )
         self.endpoint = str(pick("endpoint", os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT))
-        self.timeout = float(pick("timeout", DEFAULT_TIMEOUT))  # type: ignore[arg-type]
+        self.timeout = float(pick("timeout", DEFAULT_TIMEOUT))
         self.json = bool(pick("json", False))
         self.prettify = bool(pick("prettify", False))
-        self.ssh = pick("ssh", None)
-        self.ssh_keyfile = pick("ssh_keyfile", None)
+        self.ssh: str | None = pick("ssh", None)
+        self.ssh_keyfile: str | None = pick("ssh_keyfile", None)
 
 
 def _call(settings: _Settings, command: str, props: dict[str, object],
