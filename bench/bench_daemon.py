@@ -47,7 +47,7 @@ from harness import (
 from circus.client import CircusClient
 
 KILLS_PER_ROUND = 10
-ROUNDS = 2
+ROUNDS = 3
 KILL_SPREAD = 5.0  # seconds over which one round's kills are spread (one original tick)
 ROUND_TRIPS = 2000
 ROUND_TRIP_BUDGET = 10.0

@@ -54,7 +54,7 @@ from original_circus import OriginalCircus
 from circus.client import CircusClient
 
 VICTIMS = 10
-ROUNDS = 2
+ROUNDS = 3
 CHURN_WINDOW = 5.0
 FEED_SECONDS = 3.0
 FEED_MAX = 2_000_000
