@@ -18,6 +18,10 @@ from datetime import datetime
 from logging.handlers import TimedRotatingFileHandler
 from typing import Any, Protocol
 
+import structlog
+
+log = structlog.get_logger("circus.streams")
+
 Chunk = dict[str, Any]
 
 
@@ -237,6 +241,33 @@ def make_stream(conf: dict[str, str]) -> Stream | None:
     factory = _resolve(class_name)
     stream: Stream = factory(**options)
     return stream
+
+
+class OutputStreams:
+    """A watcher's stdout and stderr streams: where its children's pipes are written."""
+
+    def __init__(self, stdout: dict[str, str], stderr: dict[str, str]) -> None:
+        self.stdout: Stream | None = make_stream(stdout)
+        try:
+            self.stderr: Stream | None = make_stream(stderr)
+        except BaseException:
+            close_stream(self.stdout)
+            raise
+
+    def write(self, name: str, pid: int, data: bytes) -> None:
+        """Hand one chunk to its stream; a failing stream is logged, never fatal."""
+        stream = self.stdout if name == "stdout" else self.stderr
+        if stream is None:
+            return
+        try:
+            stream({"data": data, "pid": pid, "name": name})
+        except Exception:
+            log.exception("output stream failed", stream=name, pid=pid)
+
+    def close(self) -> None:
+        close_stream(self.stdout)
+        close_stream(self.stderr)
+        self.stdout = self.stderr = None
 
 
 def close_stream(stream: Stream | None) -> None:

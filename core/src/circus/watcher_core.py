@@ -29,7 +29,7 @@ from circus.errors import ConfigError, MessageError
 from circus.process import Process
 from circus.protocol import res_name
 from circus.spawn import build_spec
-from circus.streams import Stream, close_stream, make_stream
+from circus.streams import OutputStreams
 from circus.watcher_hooks import HookRunner
 
 log = structlog.get_logger("circus.watcher")
@@ -68,7 +68,7 @@ class WatcherCore:
         self._max_ages: dict[int, float] = {}
         self._plugin_backoff = 0.0
         self._respawn_at = 0.0
-        self.streams: dict[str, Stream | None] = {}
+        self.streams = OutputStreams({}, {})
         self._open_streams()
         #: set by the arbiter; passed to hooks as ``arbiter``
         self.arbiter: Any = None
@@ -127,31 +127,22 @@ class WatcherCore:
 
     def _open_streams(self) -> None:
         """(Re)build the output streams; a bad class or unopenable file is a ConfigError."""
-        for name in ("stdout", "stderr"):
-            close_stream(self.streams.get(name))
-            self.streams[name] = None
-            conf = self.config.stdout_stream if name == "stdout" else self.config.stderr_stream
-            try:
-                self.streams[name] = make_stream(conf)
-            except (OSError, ValueError, TypeError) as exc:
-                raise ConfigError(
-                    f"cannot set up the {name} stream: {exc}",
-                    section=f"watcher:{self.name}",
-                    key=f"{name}_stream",
-                ) from None
+        self.streams.close()
+        try:
+            self.streams = OutputStreams(self.config.stdout_stream, self.config.stderr_stream)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"cannot set up an output stream: {exc}",
+                section=f"watcher:{self.name}",
+                key="stdout_stream" if self.config.stdout_stream else "stderr_stream",
+            ) from None
 
     def _on_output(self, name: str, pid: int, data: bytes) -> None:
-        stream = self.streams.get(name)
-        if stream is not None:
-            try:
-                stream({"data": data, "pid": pid, "name": name})
-            except Exception:
-                log.exception("stream failed", watcher=self.name, stream=name)
+        # looked up at each chunk: `set stdout_stream.*` replaces the streams of live processes
+        self.streams.write(name, pid, data)
 
     def close_streams(self) -> None:
-        for stream in self.streams.values():
-            close_stream(stream)
-        self.streams = {}
+        self.streams.close()
 
     # -- spawning ----------------------------------------------------------------------------
 
