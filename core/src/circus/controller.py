@@ -39,6 +39,8 @@ log = get_logger("circus.controller")
 
 #: How long ``stop()`` lets running commands finish so their replies still go out.
 STOP_GRACE = 5.0
+#: Requests handled back to back before the socket task lets other tasks run.
+FAIR_SHARE = 32
 #: Milliseconds the socket may keep undelivered replies after it is closed.
 CLOSE_LINGER_MS = 1000
 
@@ -153,6 +155,7 @@ class Controller:
         loop = asyncio.get_running_loop()
         fd: int = socket.FD
         loop.add_reader(fd, self._wakeup.set)
+        in_a_row = 0
         try:
             while not self._closing:
                 self._flush(socket)
@@ -163,12 +166,16 @@ class Controller:
                         frames = socket.recv_multipart(zmq.NOBLOCK)
                     except zmq.Again:
                         continue
-                    if self._accept_safely(frames):
-                        # Let the new command run up to its first real wait before reading the
-                        # next request, so requests take effect in arrival order as in 0.19:
-                        # `stop` (cast) then `status` sees "stopping", not "active".
+                    in_a_row += 1
+                    if self._accept_safely(frames) or in_a_row >= FAIR_SHARE:
+                        # A new command runs up to its first real wait before the next request
+                        # is read, so requests take effect in arrival order as in 0.19 (`stop`
+                        # cast then `status` sees "stopping"). A flood of quick requests also
+                        # yields now and then, so reaping and events are not held up by it.
+                        in_a_row = 0
                         await asyncio.sleep(0)
                     continue
+                in_a_row = 0
                 await self._wakeup.wait()
                 self._wakeup.clear()
         finally:
