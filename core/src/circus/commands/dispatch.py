@@ -183,7 +183,9 @@ class Dispatcher:
         if task.cancelled():
             return
         exc = task.exception()
-        if exc is not None:
+        if isinstance(exc, CommandError):  # a refusal, not a bug: no traceback
+            log.warning("background operation refused", command=name, error=exc.reason)
+        elif exc is not None:
             log.error(
                 "background operation failed",
                 command=name,
