@@ -84,6 +84,8 @@ def test_set(daemon: CircusdProcess) -> None:
     ok(daemon.call("set", name="sleeper", options={"graceful_timeout": 2.5, "warmup_delay": 0},
                    waiting=True))
     assert daemon.call("options", name="sleeper")["options"]["graceful_timeout"] == 2.5
+    ok(daemon.call("set", name="sleeper", options={"graceful_timeout": 3}, waiting=True))
+    assert isinstance(daemon.call("options", name="sleeper")["options"]["graceful_timeout"], float)
     error(daemon.call("set", name="sleeper", options={"numprocesses": "3"}), 3,
           "'numprocesses' isn't an integer")
     error(daemon.call("set", name="sleeper", options={"priority": 3}), 3, "unknown key 'priority'")

@@ -20,7 +20,7 @@ from circus.errors import Errno, MessageError
         ("max_age", 10, 10),
         ("stop_signal", 9, 9),
         ("warmup_delay", 0.5, 0.5),
-        ("graceful_timeout", 3, 3),
+        ("graceful_timeout", 3, 3.0),
         ("working_dir", "/tmp", "/tmp"),
         ("cmd", "sleep 1", "sleep 1"),
         ("args", ["-c", "x"], ["-c", "x"]),
@@ -41,6 +41,7 @@ from circus.errors import Errno, MessageError
 def test_accepted_values(key: str, value: Any, expected: Any) -> None:
     result = validate_option(key, value)
     assert result == (value if expected is None else expected)
+    assert type(result) is type(value if expected is None else expected)
 
 
 @pytest.mark.parametrize(
@@ -85,6 +86,6 @@ def test_validation_is_all_or_nothing() -> None:
     with pytest.raises(MessageError, match="'numprocesses' isn't an integer"):
         validate_options({"graceful_timeout": 2, "numprocesses": "x"})
     assert validate_options({"graceful_timeout": 2, "numprocesses": 4}) == {
-        "graceful_timeout": 2,
+        "graceful_timeout": 2.0,
         "numprocesses": 4,
     }

@@ -85,6 +85,7 @@ def validate_option(key: str, value: Any) -> Any:
     elif key in NUMBER_KEYS:
         if not _is_number(value):
             raise MessageError(f"{key!r} isn't a number")
+        return float(value)  # `options` reports these as floats, as 0.19 stores them
     elif key in ID_KEYS:
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise MessageError(f"{key!r} isn't an integer or string")
