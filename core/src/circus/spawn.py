@@ -134,7 +134,7 @@ def _groups(uid: int | None, gid: int | None) -> tuple[int | None, list[int] | N
     try:
         entry = pwd.getpwuid(uid)
     except KeyError:
-        return gid, None
+        return gid, []  # unknown user: at least drop root's supplementary groups
     primary = entry.pw_gid if gid is None else gid
     return primary, os.getgrouplist(entry.pw_name, primary)
 
