@@ -104,7 +104,16 @@ class Process:
         self.exited: asyncio.Future[int | None] = self._loop.create_future()
         self._pipes: dict[int, str] = {}
         self._psutil: psutil.Process | None = None
-        self._pidfd = os.pidfd_open(self.pid)
+        try:
+            self._pidfd = os.pidfd_open(self.pid)
+        except OSError:
+            # e.g. out of file descriptors: a child we cannot watch must not run unsupervised
+            popen.kill()
+            popen.wait()
+            for pipe in (popen.stdout, popen.stderr):
+                if pipe is not None:
+                    pipe.close()
+            raise
         self._loop.add_reader(self._pidfd, self._notice_exit)
         for stream, name in ((popen.stdout, "stdout"), (popen.stderr, "stderr")):
             if stream is not None:
