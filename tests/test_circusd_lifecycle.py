@@ -222,3 +222,14 @@ def test_no_zombie_after_crash_loop(tmp_path: Path) -> None:
         ev.wait_for(lambda t, p: t == _topic("crash", "stop"))
         zombies = [p for p in psutil.Process(daemon.pid).children() if p.status() == "zombie"]
         assert zombies == []
+
+
+def test_stop_signal_is_used_to_stop(tmp_path: Path) -> None:
+    config = _watcher("w", "sleep 120", numprocesses=2, stop_signal="INT")
+    with CircusdProcess(config, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
+        ev.wait_ready(daemon, "w")
+        mark = len(ev.events)
+        daemon.call("stop", name="w", waiting=True)
+        ev.wait_for(lambda t, p: t == _topic("w", "stop"), start=mark)
+        reaps = [p for t, p in ev.events[mark:] if t == _topic("w", "reap")]
+        assert [p["exit_code"] for p in reaps] == [-2, -2]

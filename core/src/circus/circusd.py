@@ -40,7 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", dest="loglevel", help="critical|error|warning|info|debug")
     parser.add_argument("--log-output", dest="logoutput", help="'-' (stderr) or a file path")
     parser.add_argument(
-        "--log-format", dest="logformat", default="auto", choices=["auto", "json", "console"]
+        "--log-format",
+        dest="logformat",
+        default="auto",
+        choices=["auto", "json", "console", "text"],
     )
     parser.add_argument("--logger-config", dest="loggerconfig", help="accepted, not used")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
