@@ -7,15 +7,23 @@
 
 Example::
 
-    from circus.testing import CircusdProcess, EventCollector
+    import os, signal
+    from circus.testing import CircusdProcess, EventCollector, wait_gone
 
     def test_respawn(tmp_path):
         with CircusdProcess("[watcher:w]\\ncmd = sleep 60\\n", tmp_path) as daemon:
             with EventCollector(daemon.pubsub_endpoint) as events:
-                events.wait_ready(daemon)
+                events.wait_ready(daemon, "w")  # the subscription is live from here on
                 pid = daemon.call("list", name="w")["pids"][0]
                 os.kill(pid, signal.SIGKILL)
-                topic, payload = events.wait_for(lambda t, p: t == "watcher.w.spawn")
+                _, reap = events.wait_for(lambda t, p: t == "watcher.w.reap")
+                assert reap["exit_code"] == -9 and reap["expected"] is False
+                events.wait_for(lambda t, p: t == "watcher.w.spawn")
+                assert wait_gone(pid)  # reaped: not even a zombie is left
+
+Plugin authors: put ``[plugin:NAME]`` sections in the config text as in production; circusd
+starts the plugin with its runner, and ``daemon.log_text()`` holds circusd's output (with
+``debug = true`` in ``[circus]`` the plugins' output too).
 """
 
 from __future__ import annotations
