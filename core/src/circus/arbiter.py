@@ -64,6 +64,8 @@ class Arbiter:
         self._tick_task: asyncio.Task[None] | None = None
         self._done = asyncio.Event()
         self._quitting: asyncio.Task[None] | None = None
+        #: two reloadconfig must not interleave their diffs (one would re-add the other's)
+        self._config_lock = asyncio.Lock()
         #: set by circusd: reopens its own log output (``reload`` without a name, SIGHUP)
         self.reopen_logs: Callable[[], None] | None = None
         for plugin in plugins or []:
@@ -301,8 +303,12 @@ class Arbiter:
         """Re-read the config file and apply the difference (contract ``reloadconfig``)."""
         if self.config_path is None:
             raise MessageError("circusd was not started from a config file")
+        async with self._config_lock:
+            await self._reload_config(self.config_path)
+
+    async def _reload_config(self, path: str) -> None:
         try:
-            new = load_config(self.config_path)
+            new = load_config(path)
         except ConfigError as exc:
             raise MessageError(str(exc)) from None
         if _settings_differ(self.settings, new.settings):
