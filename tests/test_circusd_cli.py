@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -150,3 +151,14 @@ def test_unopenable_stream_file_exits_1_before_starting(tmp_path: Path) -> None:
     assert "[watcher:w]" in lines[0]
     assert "stdout_stream" in lines[0]
     assert str(ini) in lines[0]
+
+
+def test_json_log_format(tmp_path: Path) -> None:
+    log = tmp_path / "circusd.json"
+    args = ["--log-output", str(log), "--log-format", "json"]
+    with CircusdProcess("[watcher:w]\ncmd = sleep 120\n", tmp_path, args=args) as daemon:
+        daemon.call("stop", name="w", waiting=True)
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    messages = [r.get("event") for r in records]
+    assert "circusd started" in messages
+    assert "watcher stopped" in messages
