@@ -233,3 +233,34 @@ def test_stop_signal_is_used_to_stop(tmp_path: Path) -> None:
         ev.wait_for(lambda t, p: t == _topic("w", "stop"), start=mark)
         reaps = [p for t, p in ev.events[mark:] if t == _topic("w", "reap")]
         assert [p["exit_code"] for p in reaps] == [-2, -2]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")
+def test_uid_gid_rlimits_env_and_working_dir(tmp_path: Path) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    workdir.chmod(0o777)
+    out = tmp_path / "out.log"
+    config = (
+        "[env:w]\nGREETING = hello\n\n"
+        + _watcher(
+            "w",
+            "sh -c 'id -un; ulimit -n; pwd; echo \"$GREETING\" $(circus.wid); exec sleep 120'",
+            uid="nobody",
+            rlimit_nofile=77,
+            working_dir=str(workdir),
+        )
+        + f"stdout_stream.class = FileStream\nstdout_stream.filename = {out}\n"
+    )
+    with CircusdProcess(config, tmp_path) as daemon:
+        (pid,) = daemon.call("list", name="w")["pids"]
+        deadline = time.monotonic() + 20
+        while not out.exists() or out.read_text().count("\n") < 4:
+            assert time.monotonic() < deadline, daemon.log_text()
+            time.sleep(0.05)
+        lines = out.read_text().splitlines()
+        assert lines[0] == "nobody"
+        assert lines[1] == "77"
+        assert lines[2] == str(workdir)
+        assert lines[3] == "hello 1"
+        assert psutil.Process(pid).username() == "nobody"
