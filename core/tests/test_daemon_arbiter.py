@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,7 +19,7 @@ from circus import get_arbiter
 from circus.arbiter import Arbiter
 from circus.config import load_config
 from circus.errors import ConfigError, MessageError
-from circus.testing import wait_gone
+from circus.testing import pid_state, wait_gone
 
 
 def run(coro: Awaitable[None]) -> None:
@@ -219,3 +221,26 @@ def test_bind_failure_propagates_before_children_start(tmp_path: Path) -> None:
         run(main())
     finally:
         holder.close()
+
+
+def test_rm_nostop_leaves_processes_running_but_reaps_them(tmp_path: Path) -> None:
+    arbiter = get_arbiter([{"name": "w", "cmd": "sleep 120"}], **endpoints(tmp_path))
+
+    async def main() -> None:
+        await arbiter.start()
+        try:
+            watcher = arbiter.get_watcher("w")
+            (pid,) = watcher.pids()
+            await arbiter.remove_watcher("w", nostop=True)
+            assert [w.name for w in arbiter.watchers] == []
+            assert pid_state(pid) in ("S", "R")  # still running
+            proc = watcher.processes[pid]
+            os.kill(pid, signal.SIGTERM)
+            assert await asyncio.wait_for(proc.exited, 20) == -15
+            assert watcher.pids() == []  # not respawned
+            assert wait_gone(pid)  # reaped: no zombie
+        finally:
+            await arbiter.quit()
+            await arbiter.close()
+
+    run(main())

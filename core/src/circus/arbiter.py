@@ -290,11 +290,11 @@ class Arbiter:
         del self._watchers[watcher.name.lower()]
         self._loaded.pop(watcher.name.lower(), None)
         if nostop:
-            for proc in list(watcher.processes.values()):
-                proc.close()
-            watcher.processes.clear()
-        else:
-            await watcher.stop()
+            # the processes keep running, unsupervised: never respawned, but still reaped when
+            # they exit (no zombies) and their output still reaches the streams
+            watcher.state = "stopped"
+            return
+        await watcher.stop()
         watcher.close_streams()
 
     # -- configuration reload ----------------------------------------------------------------
