@@ -185,7 +185,7 @@ class Arbiter:
             self._tick_task.cancel()
             self._tick_task = None
         for watcher in self._watchers.values():
-            watcher.close_streams()
+            watcher.close()
         if self.controller is not None:
             await self.controller.stop()
             self.controller = None

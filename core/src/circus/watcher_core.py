@@ -144,6 +144,18 @@ class WatcherCore:
     def close_streams(self) -> None:
         self.streams.close()
 
+    def close(self) -> None:
+        """Daemon shutdown (after stop): cancel pending respawns, close the streams."""
+        if self._respawn_timer is not None:
+            self._respawn_timer.cancel()
+            self._respawn_timer = None
+        if self._manage_task is not None:
+            self._manage_task.cancel()
+            self._manage_task = None
+        for task in list(self._background):
+            task.cancel()
+        self.close_streams()
+
     # -- spawning ----------------------------------------------------------------------------
 
     def _next_wid(self) -> int:
