@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import psutil
 
@@ -22,6 +23,10 @@ def test_human_bytes_and_cpu_time_formats() -> None:
 def test_child_stats_of_a_real_process_and_a_vanished_one() -> None:
     child = subprocess.Popen(["sleep", "30"])
     try:
+        deadline = time.monotonic() + 20
+        while psutil.Process(child.pid).cmdline() != ["sleep", "30"]:  # exec done
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         info = child_stats(psutil.Process(child.pid), wid=3, started=1.0)
         assert isinstance(info, dict)
         assert info["pid"] == child.pid

@@ -19,22 +19,15 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Callable
-from typing import Any
 
 import structlog
 
-from circus.config.model import WatcherConfig
-from circus.errors import ConfigError, MessageError
+from circus.errors import MessageError
 from circus.process import Process
-from circus.protocol import res_name
 from circus.spawn import build_spec
-from circus.streams import OutputStreams
-from circus.watcher_hooks import HookRunner
+from circus.watcher_base import WatcherBase
 
 log = structlog.get_logger("circus.watcher")
-
-Publish = Callable[[str, str, dict[str, Any]], int]
 
 #: plugin watchers that crash are respawned after this delay, doubling up to the maximum
 PLUGIN_BACKOFF_START = 0.1
@@ -45,116 +38,8 @@ PLUGIN_HEALTHY_AFTER = 30.0
 RETRY_FOREVER_BACKOFF_MAX = 5.0
 
 
-class WatcherCore:
-    """Runs ``config.numprocesses`` copies of one command; see the module docstring."""
-
-    def __init__(
-        self, config: WatcherConfig, publish: Publish, *, umask: int | None = None
-    ) -> None:
-        self.config = config
-        self._publish = publish
-        self.umask = umask
-        self.state = "stopped"
-        #: counted processes, in spawn order (pid -> process)
-        self.processes: dict[int, Process] = {}
-        #: surplus processes being killed: no longer counted, still reaped
-        self.dying: set[Process] = set()
-        self.lock = asyncio.Lock()
-        self._manage_pending = False
-        self._manage_task: asyncio.Task[None] | None = None
-        self._respawn_timer: asyncio.TimerHandle | None = None
-        self._background: set[asyncio.Task[None]] = set()
-        self._stop_requested = False
-        self._max_ages: dict[int, float] = {}
-        self._plugin_backoff = 0.0
-        self._respawn_at = 0.0
-        self.streams = OutputStreams({}, {})
-        self._open_streams()
-        #: set by the arbiter; passed to hooks as ``arbiter``
-        self.arbiter: Any = None
-        self.hook_runner = HookRunner(self.notify)
-        self._spawn_vetoed = False
-
-    # -- identity and simple views -----------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def res_name(self) -> str:
-        return res_name(self.config.name)
-
-    @property
-    def priority(self) -> int:
-        return self.config.priority
-
-    @property
-    def singleton(self) -> bool:
-        return self.config.singleton
-
-    @property
-    def autostart(self) -> bool:
-        return self.config.autostart
-
-    @property
-    def numprocesses(self) -> int:
-        return self.config.numprocesses
-
-    @property
-    def is_plugin(self) -> bool:
-        return self.config.is_plugin
-
-    def pids(self) -> list[int]:
-        """Live processes, spawn order."""
-        return [pid for pid, proc in self.processes.items() if proc.alive]
-
-    def notify(self, action: str, payload: dict[str, Any] | None = None) -> int:
-        """Publish an event of this watcher; ``time`` comes first as in 0.19 payloads."""
-        if payload is None or "time" not in payload:
-            payload = {"time": time.time(), **(payload or {})}
-        return self._publish(self.name, action, payload)
-
-    def call_hook(self, hook_name: str, **extras: Any) -> bool:
-        """Run a configured hook (contract 8.5); True when it allows what it guards."""
-        if not self.config.hooks:
-            return True
-        return self.hook_runner.call(
-            self.config.hooks, hook_name, watcher=self, arbiter=self.arbiter, **extras
-        )
-
-    # -- streams -----------------------------------------------------------------------------
-
-    def _open_streams(self) -> None:
-        """(Re)build the output streams; a bad class or unopenable file is a ConfigError."""
-        self.streams.close()
-        try:
-            self.streams = OutputStreams(self.config.stdout_stream, self.config.stderr_stream)
-        except (OSError, ValueError, TypeError) as exc:
-            raise ConfigError(
-                f"cannot set up an output stream: {exc}",
-                section=f"watcher:{self.name}",
-                key="stdout_stream" if self.config.stdout_stream else "stderr_stream",
-            ) from None
-
-    def _on_output(self, name: str, pid: int, data: bytes) -> None:
-        # looked up at each chunk: `set stdout_stream.*` replaces the streams of live processes
-        self.streams.write(name, pid, data)
-
-    def close_streams(self) -> None:
-        self.streams.close()
-
-    def close(self) -> None:
-        """Daemon shutdown (after stop): cancel pending respawns, close the streams."""
-        if self._respawn_timer is not None:
-            self._respawn_timer.cancel()
-            self._respawn_timer = None
-        if self._manage_task is not None:
-            self._manage_task.cancel()
-            self._manage_task = None
-        for task in list(self._background):
-            task.cancel()
-        self.close_streams()
+class WatcherCore(WatcherBase):
+    """Keeps ``config.numprocesses`` copies of one command running; see the module docstring."""
 
     # -- spawning ----------------------------------------------------------------------------
 
