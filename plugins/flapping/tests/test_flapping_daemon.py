@@ -110,7 +110,8 @@ def test_recovering_watcher_keeps_running(tmp_path: Path) -> None:
     # Crashes on its first three runs, then stays up (the count survives restarts in a file).
     script = tmp_path / "flaky.sh"
     script.write_text(
-        'n=$(cat "$1" 2>/dev/null || echo 0); n=$((n+1)); echo "$n" > "$1"\n'
+        'n=$(cat "$1" 2>/dev/null || echo 0); n=$((n+1))\n'
+        'echo "$n" > "$1.tmp" && mv "$1.tmp" "$1"\n'
         'if [ "$n" -le 3 ]; then sleep 0.2; exit 1; fi\nexec sleep 120\n'
     )
     cmd = f"sh {script} {tmp_path / 'runs'}"
@@ -182,7 +183,8 @@ def test_manual_stop_of_two_processes_stays_stopped(tmp_path: Path) -> None:
 def test_manual_start_cancels_the_pending_retry(tmp_path: Path) -> None:
     script = tmp_path / "flaky.sh"
     script.write_text(
-        'n=$(cat "$1" 2>/dev/null || echo 0); n=$((n+1)); echo "$n" > "$1"\n'
+        'n=$(cat "$1" 2>/dev/null || echo 0); n=$((n+1))\n'
+        'echo "$n" > "$1.tmp" && mv "$1.tmp" "$1"\n'
         'if [ "$n" -le 3 ]; then sleep 0.2; exit 1; fi\nexec sleep 120\n'
     )
     cmd = f"sh {script} {tmp_path / 'runs'}"
