@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from circus import __version__
-from circus.testing import CircusdProcess, EventCollector, wait_gone
+from circus.testing import CircusdProcess, EventCollector, kill_tree, wait_gone
 from circus.transports import CommandClient
 
 CIRCUSD = [sys.executable, "-m", "circus.circusd"]
@@ -81,8 +81,7 @@ def test_daemon_mode_detaches(tmp_path: Path) -> None:
         assert wait_gone(pid, 30)
         assert not pidfile.exists()
     finally:
-        if wait_gone(pid, 0) is False:
-            os.kill(pid, signal.SIGKILL)
+        kill_tree(pid)  # no-op when it quit as it should
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGQUIT])

@@ -7,14 +7,32 @@ import os
 import resource
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from circus.process import Process, SpawnSpec
-from circus.testing import pid_state, wait_dead
+from circus.testing import kill_tree, pid_state, wait_dead
 
 TIMEOUT = 20
+SPAWNED: list[Process] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_children() -> Iterator[None]:
+    """A failed test must not leave children behind."""
+    yield
+    for proc in SPAWNED:
+        kill_tree(proc.pid)
+    SPAWNED.clear()
+
+
+def spawn(spec: SpawnSpec, **kwargs: Any) -> Process:
+    proc = Process.spawn(spec, 1, **kwargs)
+    SPAWNED.append(proc)
+    return proc
 
 
 def run(coro: object) -> object:
@@ -24,7 +42,7 @@ def run(coro: object) -> object:
 def test_exit_code_and_callback_without_polling() -> None:
     async def main() -> None:
         exits: list[Process] = []
-        proc = Process.spawn(SpawnSpec(["sh", "-c", "exit 7"]), 1, on_exit=exits.append)
+        proc = spawn(SpawnSpec(["sh", "-c", "exit 7"]), on_exit=exits.append)
         code = await asyncio.wait_for(proc.exited, TIMEOUT)
         assert code == 7
         assert exits == [proc]
@@ -37,7 +55,7 @@ def test_exit_code_and_callback_without_polling() -> None:
 
 def test_exit_by_signal_is_minus_signum_and_fast() -> None:
     async def main() -> None:
-        proc = Process.spawn(SpawnSpec(["sleep", "60"]), 1)
+        proc = spawn(SpawnSpec(["sleep", "60"]))
         assert proc.alive
         before = time.monotonic()
         assert proc.send_signal(signal.SIGKILL)
@@ -53,7 +71,7 @@ def test_output_is_delivered_before_exit() -> None:
     async def main() -> None:
         chunks: list[tuple[str, int, bytes]] = []
         spec = SpawnSpec(["sh", "-c", "echo out; echo err >&2"], stdout="pipe", stderr="pipe")
-        proc = Process.spawn(spec, 1, on_output=lambda n, p, d: chunks.append((n, p, d)))
+        proc = spawn(spec, on_output=lambda n, p, d: chunks.append((n, p, d)))
         await asyncio.wait_for(proc.exited, TIMEOUT)
         got = {
             name: b"".join(d for n, _, d in chunks if n == name) for name in ("stdout", "stderr")
@@ -74,7 +92,7 @@ def test_env_cwd_rlimits_and_new_session(tmp_path: Path) -> None:
             rlimits={resource.RLIMIT_NOFILE: 123},
             stdout="pipe",
         )
-        proc = Process.spawn(spec, 1, on_output=lambda n, p, d: chunks.append(d))
+        proc = spawn(spec, on_output=lambda n, p, d: chunks.append(d))
         assert await asyncio.wait_for(proc.exited, TIMEOUT) == 0
         lines = b"".join(chunks).decode().split("\n")
         assert lines[0] == "bar baz"
@@ -90,7 +108,7 @@ def test_uid_gid_when_root() -> None:
     async def main() -> None:
         chunks: list[bytes] = []
         spec = SpawnSpec(["sh", "-c", "id -u; id -g"], uid=65534, gid=65534, stdout="pipe")
-        proc = Process.spawn(spec, 1, on_output=lambda n, p, d: chunks.append(d))
+        proc = spawn(spec, on_output=lambda n, p, d: chunks.append(d))
         assert await asyncio.wait_for(proc.exited, TIMEOUT) == 0
         assert b"".join(chunks).split() == [b"65534", b"65534"]
 
@@ -110,7 +128,7 @@ def test_signal_tree_reaches_grandchildren_even_after_parent_dies(tmp_path: Path
 
     async def main() -> None:
         script = f"trap '' TERM; sleep 300 & echo $! > {pidfile}; wait"
-        proc = Process.spawn(SpawnSpec(["sh", "-c", script]), 1)
+        proc = spawn(SpawnSpec(["sh", "-c", script]))
         deadline = time.monotonic() + TIMEOUT
         while not pidfile.exists() or not pidfile.read_text().strip():
             assert time.monotonic() < deadline
@@ -130,7 +148,7 @@ def test_executable_is_honoured() -> None:
     async def main() -> None:
         chunks: list[bytes] = []
         spec = SpawnSpec(["not-a-program", "hello"], executable="/bin/echo", stdout="pipe")
-        proc = Process.spawn(spec, 1, on_output=lambda n, p, d: chunks.append(d))
+        proc = spawn(spec, on_output=lambda n, p, d: chunks.append(d))
         assert await asyncio.wait_for(proc.exited, TIMEOUT) == 0
         assert b"".join(chunks) == b"hello\n"
 

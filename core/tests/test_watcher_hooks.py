@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from circus.config import WatcherConfig
+from circus.testing import kill_tree
 from circus.watcher import Watcher
 
 HOOKS = textwrap.dedent(
@@ -50,6 +51,19 @@ def hooks_module(tmp_path: Path) -> Iterator[Any]:
         sys.modules.pop(name, None)
 
 
+WATCHERS: list[Watcher] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_children() -> Iterator[None]:
+    """A failed test must not leave children behind."""
+    yield
+    for watcher in WATCHERS:
+        for proc in [*watcher.processes.values(), *watcher.dying]:
+            kill_tree(proc.pid)
+    WATCHERS.clear()
+
+
 class Events:
     def __init__(self) -> None:
         self.items: list[tuple[str, dict[str, Any]]] = []
@@ -65,7 +79,9 @@ class Events:
 def make(events: Events, hooks: dict[str, str], **options: Any) -> Watcher:
     options.setdefault("cmd", "sleep 120")
     options.setdefault("graceful_timeout", 5.0)
-    return Watcher(WatcherConfig(name="w", hooks=hooks, **options), events)
+    watcher = Watcher(WatcherConfig(name="w", hooks=hooks, **options), events)
+    WATCHERS.append(watcher)
+    return watcher
 
 
 def run(coro: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from circus.config import WatcherConfig
-from circus.testing import wait_dead, wait_gone
+from circus.testing import kill_tree, wait_dead, wait_gone
 from circus.watcher import Watcher
 
 TIMEOUT = 20.0
@@ -26,6 +26,7 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.changed = asyncio.Event()
+        self.watchers: list[Watcher] = []
 
     def __call__(self, name: str, action: str, payload: dict[str, Any]) -> int:
         self.events.append((action, {**payload, "seq": len(self.events) + 1}))
@@ -51,13 +52,21 @@ class Recorder:
 def make(rec: Recorder, **options: Any) -> Watcher:
     options.setdefault("cmd", "sleep 120")
     options.setdefault("graceful_timeout", 5.0)
-    return Watcher(WatcherConfig(name="w", **options), rec)
+    watcher = Watcher(WatcherConfig(name="w", **options), rec)
+    rec.watchers.append(watcher)
+    return watcher
 
 
 def run(factory: Callable[[Recorder], Awaitable[None]]) -> None:
     async def main() -> None:
         rec = Recorder()
-        await asyncio.wait_for(factory(rec), 60)
+        try:
+            await asyncio.wait_for(factory(rec), 60)
+        finally:  # a failed test must not leave children behind
+            for watcher in rec.watchers:
+                for proc in [*watcher.processes.values(), *watcher.dying]:
+                    kill_tree(proc.pid)
+                watcher.close()
 
     asyncio.run(main())
 

@@ -377,6 +377,24 @@ def wait_gone(pid: int, timeout: float = 20.0) -> bool:
     return True
 
 
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILL ``pid`` and all its descendants (test teardown); returns the pids reached.
+
+    Descendants are collected first, so none escapes by being re-parented.
+    """
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+    reached = []
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+            reached.append(proc.pid)
+    return reached
+
+
 def wait_dead(pid: int, timeout: float = 20.0) -> bool:
     """Wait until ``pid`` is gone or a zombie: for processes that are not circusd's children
     (grandchildren re-parented to init), whose reaping is not circusd's job."""
@@ -392,6 +410,7 @@ __all__ = [
     "CircusdError",
     "CircusdProcess",
     "EventCollector",
+    "kill_tree",
     "pid_state",
     "start_circusd",
     "wait_dead",
