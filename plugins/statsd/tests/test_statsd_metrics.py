@@ -7,6 +7,7 @@ circusd; test_statsd_daemon.py runs the whole plugin under a real circusd.
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 from statsd_servers import EtsyStatsd, UdpReceiver
@@ -118,6 +119,11 @@ def test_etsy_daemon_understands_every_metric(etsy_statsd: EtsyStatsd) -> None:
         "circus.app.watcher.web.numprocesses": 3.0,
         "circus.app.watcher.plugin_flapping.numprocesses": 1.0,
     }
+    # The dumped lines come through a pipe read by another thread: they can trail the
+    # management port's answer, so wait (bounded) until all seven have been read.
+    deadline = time.monotonic() + 20
+    while len(etsy_statsd.received_lines()) < 7 and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert etsy_statsd.received_lines() == [
         "circus.app.watcher.web.spawn:1|c",
         "circus.app.watcher.web.spawn:1|c",
