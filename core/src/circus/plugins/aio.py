@@ -9,10 +9,8 @@ which is still running, while the main thread waits).
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
-from circus.hooks import notify
 from circus.plugins.base import PluginCore
 from circus.plugins.sync import CircusPlugin
 from circus.transports import Event
@@ -44,22 +42,11 @@ class AsyncCircusPlugin(PluginCore):
                    ) -> dict[str, Any]:
         """Send ``command`` and await circusd's reply (``CallTimeout`` after ``timeout`` s)."""
         wait = self.call_timeout if timeout is None else timeout
-        notify(self._hooks.circus_plugin_before_call, self,
-               command=command, properties=props, cast=False)
-        started = time.perf_counter()
-        reply: dict[str, Any] | None = None
-        error: BaseException | None = None
-        try:
+        with self._call_hooks(command, props, cast=False) as record:
             future = self._command_thread().submit_call(command, wait, props)
-            reply = await asyncio.wrap_future(future)
+            reply: dict[str, Any] = await asyncio.wrap_future(future)
+            record.reply = reply
             return reply
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            notify(self._hooks.circus_plugin_after_call, self, command=command,
-                   properties=props, cast=False, reply=reply, error=error,
-                   duration=time.perf_counter() - started)
 
     def call_sync(self, command: str, timeout: float | None = None, **props: Any
                   ) -> dict[str, Any]:

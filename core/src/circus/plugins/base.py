@@ -23,7 +23,9 @@ import contextlib
 import inspect
 import json
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from circus.errors import CircusError, ConfigError
@@ -54,6 +56,13 @@ def parse_active(value: Any) -> bool:
         return False
     raise ConfigError(f"invalid boolean {value!r} (use true/false, yes/no, on/off, 1/0)",
                       key="active")
+
+
+@dataclass
+class CallRecord:
+    """What :meth:`PluginCore._call_hooks` reports to the after-call hooks: the reply, if any."""
+
+    reply: dict[str, Any] | None = None
 
 
 async def _await(awaitable: Awaitable[Any]) -> Any:
@@ -301,6 +310,29 @@ class PluginCore:
                     name=f"circus-plugin-{self.name or 'commands'}-dealer",
                 )
             return self._commands
+
+    @contextlib.contextmanager
+    def _call_hooks(self, command: str, props: dict[str, Any], *, cast: bool
+                    ) -> Iterator[CallRecord]:
+        """Wrap one call or cast in the before/after-call hooks (timing, reply, error).
+
+        Shared by the blocking and the async flavours so that every hook implementation sees
+        the same arguments whichever base class the plugin uses.
+        """
+        notify(self._hooks.circus_plugin_before_call, self,
+               command=command, properties=props, cast=cast)
+        record = CallRecord()
+        started = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            yield record
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            notify(self._hooks.circus_plugin_after_call, self, command=command,
+                   properties=props, cast=cast, reply=record.reply, error=error,
+                   duration=time.perf_counter() - started)
 
     # -- helpers for plugin authors ---------------------------------------------------------
 

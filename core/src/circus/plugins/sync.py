@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
-import time
 from typing import Any
 
 from circus.errors import CallError, CallTimeout
-from circus.hooks import notify
 from circus.plugins.base import PluginCore
 from circus.transports import Event
 
@@ -43,40 +41,18 @@ class CircusPlugin(PluginCore):
         ``self.call_timeout``) instead of blocking forever.
         """
         wait = self.call_timeout if timeout is None else timeout
-        notify(self._hooks.circus_plugin_before_call, self,
-               command=command, properties=props, cast=False)
-        started = time.perf_counter()
-        reply: dict[str, Any] | None = None
-        error: BaseException | None = None
-        try:
+        with self._call_hooks(command, props, cast=False) as record:
             future = self._command_thread().submit_call(command, wait, props)
             try:
-                reply = future.result(wait + 5.0)
+                reply: dict[str, Any] = future.result(wait + 5.0)
             except concurrent.futures.TimeoutError:
                 raise CallTimeout(f"no reply to {command!r} within {wait:g} s") from None
             except concurrent.futures.CancelledError:
                 raise CallError(f"{command!r}: the plugin is stopping") from None
+            record.reply = reply
             return reply
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            notify(self._hooks.circus_plugin_after_call, self, command=command,
-                   properties=props, cast=False, reply=reply, error=error,
-                   duration=time.perf_counter() - started)
 
     def cast(self, command: str, **props: Any) -> None:
         """Send ``command`` without waiting; circusd sends no reply (errors are lost)."""
-        notify(self._hooks.circus_plugin_before_call, self,
-               command=command, properties=props, cast=True)
-        started = time.perf_counter()
-        error: BaseException | None = None
-        try:
+        with self._call_hooks(command, props, cast=True):
             self._command_thread().submit_cast(command, props)
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            notify(self._hooks.circus_plugin_after_call, self, command=command,
-                   properties=props, cast=True, reply=None, error=error,
-                   duration=time.perf_counter() - started)
