@@ -4,6 +4,7 @@ bundled plugins by short name in the ``circus.plugins`` entry-point group."""
 import inspect
 import subprocess
 import sys
+import time
 import zipfile
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from circus.plugins import PluginCore
+from circus.testing import kill_tree
+from circus.transports import CommandClient
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = {
@@ -48,3 +51,44 @@ def test_distribution_builds_a_typed_wheel_on_its_own(dist_name: str, tmp_path: 
         (ep_file,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         text = zipfile.ZipFile(wheel).read(ep_file).decode()
         assert "[circus.plugins]" in text
+
+
+def test_one_plugin_distribution_alone_is_found_by_short_name(tmp_path: Path) -> None:
+    """A fresh venv with circus-core and only circus-plugin-statsd: the runner lists exactly
+    that plugin, and circusd starts `use = statsd` as a supervised watcher."""
+    env_dir = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True)
+    python = env_dir / "bin" / "python"
+    for folder in ("core", "plugins/statsd"):  # one at a time, as a user would
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        str(ROOT / folder)], check=True, timeout=600)
+    listing = subprocess.run([str(env_dir / "bin" / "circus-plugin"), "--list"],
+                             check=True, capture_output=True, text=True, timeout=60).stdout
+    assert [line.split()[0] for line in listing.splitlines()[1:]] == ["statsd"], listing
+
+    run = tmp_path / "run"
+    run.mkdir()
+    endpoint = f"ipc://{run}/c.sock"
+    (run / "circus.ini").write_text(
+        f"[circus]\nendpoint = {endpoint}\npubsub_endpoint = ipc://{run}/e.sock\n"
+        "[watcher:w]\ncmd = sleep 60\n[plugin:statsd]\nuse = statsd\nport = 18199\n"
+    )
+    daemon = subprocess.Popen([str(env_dir / "bin" / "circusd"), str(run / "circus.ini")],
+                              cwd=run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with CommandClient(endpoint, timeout=20) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                reply = client.call("list", name="plugin:statsd")
+                if reply.get("pids") or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert reply["status"] == "ok", reply
+            assert len(reply["pids"]) == 1, reply
+            assert client.call("status", name="plugin:statsd")["status"] == "active"
+            client.call("quit", waiting=True)
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        if daemon.poll() is None:
+            kill_tree(daemon.pid)
+            daemon.wait(timeout=10)
