@@ -106,15 +106,23 @@ def test_exhausts_max_retry_then_stays_stopped(tmp_path: Path) -> None:
         assert "crasher: left stopped after 2 retries" in log
 
 
-def test_recovering_watcher_keeps_running(tmp_path: Path) -> None:
-    # Crashes on its first three runs, then stays up (the count survives restarts in a file).
+def flaky_command(tmp_path: Path) -> str:
+    """A command that crashes on its first three runs, then stays up.
+
+    The run count survives restarts in a file, updated by write-then-rename: a stop's SIGTERM
+    between a truncation and a write would otherwise reset it.
+    """
     script = tmp_path / "flaky.sh"
     script.write_text(
         'n=$(cat "$1" 2>/dev/null || echo 0); n=$((n+1))\n'
         'echo "$n" > "$1.tmp" && mv "$1.tmp" "$1"\n'
         'if [ "$n" -le 3 ]; then sleep 0.2; exit 1; fi\nexec sleep 120\n'
     )
-    cmd = f"sh {script} {tmp_path / 'runs'}"
+    return f"sh {script} {tmp_path / 'runs'}"
+
+
+def test_recovering_watcher_keeps_running(tmp_path: Path) -> None:
+    cmd = flaky_command(tmp_path)
     cfg = config(crasher("flaky", cmd=cmd), attempts="3", window="3", retry_in="1")
     with CircusdProcess(cfg, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
         wait_plugin_ready(daemon, "flaky")
@@ -181,13 +189,7 @@ def test_manual_stop_of_two_processes_stays_stopped(tmp_path: Path) -> None:
 
 
 def test_manual_start_cancels_the_pending_retry(tmp_path: Path) -> None:
-    script = tmp_path / "flaky.sh"
-    script.write_text(
-        'n=$(cat "$1" 2>/dev/null || echo 0); n=$((n+1))\n'
-        'echo "$n" > "$1.tmp" && mv "$1.tmp" "$1"\n'
-        'if [ "$n" -le 3 ]; then sleep 0.2; exit 1; fi\nexec sleep 120\n'
-    )
-    cmd = f"sh {script} {tmp_path / 'runs'}"
+    cmd = flaky_command(tmp_path)
     cfg = config(crasher("flaky", cmd=cmd), attempts="3", window="3", retry_in="3")
     with CircusdProcess(cfg, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
         wait_plugin_ready(daemon, "flaky")
