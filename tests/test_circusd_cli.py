@@ -161,3 +161,12 @@ def test_json_log_format(tmp_path: Path) -> None:
     messages = [r.get("event") for r in records]
     assert "circusd started" in messages
     assert "watcher stopped" in messages
+
+
+def test_unsupported_companions_are_warned_about_not_silently_ignored(tmp_path: Path) -> None:
+    config = "[circus]\nstatsd = true\nhttpd = true\n\n[watcher:w]\ncmd = sleep 60\n"
+    with CircusdProcess(config, tmp_path) as daemon:
+        assert daemon.call("status", name="w")["status"] == "active"
+        log = daemon.log_text()
+    assert "statsd = true: circusd-stats is not supported yet" in log
+    assert "httpd = true: the web UI is not supported yet" in log
