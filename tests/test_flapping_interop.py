@@ -9,8 +9,6 @@ stopped (the plugin falls back to the ``kill`` events to recognise expected exit
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from circus.testing import EventCollector
+from circus.testing import EventCollector, terminate
 from circus.transports import CommandClient
 
 TIMEOUT = 40.0
@@ -45,13 +43,7 @@ def our_flapping(endpoint: str, pubsub: str, log: Path, **options: str) -> Itera
     try:
         yield
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(TIMEOUT)
+        terminate(proc, TIMEOUT)
 
 
 def read(log: Path) -> str:

@@ -33,6 +33,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -393,6 +394,18 @@ def kill_tree(pid: int) -> list[int]:
             proc.kill()
             reached.append(proc.pid)
     return reached
+
+
+def terminate(popen: subprocess.Popen[Any], timeout: float = 20.0) -> int:
+    """End a helper process a test started: SIGTERM (so it can clean up), then SIGKILL if it
+    is still there after ``timeout`` s. Returns its exit status."""
+    with contextlib.suppress(ProcessLookupError):
+        popen.send_signal(signal.SIGTERM)
+    try:
+        return popen.wait(timeout)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        return popen.wait(timeout)
 
 
 def wait_dead(pid: int, timeout: float = 20.0) -> bool:

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -21,6 +20,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from circus.testing import terminate
 
 ROOT = Path(__file__).resolve().parents[3]
 TIMEOUT = 20.0
@@ -182,11 +183,5 @@ def run_etsy_statsd(tmp_path: Path) -> Iterator[EtsyStatsd]:
         daemon.wait_ready()
         yield daemon
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(TIMEOUT)
+        terminate(proc, TIMEOUT)
         reader.join(TIMEOUT)
