@@ -23,7 +23,11 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / "bin"
 STAMP = VENV / ".circus-installed"
-DISTRIBUTIONS = ["core", "plugins/logger", "plugins/statsd", "plugins/flapping"]
+# core first, then every plugin distribution found under plugins/ (a new one needs no edit here)
+DISTRIBUTIONS = [
+    "core",
+    *sorted(str(p.parent.relative_to(ROOT)) for p in ROOT.glob("plugins/*/pyproject.toml")),
+]
 DEV_REQUIREMENTS = ROOT / "requirements-dev.txt"
 # The etsy statsd daemon the statsd plugin's tests talk to (see plugins/statsd/tests).
 NODE_DIR = ROOT / ".cache" / "node"
