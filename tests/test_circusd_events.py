@@ -61,13 +61,13 @@ def test_contract_sequences_through_commands(tmp_path: Path) -> None:
             action = topic.rsplit(".", 1)[1]
             assert isinstance(payload["time"], float)
             if action in ("spawn", "kill"):
-                assert list(payload) == ["process_pid", "time", "seq"]
+                assert list(payload) == ["process_pid", "time", "boot", "seq"]
             elif action == "reap":
-                assert list(payload) == ["process_pid", "time", "exit_code", "expected", "seq"]
+                assert list(payload) == ["process_pid", "time", "exit_code", "expected", "boot", "seq"]
             elif action == "stop":
-                assert list(payload) == ["time", "expected", "seq"]
+                assert list(payload) == ["time", "expected", "boot", "seq"]
             else:
-                assert list(payload) == ["time", "seq"]
+                assert list(payload) == ["time", "boot", "seq"]
 
 
 def test_wire_format_is_two_frames_with_0_19_json_separators(tmp_path: Path) -> None:

@@ -44,8 +44,8 @@ def test_respawn_after_kill9_publishes_reap_then_spawn(tmp_path: Path) -> None:
         # noticed when it happened, not at the next check_delay tick (5 s by default)
         assert reap["time"] - killed_at < 1.0
         assert spawn["seq"] == reap["seq"] + 1
-        assert list(reap) == ["process_pid", "time", "exit_code", "expected", "seq"]
-        assert list(spawn) == ["process_pid", "time", "seq"]
+        assert list(reap) == ["process_pid", "time", "exit_code", "expected", "boot", "seq"]
+        assert list(spawn) == ["process_pid", "time", "boot", "seq"]
         new_pids = daemon.call("list", name="sleeper")["pids"]
         assert len(new_pids) == 2
         assert victim not in new_pids
@@ -177,9 +177,9 @@ def test_events_sequence_without_gaps_across_actions(tmp_path: Path) -> None:
         seqs = [p["seq"] for _, p in ev.events]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
         payloads = [p for _, p in ev.events[mark:]]
-        assert list(payloads[0]) == ["process_pid", "time", "seq"]
-        assert list(payloads[4]) == ["time", "expected", "seq"]
-        assert list(payloads[-1]) == ["time", "seq"]
+        assert list(payloads[0]) == ["process_pid", "time", "boot", "seq"]
+        assert list(payloads[4]) == ["time", "expected", "boot", "seq"]
+        assert list(payloads[-1]) == ["time", "boot", "seq"]
 
 
 def test_bad_config_exits_1_with_one_line(tmp_path: Path) -> None:

@@ -1,15 +1,23 @@
 """The event channel: one asyncio task owns the PUB socket; everyone else enqueues.
 
 Topics and payloads follow the contract (section 4): ``watcher.<res_name>.<action>`` and the
-payload fields in the order of 0.19, then additive fields old subscribers ignore: ``seq`` (+1
-per event from 1, no gaps, assigned when the event is enqueued so it matches publication order)
-and, on ``reap`` and ``stop``, ``expected`` (the daemon caused the exit).
+payload fields in the order of 0.19, then additive fields old subscribers ignore: on ``reap`` and
+``stop``, ``expected`` (the daemon caused the exit); ``boot``, an id drawn once per daemon start,
+and ``seq`` (+1 per event from 1, assigned when the event is enqueued so it matches publication
+order). Together they let a subscriber tell "I missed events" (a jump in ``seq``) from "the daemon
+restarted" (a new ``boot``), which ``seq`` alone cannot (it starts again at 1).
+
+The queue between ``publish`` and the socket task is bounded: if the loop is starved long enough
+to fill it, further events are dropped (counted in ``dropped``, logged at most once per second)
+and subscribers see the hole as a ``seq`` gap instead of circusd growing without limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
+import uuid
 from typing import Any
 
 import structlog
@@ -23,6 +31,8 @@ log = structlog.get_logger("circus.events")
 _CLOSE = object()
 #: time (ms) given to queued events to reach subscribers when the daemon shuts down
 _CLOSE_LINGER_MS = 1000
+#: events queued for the socket task at most (a burst of a few thousand is normal)
+QUEUE_BOUND = 100_000
 
 
 class EventPublisher:
@@ -32,7 +42,12 @@ class EventPublisher:
         self.context = context
         self.endpoint = endpoint
         self.seq = 0
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        #: this daemon run's id, sent with every event as ``boot``
+        self.boot = uuid.uuid4().hex
+        #: events dropped because the queue to the socket task was full
+        self.dropped = 0
+        self._last_drop_log = 0.0
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE_BOUND)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -45,14 +60,29 @@ class EventPublisher:
         """Queue one event; returns its sequence number. Safe from any code on the loop."""
         self.seq += 1
         body = dict(payload)
+        body["boot"] = self.boot
         body["seq"] = self.seq
-        self._queue.put_nowait((event_topic(watcher_name, action), body))
+        try:
+            self._queue.put_nowait((event_topic(watcher_name, action), body))
+        except asyncio.QueueFull:
+            self._drop()
         return self.seq
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        now = time.monotonic()
+        if now - self._last_drop_log >= 1.0:
+            self._last_drop_log = now
+            log.warning("event queue full: events dropped", dropped=self.dropped,
+                        bound=QUEUE_BOUND)
 
     async def close(self) -> None:
         """Send what is queued, then close the socket."""
         if self._task is None:
             return
+        while self._queue.full():  # make room for the close marker: shutting down anyway
+            self._queue.get_nowait()
+            self._drop()
         self._queue.put_nowait(_CLOSE)
         try:
             await asyncio.wait_for(asyncio.shield(self._task), 5)
