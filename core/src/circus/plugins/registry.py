@@ -26,6 +26,27 @@ GROUP = "circus.plugins"
 RUNTIME_KEYWORDS = ("endpoint", "pubsub_endpoint", "check_delay", "ssh_server")
 
 
+#: Circus 0.19's dotted paths of its bundled plugins -> (our short name, distribution providing
+#: it). ``use = circus.plugins.watchdog.WatchDog`` in an old config keeps working once the
+#: distribution is installed, and names what to install when it is not.
+ALIASES: dict[str, tuple[str, str]] = {
+    "circus.plugins.statsd.StatsdEmitter": ("statsd", "circus-plugin-statsd"),
+    "circus.plugins._statsd.StatsdEmitter": ("statsd", "circus-plugin-statsd"),
+    # FullStats' per-watcher cpu/mem gauges are part of our statsd plugin
+    "circus.plugins.statsd.FullStats": ("statsd", "circus-plugin-statsd"),
+    "circus.plugins.flapping.Flapping": ("flapping", "circus-plugin-flapping"),
+    "circus.plugins.watchdog.WatchDog": ("watchdog", "circus-plugin-watchdog"),
+    "circus.plugins.resource_watcher.ResourceWatcher": (
+        "resource_watcher", "circus-plugin-resource-watcher"),
+    "circus.plugins.command_reloader.CommandReloader": (
+        "command_reloader", "circus-plugin-command-reloader"),
+    "circus.plugins.http_observer.HttpObserver": (
+        "http_observer", "circus-plugin-http-observer"),
+    "circus.plugins.redis_observer.RedisObserver": (
+        "redis_observer", "circus-plugin-redis-observer"),
+}
+
+
 class PluginError(CircusError):
     """A plugin cannot be found, loaded or configured."""
 
@@ -198,13 +219,25 @@ def is_dotted(use: str) -> bool:
 def resolve(use: str, *, load: bool = True) -> PluginSpec:
     """The plugin named by ``use`` (a short name or a dotted path).
 
+    A 0.19 dotted path of a bundled plugin (:data:`ALIASES`) resolves to our distribution's
+    entry point, or fails naming the distribution to install.
+
     With ``load`` (the default) the class is imported now, so a broken plugin is reported
     when the configuration loads rather than when its process first starts.
     """
     use = use.strip()
     if not use:
         raise PluginNotFound("empty plugin name; give a short name or a dotted path")
-    if is_dotted(use):
+    alias = ALIASES.get(use.replace(":", "."))
+    if alias is not None:
+        short, dist = alias
+        if short not in _entry_points():
+            raise PluginNotFound(
+                f"{use!r} is Circus 0.19's {short} plugin, provided by the {dist} "
+                f"distribution, which is not installed: pip install {dist}"
+            )
+        use = short
+    elif is_dotted(use):
         spec = PluginSpec(use, use)
         if load:
             try:
