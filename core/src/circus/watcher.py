@@ -16,6 +16,9 @@ from typing import Any, TypeVar
 
 import structlog
 
+from circus.config.model import WATCHER_OPTIONS
+from circus.config.schema import Effect
+from circus.config.watcher_options import settable
 from circus.errors import ConfigError, MessageError
 from circus.process import Process, signal_processes
 from circus.procinfo import child_stats
@@ -23,26 +26,6 @@ from circus.watcher_core import WatcherCore
 
 T = TypeVar("T")
 log = structlog.get_logger("circus.watcher")
-
-#: keys of the ``options`` command (contract 3.3), free-form extras are added to these
-OPTION_KEYS = (
-    "args", "close_child_stderr", "close_child_stdin", "close_child_stdout", "cmd", "copy_env",
-    "env", "executable", "gid", "graceful_timeout", "max_age", "max_age_variance", "max_retry",
-    "numprocesses", "on_demand", "priority", "respawn", "send_hup", "shell", "shell_args",
-    "singleton", "stderr_stream_conf", "stdout_stream_conf", "stop_children", "stop_signal",
-    "uid", "use_sockets", "warmup_delay", "working_dir",
-)  # fmt: skip
-
-#: ``set`` keys whose change needs a graceful reload of a running watcher
-RELOAD_KEYS = frozenset(
-    {"working_dir", "cmd", "args", "env", "shell", "uid", "gid", "max_age", "max_age_variance"}
-)
-#: ``set`` keys that are stored
-STORED_KEYS = RELOAD_KEYS | {
-    "numprocesses", "warmup_delay", "send_hup", "stop_children", "stop_signal",
-    "graceful_timeout",
-}  # fmt: skip
-
 
 class Watcher(WatcherCore):
     """A named group of identical processes; see docs/architecture.md for the API."""
@@ -248,18 +231,13 @@ class Watcher(WatcherCore):
     # -- options -----------------------------------------------------------------------------
 
     def options(self) -> dict[str, Any]:
-        """The ``options`` command: every option (keys sorted) plus free-form extras."""
+        """The ``options`` command: every shown option (keys sorted) plus free-form extras."""
         cfg = self.config
-        values: dict[str, Any] = {}
-        for key in OPTION_KEYS:
-            if key == "stdout_stream_conf":
-                values[key] = {k: v for k, v in cfg.stdout_stream.items() if k != "class"}
-            elif key == "stderr_stream_conf":
-                values[key] = {k: v for k, v in cfg.stderr_stream.items() if k != "class"}
-            elif key == "env":
-                values[key] = dict(cfg.env)
-            else:
-                values[key] = getattr(cfg, key)
+        values: dict[str, Any] = {
+            opt.shown_as: opt.kind.show(getattr(cfg, name))
+            for name, opt in WATCHER_OPTIONS.items()
+            if opt.shown
+        }
         for key, value in cfg.extra.items():
             if key != "__name__":
                 values.setdefault(key, value)
@@ -280,28 +258,16 @@ class Watcher(WatcherCore):
         needs_reload = False
         streams_changed = False
         for key, value in options.items():
-            if key in STORED_KEYS:
-                setattr(self.config, key, value)
-                needs_reload = needs_reload or key in RELOAD_KEYS
-                if key == "numprocesses" and self.singleton:
-                    self.config.numprocesses = min(max(int(value), 0), 1)
-            elif key.startswith(("stdout_stream", "stderr_stream")):
-                which, _, opt = key.partition(".")
-                conf = getattr(self.config, which)
-                was_empty = not conf
-                if opt:
-                    conf[opt] = str(value)
-                elif isinstance(value, dict):  # a whole stream object (it has a "class")
-                    conf.clear()
-                    conf.update({str(k): str(v) for k, v in value.items()})
-                streams_changed = True
-                # a pipe only exists for processes spawned with a stream: reload to get one
-                needs_reload = needs_reload or was_empty
-            elif key == "hooks" and isinstance(value, dict):
-                for hook, spec in value.items():
-                    self._set_hook(str(hook), str(spec))
-            elif key.startswith("hooks."):
-                self._set_hook(key.partition(".")[2], str(value))
+            found = settable(key)
+            if found is not None and found.option.effect is not Effect.IGNORE:
+                opt = found.option
+                if opt.name in ("stdout_stream", "stderr_stream"):
+                    # a pipe only exists for processes spawned with a stream: reload to get one
+                    needs_reload = needs_reload or not getattr(self.config, opt.name)
+                    streams_changed = True
+                else:
+                    needs_reload = needs_reload or opt.effect is Effect.RELOAD
+                self._store(opt.name, found.sub, value)
             self.notify("updated")
         if streams_changed:
             try:
@@ -312,6 +278,24 @@ class Watcher(WatcherCore):
             await self._reload(sequential=False)
         else:
             await self._adjust()
+
+    def _store(self, name: str, sub: str | None, value: Any) -> None:
+        """Store one validated ``set`` value, converted by its option's kind."""
+        kind = WATCHER_OPTIONS[name].kind
+        if name == "hooks":
+            hooks = {sub: value} if sub is not None else value
+            for hook, spec in hooks.items():
+                self._set_hook(str(hook), str(spec))
+        elif sub is not None:
+            getattr(self.config, name)[sub] = kind.convert_item(sub, value)
+        elif name in ("stdout_stream", "stderr_stream", "env"):
+            current = getattr(self.config, name)
+            current.clear()
+            current.update(kind.convert(value))
+        else:
+            if name == "numprocesses" and self.singleton:
+                value = min(max(int(value), 0), 1)
+            setattr(self.config, name, kind.convert(value))
 
     def _set_hook(self, hook: str, spec: str) -> None:
         """Store a hook; its module is re-imported on the next call (0.19 reloads it)."""

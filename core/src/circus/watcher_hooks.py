@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from circus.config.watcher_options import parse_hook
+from circus.config.schema import parse_hook
 
 log = structlog.get_logger("circus.hooks")
 

@@ -8,10 +8,31 @@ Defaults are those of the Circus 0.19 INI file (protocol contract, section 8).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from circus.config import convert
+from circus.config.schema import (
+    ArgsKind,
+    BoolKind,
+    Effect,
+    EnvKind,
+    FloatKind,
+    HooksKind,
+    IdKind,
+    IntKind,
+    Option,
+    RlimitsKind,
+    SignalKind,
+    StreamKind,
+    StrKind,
+    family,
+    legacy,
+    option,
+    options_of,
+)
 from circus.protocol import (
     DEFAULT_ENDPOINT,
     DEFAULT_MULTICAST,
@@ -52,10 +73,40 @@ class CircusSettings:
     # Keys of [circus] that circus does not know, kept as written (0.19 ignores them too).
     extra: dict[str, str] = field(default_factory=dict)
 
+STORE, RELOAD, IGNORE = Effect.STORE, Effect.RELOAD, Effect.IGNORE
+
+
+def _cmd(value: Any) -> str:
+    text = convert.to_str(value)
+    if not text.strip():
+        raise ValueError("cmd must not be empty")
+    return text
+
+
+def _argv(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError("argv must be a non-empty list of strings")
+    return [convert.to_str(item) for item in value]
+
+
+def _py_version(value: Any) -> str | None:
+    text = convert.to_optional_str(value)
+    if text is not None and not re.fullmatch(r"\d+\.\d+", text.strip()):
+        raise ValueError(f"invalid Python version {text!r}: expected X.Y, e.g. 3.12")
+    return text.strip() if text else None
+
 
 @dataclass
 class WatcherConfig:
     """One watcher (contract 8.3): a ``[watcher:NAME]`` or ``[plugin:NAME]`` section, or ``add``.
+
+    **This class is the option schema**: each field declared with :func:`option`/:func:`family`
+    is a watcher option, with its kind (conversion and checks), its default, what ``set`` does
+    with it and whether ``options`` shows it (:mod:`circus.config.schema`). Adding an option is
+    one line here; the loader, ``set``/``add``/``options``/``get``, circusctl and plugin sections
+    all read :data:`WATCHER_OPTIONS`.
 
     Notes for the daemon:
 
@@ -67,48 +118,58 @@ class WatcherConfig:
     * ``rlimits`` keys are lower-case resource names without prefix (``nofile``), ``None`` means
       unlimited. ``uid``/``gid`` are numeric (names are resolved when loading).
     * ``executable`` is stored for the daemon to honour (0.19 ignored it, E6).
+    * ``min_uptime``, ``backoff_start``, ``backoff_max``, ``give_up_after``: crash-loop protection
+      (ours, docs/daemon.md); ``max_retry`` keeps 0.19's meaning (failed spawns in a row).
     * ``extra`` holds free-form options as raw strings (``"flapping.max_retry": "7"``).
     """
 
     name: str
-    cmd: str
-    args: str | list[str] = ""
-    argv: list[str] | None = None
-    numprocesses: int = 1
-    warmup_delay: float = 0.0
-    working_dir: str | None = None
-    shell: bool = False
-    shell_args: str | None = None
-    uid: int | None = None
-    gid: int | None = None
-    copy_env: bool = False
-    copy_path: bool = False
-    env: dict[str, str] = field(default_factory=dict)
-    send_hup: bool = False
-    stop_signal: int = 15
-    stop_children: bool = False
-    graceful_timeout: float = 30.0
-    max_retry: int = 5
-    priority: int = 0
-    singleton: bool = False
-    use_sockets: bool = False
-    autostart: bool = True
-    respawn: bool = True
-    on_demand: bool = False
-    max_age: int = 0
-    max_age_variance: int = 30
-    executable: str | None = None
-    close_child_stdin: bool = True
-    close_child_stdout: bool = False
-    close_child_stderr: bool = False
-    stdin_socket: str | None = None
-    virtualenv: str | None = None
-    virtualenv_py_ver: str | None = None
-    check_flapping: bool = True
-    rlimits: dict[str, int | None] = field(default_factory=dict)
-    stdout_stream: dict[str, str] = field(default_factory=dict)
-    stderr_stream: dict[str, str] = field(default_factory=dict)
-    hooks: dict[str, str] = field(default_factory=dict)
+    cmd: str = option("", StrKind(conv=_cmd), RELOAD, plugin=False)
+    args: str | list[str] = option("", ArgsKind(), RELOAD, plugin=False)
+    argv: list[str] | None = option(None, StrKind(conv=_argv), shown=False, plugin=False)
+    numprocesses: int = option(1, IntKind(0), STORE, plugin=False)
+    warmup_delay: float = option(0.0, FloatKind(0.0), STORE)
+    working_dir: str | None = option(None, StrKind(optional=True), RELOAD)
+    shell: bool = option(False, BoolKind(), RELOAD, plugin=False)
+    shell_args: str | None = option(None, StrKind(optional=True), plugin=False)
+    uid: int | None = option(None, IdKind(convert.to_uid), RELOAD)
+    gid: int | None = option(None, IdKind(convert.to_gid), RELOAD)
+    copy_env: bool = option(False, BoolKind(), RELOAD)
+    copy_path: bool = option(False, BoolKind(), shown=False)
+    env: dict[str, str] = family(dict, EnvKind(), RELOAD, shown=True, plugin=False)
+    send_hup: bool = option(False, BoolKind(), STORE)
+    stop_signal: int = option(15, SignalKind(), STORE)
+    stop_children: bool = option(False, BoolKind(), STORE)
+    graceful_timeout: float = option(30.0, FloatKind(0.0), STORE)
+    max_retry: int = option(5, IntKind(-1), STORE)
+    min_uptime: float = option(1.0, FloatKind(0.0), STORE)
+    backoff_start: float = option(0.1, FloatKind(0.0), STORE)
+    backoff_max: float = option(30.0, FloatKind(0.0), STORE)
+    give_up_after: int = option(0, IntKind(0), STORE)
+    priority: int = option(0, IntKind())
+    singleton: bool = option(False, BoolKind(), IGNORE, plugin=False)
+    use_sockets: bool = option(False, BoolKind())
+    autostart: bool = option(True, BoolKind(), shown=False)
+    respawn: bool = option(True, BoolKind(), STORE)
+    on_demand: bool = option(False, BoolKind())
+    max_age: int = option(0, IntKind(0), RELOAD)
+    max_age_variance: int = option(30, IntKind(0), RELOAD)
+    executable: str | None = option(None, StrKind(optional=True), plugin=False)
+    close_child_stdin: bool = option(True, BoolKind(), RELOAD)
+    close_child_stdout: bool = option(False, BoolKind(), RELOAD)
+    close_child_stderr: bool = option(False, BoolKind(), RELOAD)
+    stdin_socket: str | None = option(None, StrKind(optional=True), shown=False)
+    virtualenv: str | None = option(None, StrKind(optional=True), shown=False)
+    virtualenv_py_ver: str | None = option(None, StrKind(conv=_py_version), shown=False)
+    check_flapping: bool = option(True, BoolKind(), shown=False)
+    rlimits: dict[str, int | None] = family(dict, RlimitsKind(), RELOAD, prefix="rlimit_")
+    stdout_stream: dict[str, str] = family(
+        dict, StreamKind(), RELOAD, prefix="stdout_stream.", shown_as="stdout_stream_conf"
+    )
+    stderr_stream: dict[str, str] = family(
+        dict, StreamKind(), RELOAD, prefix="stderr_stream.", shown_as="stderr_stream_conf"
+    )
+    hooks: dict[str, str] = family(dict, HooksKind(), STORE, prefix="hooks.")
     extra: dict[str, str] = field(default_factory=dict)
     is_plugin: bool = False
 
@@ -144,3 +205,9 @@ class CircusConfig:
     plugins: list[PluginConfig] = field(default_factory=list)
     # The [env] section (after $NAME expansion), for reference and for `add`.
     env: dict[str, str] = field(default_factory=dict)
+
+
+#: every watcher option, by name (see :class:`WatcherConfig`)
+WATCHER_OPTIONS: dict[str, Option] = options_of(WatcherConfig)
+#: keys 0.19's ``set`` accepts that are not watcher options (accepted, ignored)
+LEGACY_SET_KEYS: dict[str, Option] = {"retry_in": legacy("retry_in", FloatKind(), IGNORE)}

@@ -24,17 +24,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from circus.config import convert
-from circus.config.model import CircusSettings, PluginConfig, WatcherConfig
-from circus.config.watcher_options import is_watcher_option, watcher_from_options
+from circus.config.model import WATCHER_OPTIONS, CircusSettings, PluginConfig, WatcherConfig
+from circus.config.schema import lookup
+from circus.config.watcher_options import watcher_from_options
 from circus.errors import CircusError, ConfigError
 from circus.plugins.codec import encode_config
 
 PLUGIN_PREFIX = "plugin:"
 RUNNER_MODULE = "circus.plugins.runner"
-# Watcher options a plugin section cannot override: they make the watcher run the plugin.
-FIXED_OPTIONS = frozenset(
-    {"cmd", "args", "argv", "shell", "shell_args", "executable", "numprocesses", "singleton", "env"}
-)
 
 
 def _resolve(name: str, use: str, config: dict[str, str]) -> str:
@@ -54,6 +51,13 @@ def _resolve(name: str, use: str, config: dict[str, str]) -> str:
     except CircusError as exc:
         raise ConfigError(str(exc), section=name, key="use") from None
     return spec.class_path
+
+
+def is_plugin_watcher_option(key: str) -> bool:
+    """A watcher option a plugin section may set on its watcher (``graceful_timeout``,
+    ``min_uptime``...); those defining *what* runs (``cmd``, ``numprocesses``...) are fixed."""
+    found = lookup(WATCHER_OPTIONS, key)
+    return found is not None and found.option.plugin
 
 
 def runner_argv(class_path: str, config: Mapping[str, str], settings: CircusSettings) -> list[str]:
@@ -131,7 +135,7 @@ def plugin_watcher(
         watcher_options["close_child_stdout"] = True
         watcher_options["close_child_stderr"] = True
     for key, value in options.items():
-        if is_watcher_option(key) and key not in FIXED_OPTIONS:
+        if is_plugin_watcher_option(key):
             watcher_options[key] = value
     if "copy_env" in options and "copy_path" not in options:
         # copy_path needs copy_env: turning copy_env off alone must not be an error
