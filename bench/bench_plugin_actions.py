@@ -1,0 +1,345 @@
+"""Plugin actions benchmark (issue 12): time from a condition to the plugin's corrective action.
+
+For every bundled plugin that has a Circus 0.19 original, OUR plugin and the ORIGINAL one run,
+one after the other with the same options, against OUR circusd (the original through the 0.19
+plugin runner of ``.cache/circus-0.19``). Each *case* provokes its condition several times
+(a heartbeat stops, a process exceeds its memory limit, a file changes, a health URL fails)
+and reads the action from circusd's events. Reported per case and plugin: p50 / p95 of
+"condition -> action", and the samples where the action was missed, repeated or aimed at a
+process that did nothing wrong.
+
+Adding a case: write a class with the attributes and methods of :class:`Case` (see
+:class:`WatchdogCase`) and append an instance to ``CASES``. ``Case.measure`` gets a
+:class:`Run` (our circusd's client, an event :class:`Recorder` started before the plugin,
+the work directory) and returns a :class:`Result`.
+
+Usage: ``.venv/bin/python bench/bench_plugin_actions.py [--quick] [--write] [--only a,b]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from harness import (
+    BENCH_DIR,
+    Recorder,
+    fmt_ms,
+    machine_line,
+    median,
+    original,
+    percentile,
+    table,
+    wait_pids,
+    write_section,
+)
+from original_circus import OriginalCircus
+
+from circus.client import CircusClient
+from circus.plugins.codec import encode_config
+from circus.testing import CircusdProcess, terminate
+
+OURS, ORIGINAL = "ours", "original 0.19"
+READY_TIMEOUT = 60.0
+
+
+@dataclass
+class Result:
+    """Delays (seconds, condition -> action) and what went wrong, for one plugin."""
+
+    delays: list[float] = field(default_factory=list)
+    missed: int = 0  # condition provoked, no action within the case's timeout
+    repeated: int = 0  # more than one action for one condition
+    wrong: int = 0  # an action against a process (or watcher) that met no condition
+
+
+@dataclass
+class Run:
+    """What a case gets to provoke conditions and observe actions."""
+
+    label: str  # OURS or ORIGINAL
+    daemon: CircusdProcess
+    client: CircusClient
+    events: Recorder
+    work: Path
+    quick: bool
+
+
+class Case(Protocol):
+    name: str  # row label
+    ours: str  # our plugin (short name)
+    original: str  # the 0.19 class path
+    #: text that each runner's log shows once the plugin can act (ours, original)
+    ready: tuple[str, str]
+
+    def watchers(self, work: Path) -> str:
+        """INI text of the watchers (our circusd runs them; no plugin section)."""
+        ...
+
+    def options(self, work: Path) -> dict[str, str]:
+        """Plugin options, the same for both plugins."""
+        ...
+
+    def prepare(self, run: Run) -> None:
+        """Called after circusd started, before the plugin (e.g. start heartbeats)."""
+        ...
+
+    def measure(self, run: Run, samples: int) -> Result:
+        ...
+
+    def finish(self, run: Run) -> None:
+        """Called before circusd stops (end threads, servers...)."""
+        ...
+
+
+def _slug(label: str) -> str:
+    return label.split(maxsplit=1)[0]
+
+
+# -- the plugin process ---------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def plugin_process(label: str, installed: OriginalCircus, case: Case, daemon: CircusdProcess,
+                   work: Path) -> Iterator[Path]:
+    """Run our runner or the original one with the case's plugin; yields its log file."""
+    log = work / f"plugin-{_slug(label)}-{case.name}-{time.monotonic_ns()}.log"
+    config = encode_config(case.options(work))
+    if label == OURS:
+        argv = [sys.executable, "-m", "circus.plugins.runner", "--log-level", "debug",
+                "--log-format", "text", case.ours]
+    else:
+        argv = [*installed.runner_command(), "--log-level", "debug", case.original]
+    argv[-1:-1] = ["--endpoint", daemon.endpoint, "--pubsub", daemon.pubsub_endpoint,
+                   "--check-delay", "1", "--config", config]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=work,
+                                env={**os.environ, "PYTHONPATH": str(BENCH_DIR)})
+    try:
+        marker = case.ready[0 if label == OURS else 1]
+        deadline = time.monotonic() + READY_TIMEOUT
+        while marker not in log.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{label} {case.name} never logged {marker!r}:\n"
+                                   + log.read_text(errors="replace")[-3000:])
+            time.sleep(0.05)
+        yield log
+    finally:
+        terminate(proc, timeout=10.0)
+
+
+def run_case(case: Case, label: str, installed: OriginalCircus, workdir: Path, *,
+             samples: int, quick: bool) -> Result:
+    work = workdir / f"{case.name}-{_slug(label)}"
+    work.mkdir(parents=True, exist_ok=True)
+    daemon = CircusdProcess(case.watchers(work), work, start_timeout=READY_TIMEOUT).start()
+    try:
+        with CircusClient(daemon.endpoint, 20) as client, \
+                Recorder(daemon.pubsub_endpoint) as events:
+            run = Run(label, daemon, client, events, work, quick)
+            case.prepare(run)
+            try:
+                with plugin_process(label, installed, case, daemon, work):
+                    return case.measure(run, samples)
+            finally:
+                case.finish(run)
+    finally:
+        daemon.stop(60.0)
+
+
+# -- watchdog: a heartbeat stops ------------------------------------------------------------------
+
+class Heartbeats:
+    """Sends heartbeats for a set of pids every ``interval`` s (on behalf of the processes).
+
+    The bench, not the processes, beats, so it knows each pid's last beat exactly: the
+    condition "silent for the limit" starts at ``last beat + limit``.
+    """
+
+    def __init__(self, port: int, interval: float) -> None:
+        self.port = port
+        self.interval = interval
+        self.beating: set[int] = set()
+        self.last: dict[int, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def add(self, pid: int) -> None:
+        with self._lock:
+            self.beating.add(pid)
+
+    def silence(self, pid: int) -> float:
+        """Stop beating for ``pid``; returns the wall time of its last beat."""
+        with self._lock:
+            self.beating.discard(pid)
+            return self.last.get(pid, time.time())
+
+    def _run(self) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            while not self._stop.wait(self.interval):
+                with self._lock:
+                    for pid in self.beating:
+                        now = time.time()
+                        sock.sendto(f"{pid};{now}".encode(), ("127.0.0.1", self.port))
+                        self.last[pid] = now
+
+
+class WatchdogCase:
+    """Processes stop beating one by one; the action is circusd's ``kill`` event for the pid."""
+
+    name = "watchdog"
+    ours = "watchdog"
+    original = "circus.plugins.watchdog.WatchDog"
+    ready = ("monitoring ", "discovered: ")
+    processes = 4
+    loop_rate = 1.0
+    max_count = 2
+
+    def __init__(self) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.beats: Heartbeats | None = None
+
+    @property
+    def limit(self) -> float:
+        return self.loop_rate * self.max_count
+
+    def watchers(self, work: Path) -> str:
+        return f"[watcher:hb]\ncmd = sleep 100000\nnumprocesses = {self.processes}\n"
+
+    def options(self, work: Path) -> dict[str, str]:
+        return {"loop_rate": f"{self.loop_rate:g}", "max_count": str(self.max_count),
+                "port": str(self.port), "watchers_regex": "hb"}
+
+    def prepare(self, run: Run) -> None:
+        self.beats = Heartbeats(self.port, interval=0.1)
+        for pid in wait_pids(run.client, "hb", self.processes):
+            self.beats.add(pid)
+        self.beats.start()
+
+    def finish(self, run: Run) -> None:
+        if self.beats is not None:
+            self.beats.stop()
+
+    def measure(self, run: Run, samples: int) -> Result:
+        assert self.beats is not None
+        result = Result()
+        seen_spawns = len(run.events.events)
+        # the original discovers processes at its first check: let it see everyone beating
+        time.sleep(self.loop_rate * 1.5)
+        silenced: dict[int, float] = {}  # pid -> condition time (wall clock)
+        for index in range(samples):
+            pid = next(iter(sorted(self.beats.beating)))
+            # spread the silences over the original's check period (its phase matters)
+            time.sleep(self.loop_rate * ((index * 0.37) % 1.0) + 0.05)
+            silenced[pid] = self.beats.silence(pid) + self.limit
+            deadline = time.monotonic() + self.limit + 2 * self.loop_rate + 5.0
+            while time.monotonic() < deadline:
+                for _, topic, payload in run.events.events[seen_spawns:]:
+                    if topic == "watcher.hb.spawn" and payload["process_pid"] not in silenced:
+                        self.beats.add(payload["process_pid"])
+                seen_spawns = len(run.events.events)
+                if len(self.beats.beating) >= self.processes and self._killed(run, pid):
+                    break
+                time.sleep(0.01)
+        time.sleep(self.loop_rate + 0.5)  # late or repeated kills show up here
+        for pid, condition in silenced.items():
+            kills = self._killed(run, pid)
+            if not kills:
+                result.missed += 1
+                continue
+            result.delays.append(kills[0] - condition)
+            result.repeated += len(kills) - 1
+        result.wrong = len({payload["process_pid"] for _, topic, payload in run.events.events
+                            if topic == "watcher.hb.kill"} - set(silenced))
+        return result
+
+    @staticmethod
+    def _killed(run: Run, pid: int) -> list[float]:
+        return [payload["time"] for _, topic, payload in list(run.events.events)
+                if topic == "watcher.hb.kill" and payload["process_pid"] == pid]
+
+
+CASES: list[Callable[[], Case]] = [WatchdogCase]
+
+
+# -- report ------------------------------------------------------------------------------------
+
+def _ratio(theirs: float, ours: float) -> str:
+    if not ours or math.isnan(theirs) or math.isnan(ours):
+        return "n/a"
+    value = theirs / ours
+    return f"{value:,.0f}x" if value >= 100 else f"{value:.1f}x"
+
+
+def _cell(result: Result) -> str:
+    return f"{fmt_ms(median(result.delays))} / {fmt_ms(percentile(result.delays, 95))}"
+
+
+def _faults(result: Result) -> str:
+    return f"{result.missed} / {result.repeated} / {result.wrong}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few samples (CI smoke run)")
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument("--only", default="", help="comma-separated case names")
+    args = parser.parse_args()
+    factories = {factory().name: factory for factory in CASES}
+    chosen = [n.strip() for n in args.only.split(",") if n.strip()] or list(factories)
+    unknown = set(chosen) - set(factories)
+    if unknown:
+        parser.error(f"unknown case(s): {', '.join(sorted(unknown))}; "
+                     f"known: {', '.join(factories)}")
+    samples = 3 if args.quick else 12
+    header = machine_line()
+    installed = original()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="circus-bench-") as tmp:
+        for name in chosen:
+            results = {}
+            for label in (OURS, ORIGINAL):
+                results[label] = run_case(factories[name](), label, installed, Path(tmp),
+                                          samples=samples, quick=args.quick)
+                print(f"{name} {label}: {results[label]}", flush=True)
+            ours, theirs = results[OURS], results[ORIGINAL]
+            rows.append([name, _cell(ours), _cell(theirs),
+                         _ratio(median(theirs.delays), median(ours.delays)),
+                         str(len(ours.delays)), _faults(ours), _faults(theirs)])
+    text = (f"Measured {header}, {'--quick' if args.quick else f'{samples} samples per case'} "
+            "(`bench/bench_plugin_actions.py`). Both plugins run with the same options "
+            "against our circusd; the action is read from circusd's events.\n\n"
+            + table(["plugin", "ours p50 / p95", "original 0.19 p50 / p95", "p50 ratio",
+                     "samples", "ours missed / repeated / wrong",
+                     "original missed / repeated / wrong"], rows))
+    print()
+    print(text)
+    if args.write:
+        write_section("plugin-actions", text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
