@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from circus.testing import CircusdProcess, EventCollector
+import pytest
+
+from circus.testing import CircusdError, CircusdProcess, EventCollector
 
 TIMEOUT = 30.0
 BEATER = """\
@@ -154,11 +156,5 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_bad_option_stops_circusd_with_the_key(tmp_path: Path) -> None:
     cfg = config("[watcher:w]\ncmd = sleep 120\n\n", 1664, msg_regex="(?P<when>.*)")
-    daemon = CircusdProcess(cfg, tmp_path, start_timeout=20)
-    try:
-        daemon.start()
-    except Exception as exc:
-        assert "msg_regex" in str(exc) and "no (?P<pid>...) group" in str(exc)
-    else:
-        daemon.stop()
-        raise AssertionError("circusd accepted a msg_regex without a pid group")
+    with pytest.raises(CircusdError, match=r"msg_regex.*no \(\?P<pid>\.\.\.\) group"):
+        CircusdProcess(cfg, tmp_path, start_timeout=20).start()

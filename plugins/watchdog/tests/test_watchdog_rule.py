@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from circus_plugin_watchdog.heartbeats import HeartbeatTable, Throttle, heartbeat_pid
-from circus_plugin_watchdog.settings import DEFAULT_MSG_REGEX, WatchdogSettings
 
 from circus.errors import ConfigError
+from circus_plugin_watchdog.heartbeats import HeartbeatTable, Throttle, heartbeat_pid
+from circus_plugin_watchdog.settings import DEFAULT_MSG_REGEX, WatchdogSettings
 
 
 def test_every_overdue_process_is_returned_once() -> None:
@@ -82,7 +82,8 @@ def test_settings_defaults_are_the_originals() -> None:
     settings = WatchdogSettings.from_config({})
     assert (settings.loop_rate, settings.max_count, settings.limit) == (60.0, 3, 180.0)
     assert (settings.ip, settings.port) == ("127.0.0.1", 1664)
-    assert settings.stop_signal is None and settings.graceful_timeout is None
+    assert settings.stop_signal is None
+    assert settings.graceful_timeout is None
     full = WatchdogSettings.from_config({
         "loop_rate": "0.5", "max_count": "4", "watchers_stop_signal": "KILL",
         "watchers_graceful_timeout": "2", "watchers_regex": "web", "ip": "::1", "port": "0",

@@ -71,7 +71,7 @@ class WatchDog(AsyncCircusPlugin):
         except OSError as exc:
             raise ConfigError(f"cannot listen for heartbeats on {ip}:{port}: "
                               f"{exc.strerror or exc}", key="port") from None
-        self._transport = transport  # type: ignore[assignment]
+        self._transport = transport
         self.address = transport.get_extra_info("sockname")[:2]
         self.log.info(f"listening for heartbeats on UDP {self.address[0]}:{self.address[1]}; "
                       f"a process silent for {self.settings.limit:g}s is killed")
