@@ -115,14 +115,6 @@ def test_uid_gid_when_root() -> None:
     run(main())
 
 
-def test_exec_failure_raises_oserror() -> None:
-    async def main() -> None:
-        with pytest.raises(FileNotFoundError, match="nonexistent"):
-            Process.spawn(SpawnSpec(["/nonexistent/binary"]), 1)
-
-    run(main())
-
-
 def test_signal_tree_reaches_grandchildren_even_after_parent_dies(tmp_path: Path) -> None:
     pidfile = tmp_path / "grandchild"
 

@@ -6,6 +6,7 @@ clients such as the original ``circusctl`` branch on them, so they never change.
 
 from __future__ import annotations
 
+import errno as _errno
 from enum import IntEnum
 
 
@@ -47,6 +48,28 @@ class ConflictError(CommandError):
     """An operation that cannot run now (errno 5, reason names the operation in progress)."""
 
     errno = Errno.COMMAND_ERROR
+
+
+class SpawnError(OSError, CircusError):
+    """A child could not be started, with the operating system's reason.
+
+    It is an :class:`OSError` (``errno``, ``strerror``, ``filename`` = the program) so code that
+    catches ``OSError`` keeps working, and carries ``code`` (``"EMFILE"``, ``"EAGAIN"``,
+    ``"ENOMEM"``, ``"ENOENT"``, ``"EACCES"``...) so a reply to ``start``/``incr``/``add`` can say
+    what failed instead of a bare ok. ``str()`` is one line fit for a reply or a log record.
+    """
+
+    def __init__(self, errno: int, strerror: str, command: str) -> None:
+        super().__init__(errno, strerror, command)
+        self.command = command
+
+    @property
+    def code(self) -> str:
+        """Symbolic errno (``EMFILE``...), or the number when the system has no name for it."""
+        return _errno.errorcode.get(self.errno, str(self.errno)) if self.errno else "unknown"
+
+    def __str__(self) -> str:
+        return f"cannot start {self.command!r}: {self.strerror} ({self.code})"
 
 
 class CallError(CircusError):

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import resource
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -22,13 +24,37 @@ from typing import Literal
 import psutil
 import structlog
 
+from circus.errors import SpawnError
+
 log = structlog.get_logger("circus.process")
 
 Output = Literal["pipe", "inherit", "null"]
 OutputCallback = Callable[[str, int, bytes], None]
 ExitCallback = Callable[["Process"], None]
+#: ``(pid, signum)``: called by :meth:`Process.terminate` each time a signal reaches a known pid
+SignalCallback = Callable[[int, int], None]
 
 _READ_SIZE = 65536
+#: how long :meth:`Process.terminate` waits for the group to go after SIGKILL before logging
+KILL_TIMEOUT = 30.0
+#: polling interval bounds while waiting for a group whose leader is gone (no kernel event tells
+#: when the last member of a process group exits, so this is the one place that polls)
+_GROUP_POLL_MIN = 0.002
+_GROUP_POLL_MAX = 0.1
+
+
+@dataclass
+class Termination:
+    """What :meth:`Process.terminate` did, for the caller's events and logs."""
+
+    #: pids the stop signal reached one by one (the process, and descendants with ``children``)
+    signalled: list[int] = field(default_factory=list)
+    #: pids SIGKILL reached one by one; empty when everything went within ``graceful_timeout``
+    killed: list[int] = field(default_factory=list)
+    #: SIGKILL was sent to the group (graceful_timeout elapsed with something still running)
+    forced: bool = False
+    #: something of the group was still there after SIGKILL and ``KILL_TIMEOUT`` (logged)
+    survived: bool = False
 
 
 @dataclass
@@ -131,8 +157,28 @@ class Process:
         on_exit: ExitCallback | None = None,
         on_output: OutputCallback | None = None,
     ) -> Process:
-        """Start the child in a new session; raises ``OSError`` when it cannot be executed."""
-        popen = subprocess.Popen(
+        """Start the child in a new session (so it leads its own process group).
+
+        Raises :class:`~circus.errors.SpawnError` (an ``OSError``) naming the OS cause when the
+        child cannot be forked, executed or watched; nothing of the attempt stays open.
+        """
+        try:
+            popen = cls._popen(spec)
+        except OSError as exc:
+            code = exc.errno if exc.errno is not None else errno.EINVAL
+            raise SpawnError(code, exc.strerror or str(exc), spec.argv[0]) from exc
+        except (subprocess.SubprocessError, ValueError) as exc:
+            # preexec failure (e.g. setrlimit above the hard limit), NUL byte in an argument
+            raise SpawnError(errno.EINVAL, str(exc), spec.argv[0]) from exc
+        try:
+            return cls(popen, wid, on_exit=on_exit, on_output=on_output)
+        except OSError as exc:
+            code = exc.errno if exc.errno is not None else errno.EINVAL
+            raise SpawnError(code, exc.strerror or str(exc), spec.argv[0]) from exc
+
+    @staticmethod
+    def _popen(spec: SpawnSpec) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             spec.argv,
             executable=spec.executable,
             stdin=subprocess.DEVNULL if spec.close_stdin else None,
@@ -149,7 +195,6 @@ class Process:
             # only setrlimit runs there, and circusd starts no Python threads
             preexec_fn=_rlimit_setter(spec.rlimits) if spec.rlimits else None,  # noqa: PLW1509
         )
-        return cls(popen, wid, on_exit=on_exit, on_output=on_output)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -249,6 +294,142 @@ class Process:
             return False
         return True
 
+    @property
+    def pgid(self) -> int:
+        """The child's process group: it is spawned as a session leader, so its own pid."""
+        return self.pid
+
+    def group_alive(self) -> bool:
+        """True while a process of the child's group may still run; never for a recycled number.
+
+        While the leader is unreaped its pid (hence the group id) cannot be reused. Once reaped,
+        the kernel still keeps the number while any member holds it as their group id, so a
+        *process* now carrying that pid proves our group emptied and the number was recycled.
+        """
+        if self.alive:
+            return True
+        if _pid_exists(self.pid):
+            return False
+        try:
+            os.killpg(self.pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # members that changed user are still members
+        return True
+
+    def signal_group(self, signum: int) -> bool:
+        """Signal every process of the child's group; False when the group is gone."""
+        if not self.group_alive():
+            return False
+        try:
+            os.killpg(self.pgid, signum)
+        except ProcessLookupError:
+            return False
+        except PermissionError as exc:
+            log.warning("cannot signal process group", pgid=self.pgid, error=exc.strerror)
+            return False
+        return True
+
+    async def terminate(
+        self,
+        signum: int | None = signal.SIGTERM,
+        graceful_timeout: float = 30.0,
+        *,
+        children: bool = False,
+        on_signal: SignalCallback | None = None,
+    ) -> Termination:
+        """End the process and its whole process group; returns once they are gone.
+
+        1. The stop signal ``signum`` goes to the process itself (``children=False``, the
+           ``stop_children = false`` default: a master shuts its workers down its own way), or
+           to the whole group and every descendant found (``children=True``). ``None`` sends no
+           stop signal (a ``before_signal`` hook vetoed it) and only the deadline applies.
+        2. Once the process has exited, whatever is left of its group (a shell's ``sleep``,
+           workers of a dead master) gets the stop signal too, within the same deadline.
+        3. At ``graceful_timeout`` anything left gets SIGKILL: the group, plus descendants that
+           left it (``children=True`` only; psutil checks their start time, so a recycled pid is
+           never hit). Waiting after SIGKILL is bounded by ``KILL_TIMEOUT``.
+
+        ``on_signal(pid, signum)`` is called for each pid a signal reaches by pid, so the watcher
+        can publish ``kill`` events as they happen. Circus 0.19 with ``stop_children = false``
+        left the rest of the group running: see docs/daemon.md.
+        """
+        loop = self._loop
+        deadline = loop.time() + max(0.0, graceful_timeout)
+        done = Termination()
+        tree = self.descendants() if children else []
+
+        def reached(pids: list[int], sig: int, into: list[int]) -> None:
+            for pid in pids:
+                into.append(pid)
+                if on_signal is not None:
+                    on_signal(pid, sig)
+
+        if signum is not None:
+            if children:
+                reached(self._signal_everything(signum, tree), signum, done.signalled)
+            elif self.send_signal(signum):
+                reached([self.pid], signum, done.signalled)
+        if await self._wait_exit(deadline):
+            if signum is not None and self.signal_group(signum):
+                log.debug("stop signal to what is left of the group", pgid=self.pgid)
+            if await self._wait_group_gone(deadline):
+                return done
+        done.forced = True
+        # descendants found now and before (some may have been re-parented since the stop)
+        tree = list({p.pid: p for p in [*tree, *self.descendants()]}.values())
+        reached(self._signal_everything(signal.SIGKILL, tree), signal.SIGKILL, done.killed)
+        kill_deadline = loop.time() + KILL_TIMEOUT
+        gone = await self._wait_exit(kill_deadline) and await self._wait_group_gone(kill_deadline)
+        if not gone:
+            done.survived = True
+            log.error("process group survived SIGKILL", pid=self.pid, timeout=KILL_TIMEOUT)
+        return done
+
+    def _signal_everything(self, signum: int, tree: list[psutil.Process]) -> list[int]:
+        """Signal the group at once, then each descendant that left it; returns the pids
+        reached (the process, and the descendants in ``tree``), in that order."""
+        inside: list[psutil.Process] = []
+        outside: list[psutil.Process] = []
+        for proc in tree:
+            try:
+                (inside if os.getpgid(proc.pid) == self.pgid else outside).append(proc)
+            except OSError:
+                continue  # already gone
+        pids: list[int] = []
+        leader = self.alive
+        if self.signal_group(signum):
+            pids.extend([self.pid] if leader else [])
+            pids.extend(proc.pid for proc in inside)
+        # signalling group members one by one as well would deliver the signal twice
+        pids.extend(signal_processes(outside, signum))
+        return pids
+
+    async def _wait_exit(self, deadline: float) -> bool:
+        """Wait for the process's own exit until ``deadline`` (loop time); True when it exited."""
+        if self.exited.done():
+            return True
+        remaining = deadline - self._loop.time()
+        if remaining <= 0:
+            return False
+        try:
+            await asyncio.wait_for(asyncio.shield(self.exited), remaining)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _wait_group_gone(self, deadline: float) -> bool:
+        """Wait until no process of the group is left, or ``deadline``; True when it is empty."""
+        delay = _GROUP_POLL_MIN
+        while self.group_alive():
+            remaining = deadline - self._loop.time()
+            if remaining <= 0:
+                return False
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, _GROUP_POLL_MAX)
+        return True
+
     def signal_tree(self, signum: int, *, children: bool = True) -> list[int]:
         """Signal the process and (optionally) all its descendants; returns the pids reached.
 
@@ -261,6 +442,16 @@ class Process:
             reached.append(self.pid)
         reached.extend(signal_processes(found, signum))
         return reached
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def signal_processes(procs: list[psutil.Process], signum: int) -> list[int]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
 import subprocess
 import time
 
@@ -274,32 +273,26 @@ class WatcherCore(WatcherBase):
         signum: int | None = None,
         graceful_timeout: float | None = None,
     ) -> None:
-        """Stop signal, ``kill`` event, wait up to graceful_timeout, then SIGKILL the process and
-        every descendant (collected before the parent is signalled, fixing E9)."""
+        """Stop signal, ``kill`` event, wait up to graceful_timeout, then SIGKILL the process's
+        whole group (and, with ``stop_children``, every descendant): see Process.terminate."""
         sig = self.config.stop_signal if signum is None else signum
         timeout = self.config.graceful_timeout if graceful_timeout is None else graceful_timeout
         proc.expected_exit = True
-        if not self.call_hook("before_signal", pid=proc.pid, signum=sig):
-            reached = []
-        elif self.config.stop_children:
-            reached = proc.signal_tree(sig)
-        else:
-            reached = [proc.pid] if proc.send_signal(sig) else []
-        if reached:
-            self.call_hook("after_signal", pid=proc.pid, signum=sig)
-        for pid in reached:
+        allowed = self.call_hook("before_signal", pid=proc.pid, signum=sig)
+        hooked: list[bool] = []
+
+        def on_signal(pid: int, sent: int) -> None:
+            if pid == proc.pid and sent == sig and not hooked:
+                hooked.append(True)
+                self.call_hook("after_signal", pid=proc.pid, signum=sig)
             self.notify("kill", {"process_pid": pid, "time": time.time()})
-        try:
-            await asyncio.wait_for(asyncio.shield(proc.exited), timeout)
-            return
-        except TimeoutError:
-            pass
-        for pid in proc.signal_tree(signal.SIGKILL):
-            self.notify("kill", {"process_pid": pid, "time": time.time()})
-        try:
-            await asyncio.wait_for(asyncio.shield(proc.exited), 30)
-        except TimeoutError:
-            log.error("process survived SIGKILL", watcher=self.name, pid=proc.pid)
+
+        await proc.terminate(
+            sig if allowed else None,
+            timeout,
+            children=self.config.stop_children,
+            on_signal=on_signal,
+        )
 
     def detach(self, procs: list[Process]) -> None:
         """Stop counting processes about to be killed, so replacements can start at once."""
