@@ -54,6 +54,11 @@ class ObserverSettings:
     statsd_port: int
     metric_prefix: str
 
+    @property
+    def statsd_kwargs(self) -> dict[str, Any]:
+        """``host``, ``port``, ``prefix`` for a statsd client (0.19's metric names)."""
+        return {"host": self.statsd_host, "port": self.statsd_port, "prefix": self.metric_prefix}
+
 
 def _opt(config: Mapping[str, Any], key: str, convert: Any, default: Any) -> Any:
     value = config.get(key)
@@ -132,8 +137,19 @@ class HealthObserver(AsyncCircusPlugin):
     def check_config(cls, config: dict[str, Any]) -> None:
         """Refuse bad option values when circusd loads its configuration."""
         cls.parse_settings(config)
+        cls.check_options(config)
 
     # -- for subclasses ---------------------------------------------------------------------
+
+    @classmethod
+    def check_options(cls, config: dict[str, Any]) -> None:
+        """Validate the subclass's own options (raise :class:`ConfigError`)."""
+
+    async def open(self) -> None:
+        """Open the probe's client, in the loop thread, before the first check."""
+
+    async def close(self) -> None:
+        """Close what :meth:`open` opened, in the loop thread, when the plugin stops."""
 
     async def check(self) -> CheckResult:
         """Probe the service once (the observer bounds it by ``timeout``)."""
@@ -149,6 +165,7 @@ class HealthObserver(AsyncCircusPlugin):
     # -- lifecycle --------------------------------------------------------------------------
 
     async def handle_init(self) -> None:
+        await self.open()
         s = self.settings
         action = "no watcher configured: failures are only logged"
         if s.watcher:
@@ -167,6 +184,7 @@ class HealthObserver(AsyncCircusPlugin):
             self._timer.cancel()
         for task in list(self._tasks):
             task.cancel()
+        await self.close()
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = self.loop.create_task(coro)

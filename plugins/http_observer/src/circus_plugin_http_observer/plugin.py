@@ -71,15 +71,11 @@ class HttpObserver(HealthObserver):
         self.expectation = _expectation(self.config)
         self.follow_redirects = _flag(self.config, "follow_redirects", True)
         self.verify_tls = _flag(self.config, "verify_tls", True)
-        self.metrics = StatsClient(
-            self.settings.statsd_host, self.settings.statsd_port,
-            prefix=self.settings.metric_prefix,
-        )
+        self.metrics = StatsClient(**self.settings.statsd_kwargs)
         self._client: httpx.AsyncClient | None = None
 
     @classmethod
-    def check_config(cls, config: dict[str, Any]) -> None:
-        super().check_config(config)
+    def check_options(cls, config: dict[str, Any]) -> None:
         _url(config)
         _expectation(config)
         _flag(config, "follow_redirects", True)
@@ -88,16 +84,14 @@ class HttpObserver(HealthObserver):
     def describe_target(self) -> str:
         return self.url
 
-    async def handle_init(self) -> None:
+    async def open(self) -> None:
         self._client = httpx.AsyncClient(
             timeout=self.settings.timeout,
             follow_redirects=self.follow_redirects,
             verify=self.verify_tls,
         )
-        await super().handle_init()
 
-    async def handle_stop(self) -> None:
-        await super().handle_stop()
+    async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()
 

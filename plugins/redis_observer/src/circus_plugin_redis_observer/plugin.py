@@ -53,29 +53,23 @@ class RedisObserver(HealthObserver):
     def __init__(self, *args: Any, **config: Any) -> None:
         super().__init__(*args, **config)
         self.url = _url(self.config)
-        self.metrics = StatsClient(
-            self.settings.statsd_host, self.settings.statsd_port,
-            prefix=self.settings.metric_prefix,
-        )
+        self.metrics = StatsClient(**self.settings.statsd_kwargs)
         self._client: aioredis.Redis | None = None
 
     @classmethod
-    def check_config(cls, config: dict[str, Any]) -> None:
-        super().check_config(config)
+    def check_options(cls, config: dict[str, Any]) -> None:
         _url(config)
 
     def describe_target(self) -> str:
         return _hide_password(self.url)
 
-    async def handle_init(self) -> None:
+    async def open(self) -> None:
         timeout = self.settings.timeout
         self._client = aioredis.Redis.from_url(
             self.url, socket_timeout=timeout, socket_connect_timeout=timeout,
         )
-        await super().handle_init()
 
-    async def handle_stop(self) -> None:
-        await super().handle_stop()
+    async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()
 
