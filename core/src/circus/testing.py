@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -419,13 +420,43 @@ def wait_dead(pid: int, timeout: float = 20.0) -> bool:
     return True
 
 
+def wait_until(
+    condition: Callable[[], bool], what: str, timeout: float = 30.0, *,
+    daemon: CircusdProcess | None = None,
+) -> None:
+    """Poll ``condition`` (every 20 ms) until it holds; on timeout an AssertionError naming
+    ``what``, with ``daemon``'s log when given (what a plugin logged is usually the clue)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            context = f":\n{daemon.log_text()}" if daemon is not None else ""
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}{context}")
+        time.sleep(0.02)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for servers a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def log_count(daemon: CircusdProcess, text: str, logger: str = "") -> int:
+    """How many lines of circusd's log (with ``debug = true``: its plugins' too) contain
+    ``text``, counting only lines that also contain ``logger`` when given."""
+    return sum(text in line and logger in line for line in daemon.log_text().splitlines())
+
+
 __all__ = [
     "CircusdError",
     "CircusdProcess",
     "EventCollector",
+    "free_port",
     "kill_tree",
+    "log_count",
     "pid_state",
     "start_circusd",
     "wait_dead",
     "wait_gone",
+    "wait_until",
 ]

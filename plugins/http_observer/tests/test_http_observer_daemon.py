@@ -6,24 +6,25 @@ or SIGUSR1 heals it. Timelines are read from circusd's events and the plugin's l
 
 from __future__ import annotations
 
-import socket
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
-from circus.testing import CircusdProcess, EventCollector
+from circus.testing import CircusdProcess, EventCollector, free_port, log_count, wait_until
 
 TIMEOUT = 30.0
+LOGGER = "circus.plugins.http_observer"
+
+
+def logged(daemon: CircusdProcess, text: str) -> int:
+    return log_count(daemon, text, LOGGER)
+
+
+def plugin_log(daemon: CircusdProcess) -> str:
+    return "\n".join(line for line in daemon.log_text().splitlines() if LOGGER in line)
 SERVER = Path(__file__).with_name("health_server.py")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def config(tmp_path: Path, port: int, **options: str) -> str:
@@ -37,18 +38,6 @@ def config(tmp_path: Path, port: int, **options: str) -> str:
     )
 
 
-def plugin_log(daemon: CircusdProcess) -> list[str]:
-    return [line for line in daemon.log_text().splitlines() if "http_observer" in line]
-
-
-def wait_until(condition: Callable[[], bool], what: str, daemon: CircusdProcess) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}:\n{daemon.log_text()}")
-        time.sleep(0.05)
-
-
 def healthy(port: int) -> bool:
     try:
         return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1.0).status_code == 200
@@ -56,14 +45,10 @@ def healthy(port: int) -> bool:
         return False
 
 
-def logged(daemon: CircusdProcess, text: str) -> int:
-    return sum(text in line for line in plugin_log(daemon))
-
-
 def start(daemon: CircusdProcess, port: int) -> None:
     """Wait until the server answers and the plugin has judged it healthy at least once."""
-    wait_until(lambda: healthy(port), "the HTTP server", daemon)
-    wait_until(lambda: logged(daemon, "observing http://") == 1, "the plugin", daemon)
+    wait_until(lambda: healthy(port), "the HTTP server", daemon=daemon)
+    wait_until(lambda: logged(daemon, "observing http://") == 1, "the plugin", daemon=daemon)
 
 
 def test_restarts_the_watcher_after_consecutive_failures(tmp_path: Path) -> None:
@@ -76,9 +61,9 @@ def test_restarts_the_watcher_after_consecutive_failures(tmp_path: Path) -> None
         (tmp_path / "unhealthy").write_text("status")
         _, spawn = ev.wait_for(lambda t, p: t == "watcher.web.spawn", timeout=TIMEOUT)
         assert spawn["process_pid"] != old_pid
-        wait_until(lambda: healthy(port), "the restarted server", daemon)
-        wait_until(lambda: logged(daemon, "healthy again") == 1, "the recovery log", daemon)
-        log = "\n".join(plugin_log(daemon))
+        wait_until(lambda: healthy(port), "the restarted server", daemon=daemon)
+        wait_until(lambda: logged(daemon, "healthy again") == 1, "the recovery log", daemon=daemon)
+        log = plugin_log(daemon)
         for n in (1, 2, 3):
             assert f"check failed ({n}/3): GET http://127.0.0.1:{port}/health: status 503" in log
         assert log.index("check failed (3/3)") < log.index("restarting web")
@@ -100,11 +85,11 @@ def test_body_mismatch_sends_the_signal_instead(tmp_path: Path) -> None:
         start(daemon, port)
         pid = daemon.call("list", name="web")["pids"][0]
         (tmp_path / "unhealthy").write_text("body")
-        wait_until((tmp_path / "signals").exists, "the signal", daemon)
-        wait_until(lambda: logged(daemon, "healthy again") == 1, "the recovery log", daemon)
+        wait_until((tmp_path / "signals").exists, "the signal", daemon=daemon)
+        wait_until(lambda: logged(daemon, "healthy again") == 1, "the recovery log", daemon=daemon)
         assert (tmp_path / "signals").read_text().split() == [str(pid), "10"]
         assert daemon.call("list", name="web")["pids"] == [pid]  # not restarted
-        log = "\n".join(plugin_log(daemon))
+        log = plugin_log(daemon)
         assert "status 200 but the body lacks 'ok'" in log
         assert "sending SIGUSR1 to web" in log
 
@@ -120,8 +105,8 @@ def test_a_dead_server_is_one_failure_per_check_then_backoff(tmp_path: Path) -> 
         "loop_rate = 0.2\ntimeout = 1\nmax_failures = 2\ncooldown = 30\n"
     )
     with CircusdProcess(cfg, tmp_path) as daemon:
-        wait_until(lambda: logged(daemon, "restarting web") == 1, "the restart", daemon)
+        wait_until(lambda: logged(daemon, "restarting web") == 1, "the restart", daemon=daemon)
         wait_until(lambda: logged(daemon, "during the cooldown (not counted)") >= 3,
-                   "failures in the cooldown", daemon)
+                   "failures in the cooldown", daemon=daemon)
         assert logged(daemon, "restarting web") == 1
-        assert "(2/2): GET http://127.0.0.1:" in "\n".join(plugin_log(daemon))
+        assert "(2/2): GET http://127.0.0.1:" in plugin_log(daemon)

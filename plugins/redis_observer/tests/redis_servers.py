@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,6 @@ def redis_server_path() -> str:
     if path is None:
         pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def redis_conf(tmp_path: Path, port: int) -> Path:

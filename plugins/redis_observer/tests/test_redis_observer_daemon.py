@@ -12,14 +12,22 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from redis_servers import free_port, redis_conf, redis_server_path
+from redis_servers import redis_conf, redis_server_path
 
-from circus.testing import CircusdProcess, EventCollector
+from circus.testing import CircusdProcess, EventCollector, free_port, log_count, wait_until
 
 TIMEOUT = 30.0
+LOGGER = "circus.plugins.redis_observer"
+
+
+def logged(daemon: CircusdProcess, text: str) -> int:
+    return log_count(daemon, text, LOGGER)
+
+
+def plugin_log(daemon: CircusdProcess) -> str:
+    return "\n".join(line for line in daemon.log_text().splitlines() if LOGGER in line)
 
 
 def config(tmp_path: Path, redis_port: int, **options: str) -> str:
@@ -33,28 +41,13 @@ def config(tmp_path: Path, redis_port: int, **options: str) -> str:
     )
 
 
-def plugin_log(daemon: CircusdProcess) -> list[str]:
-    return [line for line in daemon.log_text().splitlines() if "redis_observer" in line]
-
-
-def logged(daemon: CircusdProcess, text: str) -> int:
-    return sum(text in line for line in plugin_log(daemon))
-
-
-def wait_until(condition: Callable[[], bool], what: str, daemon: CircusdProcess) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}:\n{daemon.log_text()}")
-        time.sleep(0.05)
-
-
 def test_frozen_redis_is_restarted_once(tmp_path: Path) -> None:
     port = free_port()
     cfg = config(tmp_path, port, loop_rate="0.2", timeout="0.5", max_failures="3",
                  cooldown="5", restart_on_timeout="redis")
     with CircusdProcess(cfg, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
-        wait_until(lambda: logged(daemon, "observing redis://127.0.0.1") == 1, "plugin", daemon)
+        wait_until(lambda: logged(daemon, "observing redis://127.0.0.1") == 1, "the plugin",
+                   daemon=daemon)
         old_pid = daemon.call("list", name="redis")["pids"][0]
         ev.wait_ready(daemon, "redis")
         os.kill(old_pid, signal.SIGSTOP)
@@ -67,8 +60,8 @@ def test_frozen_redis_is_restarted_once(tmp_path: Path) -> None:
                 os.kill(old_pid, signal.SIGCONT)
         new_pid = spawn["process_pid"]
         assert new_pid != old_pid
-        wait_until(lambda: logged(daemon, "healthy again") == 1, "the recovery", daemon)
-        log = "\n".join(plugin_log(daemon))
+        wait_until(lambda: logged(daemon, "healthy again") == 1, "the recovery", daemon=daemon)
+        log = plugin_log(daemon)
         for n in (1, 2, 3):
             assert f"check failed ({n}/3): no answer within 0.5s" in log
         assert log.index("check failed (3/3)") < log.index("restarting redis")
