@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import zmq
 
+from circus.controller import HARD_FRAME_LIMIT
 from circus.testing import CircusdProcess
 
 TIMEOUT_MS = 20_000
@@ -218,10 +219,16 @@ def test_thousands_of_malformed_messages_leave_the_daemon_answering(
     assert sent >= 3000
     assert not sock.poll(200)  # nothing answered the dropped frame counts
 
-    # Oversized: ZeroMQ drops that connection (ZMQ_MAXMSGSIZE); the DEALER reconnects by itself.
+    # Over the size limit: an errno 3 reply; over the hard cap, ZeroMQ drops that connection
+    # (ZMQ_MAXMSGSIZE) and the DEALER reconnects by itself.
     big = dealer(context, daemon.endpoint)
     for _ in range(3):
         big.send(b'{"command": "list", "pad": "' + b"x" * (2 << 20) + b'"}')
+    for _ in range(3):
+        reply = recv_json(big)
+        assert (reply["errno"], reply["id"]) == (3, None)
+        assert reply["reason"].endswith("bytes exceeds the 1048576-byte limit")
+    big.send(b"x" * (HARD_FRAME_LIMIT + 1))
     assert not big.poll(500)
     big.send(request({"id": "again", "command": "status"}))
     assert recv_json(big)["id"] == "again"

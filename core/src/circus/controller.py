@@ -6,13 +6,19 @@ Framing (contract 2.1, with the REQ improvement of section 12):
   ``[identity, reply]``;
 * ``[identity, b"", payload]`` from REQ clients is answered with ``[identity, b"", reply]``
   (0.19 silently drops these, C1);
-* anything else is logged and dropped: there is no envelope to answer through.
+* anything else is dropped (there is no envelope to answer through) with a rate-limited warning.
+
+Input is bounded (issue 9): a message is read frame by frame, and only the first
+:data:`MAX_FRAMES` frames are kept, only while their total stays within ``max_message_size``;
+the rest is read and discarded, so a message of a million frames costs no more than one of
+three. A well-framed request over ``max_message_size`` is answered with errno 3 ("request of N
+bytes exceeds the M-byte limit"), so a REQ client is never left waiting; a single frame over
+``hard_limit`` makes ZeroMQ drop the sender's connection before it is ever read
+(``ZMQ_MAXMSGSIZE``).
 
 Commands that may wait (start, stop, kill, ...) run as tasks of their own and hand their reply
 back through an outbox the socket task drains, so a command that waits out a 30 s graceful stop
-never delays other clients. Quick commands (status, list, ...) are answered inline. Requests
-larger than ``MAX_MESSAGE_SIZE`` make ZeroMQ drop the sender's connection (``ZMQ_MAXMSGSIZE``);
-the daemon itself is unaffected.
+never delays other clients. Quick commands (status, list, ...) are answered inline.
 """
 
 from __future__ import annotations
@@ -29,10 +35,11 @@ import zmq
 import zmq.asyncio
 
 from circus.commands.api import ArbiterAPI
-from circus.commands.dispatch import MAX_MESSAGE_SIZE, Dispatcher, Request
+from circus.commands.dispatch import MAX_MESSAGE_SIZE, Dispatcher, Request, oversize_reply
 from circus.config.convert import to_uid
 from circus.errors import Errno
 from circus.logs import get_logger
+from circus.logthrottle import Throttle
 from circus.protocol import JsonDict, encode, error_reply
 
 log = get_logger("circus.controller")
@@ -43,6 +50,26 @@ STOP_GRACE = 5.0
 FAIR_SHARE = 32
 #: Milliseconds the socket may keep undelivered replies after it is closed.
 CLOSE_LINGER_MS = 1000
+#: Most frames a request may have: identity, empty delimiter (REQ), payload.
+MAX_FRAMES = 3
+#: Largest single frame ZeroMQ accepts at all; a bigger one drops the sender's connection.
+#: Between ``MAX_MESSAGE_SIZE`` and this, the sender gets an errno 3 reply instead.
+HARD_FRAME_LIMIT = 32 << 20
+
+
+class Incoming:
+    """One message as read from the ROUTER: the kept frames plus what was counted.
+
+    ``frames`` holds at most :data:`MAX_FRAMES` entries; a frame that would have taken the
+    total over the size limit is kept as ``None`` (its bytes were never copied).
+    """
+
+    __slots__ = ("count", "frames", "size")
+
+    def __init__(self, identity: bytes) -> None:
+        self.frames: list[bytes | None] = [identity]
+        self.count = 1
+        self.size = 0
 
 
 class Controller:
@@ -55,11 +82,14 @@ class Controller:
         context: zmq.asyncio.Context,
         *,
         max_message_size: int = MAX_MESSAGE_SIZE,
+        hard_limit: int = HARD_FRAME_LIMIT,
     ) -> None:
         self.arbiter = arbiter
         self.endpoint = endpoint
         self.context = context
         self.max_message_size = max_message_size
+        self.hard_limit = max(hard_limit, max_message_size)
+        self._warn = Throttle("circus.controller")
         self.dispatcher = Dispatcher(arbiter)
         self._outbox: deque[list[bytes]] = deque()
         self._wakeup = asyncio.Event()
@@ -108,7 +138,7 @@ class Controller:
         socket: zmq.Socket[bytes] = zmq.Socket(self.context, zmq.ROUTER)
         try:
             socket.setsockopt(zmq.LINGER, 0)
-            socket.setsockopt(zmq.MAXMSGSIZE, self.max_message_size)
+            socket.setsockopt(zmq.MAXMSGSIZE, self.hard_limit)
             self._refuse_live_ipc()
             socket.bind(self.endpoint)
             self._chown_ipc()
@@ -163,11 +193,11 @@ class Controller:
                 # after every send and receive, and sleep only when nothing is readable.
                 if int(socket.EVENTS) & zmq.POLLIN:
                     try:
-                        frames = socket.recv_multipart(zmq.NOBLOCK)
+                        incoming = self._receive(socket)
                     except zmq.Again:
                         continue
                     in_a_row += 1
-                    if self._accept_safely(frames) or in_a_row >= FAIR_SHARE:
+                    if self._accept_safely(incoming) or in_a_row >= FAIR_SHARE:
                         # A new command runs up to its first real wait before the next request
                         # is read, so requests take effect in arrival order as in 0.19 (`stop`
                         # cast then `status` sees "stopping"). A flood of quick requests also
@@ -183,7 +213,24 @@ class Controller:
             with contextlib.suppress(zmq.ZMQError):
                 self._flush(socket)
             socket.close(linger=CLOSE_LINGER_MS)
+            self._warn.flush()
             log.info("control channel closed", endpoint=self.endpoint)
+
+    def _receive(self, socket: zmq.Socket[bytes]) -> Incoming:
+        """Read one whole message, keeping a bounded part of it (see the module docstring).
+
+        ZeroMQ hands a multipart message over only once it is complete, so after the first
+        frame the rest is already there and the blocking-API ``recv`` never waits.
+        """
+        incoming = Incoming(socket.recv(zmq.NOBLOCK))
+        limit = self.max_message_size
+        while socket.getsockopt(zmq.RCVMORE):
+            frame = socket.recv(copy=False)
+            incoming.count += 1
+            incoming.size += len(frame)
+            if incoming.count <= MAX_FRAMES:
+                incoming.frames.append(frame.bytes if incoming.size <= limit else None)
+        return incoming
 
     def _flush(self, socket: zmq.Socket[bytes]) -> None:
         # A ROUTER never blocks on send: it drops replies to unknown or saturated peers.
@@ -192,24 +239,32 @@ class Controller:
             try:
                 socket.send_multipart(frames, zmq.NOBLOCK)
             except zmq.ZMQError as exc:
-                log.warning("could not send a reply", error=str(exc))
+                self._warn.warning("could not send a reply", error=str(exc))
 
-    def _accept_safely(self, frames: list[bytes]) -> bool:
+    def _accept_safely(self, incoming: Incoming) -> bool:
         # A bug in one request must not kill the socket task: the daemon would go deaf.
         try:
-            return self._accept(frames)
+            return self._accept(incoming)
         except Exception:
             log.exception("could not handle a request")
             return False
 
-    def _accept(self, frames: list[bytes]) -> bool:
+    def _accept(self, incoming: Incoming) -> bool:
         """Answer or start one request; true when it runs as a task."""
-        if len(frames) == 2:
-            envelope, payload = frames[:1], frames[1]
-        elif len(frames) == 3 and frames[1] == b"":
+        frames = incoming.frames
+        if incoming.count == 2:
+            envelope, payload = [frames[0]], frames[1]
+        elif incoming.count == 3 and frames[1] == b"":
             envelope, payload = frames[:2], frames[2]
         else:
-            log.warning("dropped a request with unexpected framing", frames=len(frames))
+            self._warn.warning(
+                "dropped a request with unexpected framing",
+                frames=incoming.count,
+                size=incoming.size,
+            )
+            return False
+        if payload is None or incoming.size > self.max_message_size:
+            self._reply(envelope, oversize_reply(incoming.size, self.max_message_size))
             return False
         prepared = self.dispatcher.prepare(payload)
         if not isinstance(prepared, Request):
@@ -225,7 +280,7 @@ class Controller:
 
     # -- one request -------------------------------------------------------------------------
 
-    async def _respond(self, envelope: list[bytes], request: Request) -> None:
+    async def _respond(self, envelope: list[bytes | None], request: Request) -> None:
         try:
             reply = await self.dispatcher.answer(request)
         except Exception as exc:  # the dispatcher answers errors itself; this is a last resort
@@ -233,10 +288,10 @@ class Controller:
             reply = error_reply(f"command {request.payload!r}: {exc}", Errno.COMMAND_ERROR)
         self._reply(envelope, reply)
 
-    def _reply(self, envelope: list[bytes], reply: JsonDict | None) -> None:
+    def _reply(self, envelope: list[bytes | None], reply: JsonDict | None) -> None:
         if reply is None:
             return
-        self._outbox.append([*envelope, self._encode(reply)])
+        self._outbox.append([frame or b"" for frame in envelope] + [self._encode(reply)])
         self._wakeup.set()
 
     @staticmethod
@@ -253,4 +308,4 @@ class Controller:
             return encode(fallback)
 
 
-__all__ = ["CLOSE_LINGER_MS", "MAX_MESSAGE_SIZE", "Controller"]
+__all__ = ["CLOSE_LINGER_MS", "HARD_FRAME_LIMIT", "MAX_FRAMES", "MAX_MESSAGE_SIZE", "Controller"]

@@ -8,12 +8,14 @@ the operation finish on its own, which is the observable behaviour of Circus 0.1
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from circus.commands.api import ArbiterAPI, WatcherAPI
+from circus.commands.validation import MAX_INT, check_range
 from circus.errors import MessageError
 
 Props = Mapping[str, Any]
@@ -103,35 +105,65 @@ def bool_prop(props: Props, key: str, default: bool = False) -> bool:
     raise MessageError(f"{key!r} isn't a valid boolean")
 
 
-def int_prop(props: Props, key: str, default: int | None = None) -> int | None:
-    """An integer; numeric strings are converted (circusctl sends some numbers as text)."""
+_N = TypeVar("_N", int, float)
+
+
+def _from_text(text: str, convert: Callable[[str], _N]) -> _N | None:
+    """A number written as text, or ``None``; long strings are not parsed at all."""
+    if len(text) > 32:
+        return None
+    try:
+        return convert(text.strip())
+    except ValueError:
+        return None
+
+
+def int_prop(
+    props: Props,
+    key: str,
+    default: int | None = None,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = MAX_INT,
+) -> int | None:
+    """An integer within ``[minimum, maximum]``; numeric strings are converted (circusctl
+    sends some numbers as text)."""
     value = props.get(key)
     if value is None:
         return default
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise MessageError(f"{key!r} isn't an integer")
+    number: int | None = None
+    if isinstance(value, bool | int) or (isinstance(value, float) and value.is_integer()):
+        number = int(value)
+    elif isinstance(value, str):
+        number = _from_text(value, int)
+    if number is None:
+        raise MessageError(f"{key!r} isn't an integer")
+    check_range(key, number, minimum, maximum)
+    return number
 
 
-def number_prop(props: Props, key: str, default: float | None = None) -> float | None:
-    """A number; numeric strings are converted (circusctl sends ``graceful_timeout`` as text)."""
+def number_prop(
+    props: Props,
+    key: str,
+    default: float | None = None,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> float | None:
+    """A finite number within ``[minimum, maximum]``; numeric strings are converted (circusctl
+    sends ``graceful_timeout`` as text). ``inf`` and ``nan`` are refused: a timeout of
+    infinity never escalates and the waiting client never hears back."""
     value = props.get(key)
     if value is None:
         return default
+    number: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            pass
-    raise MessageError(f"{key!r} isn't a number")
+        number = float(value)
+    elif isinstance(value, str):
+        number = _from_text(value, float)
+    if number is None:
+        raise MessageError(f"{key!r} isn't a number")
+    if not math.isfinite(number):
+        raise MessageError(f"{key!r} must be a finite number")
+    check_range(key, number, minimum, maximum)
+    return number

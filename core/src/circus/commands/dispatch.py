@@ -21,7 +21,8 @@ from typing import Any
 from circus.commands import get_command
 from circus.commands.api import ArbiterAPI
 from circus.commands.base import Background, Command, Fields, QuickCommand, bool_prop
-from circus.errors import CommandError, Errno
+from circus.commands.validation import check_id, check_request, reject_constant
+from circus.errors import CommandError, Errno, MessageError
 from circus.logs import get_logger
 from circus.protocol import JsonDict, error_reply, ok_reply
 
@@ -29,6 +30,13 @@ log = get_logger("circus.controller")
 
 #: Largest request accepted, in bytes. The ROUTER socket also enforces it (ZMQ_MAXMSGSIZE).
 MAX_MESSAGE_SIZE = 1 << 20
+
+
+def oversize_reply(size: int, limit: int = MAX_MESSAGE_SIZE) -> JsonDict:
+    """errno 3 for a request over the size limit (its id is unknown: it is never decoded)."""
+    return error_reply(
+        f"request of {size} bytes exceeds the {limit}-byte limit", Errno.MESSAGE_ERROR
+    )
 
 
 @dataclass
@@ -75,12 +83,10 @@ class Dispatcher:
         text = payload.strip()
         if not text:
             return error_reply("message invalid: empty payload", Errno.MESSAGE_ERROR)
-        if len(text) > MAX_MESSAGE_SIZE:
-            return error_reply(
-                f"message invalid: larger than {MAX_MESSAGE_SIZE} bytes", Errno.MESSAGE_ERROR
-            )
+        if len(payload) > MAX_MESSAGE_SIZE:
+            return oversize_reply(len(payload))
         try:
-            message = json.loads(text)
+            message = json.loads(text, parse_constant=reject_constant)
         except (ValueError, RecursionError):
             return error_reply("json invalid", Errno.INVALID_JSON)
         if not isinstance(message, dict):
@@ -89,6 +95,14 @@ class Dispatcher:
             )
         msg_id = message.get("id")
         cast = message.get("msg_type") == "cast"
+        try:
+            check_id(msg_id)
+        except MessageError as exc:
+            return None if cast else error_reply(exc.reason, exc.errno)
+        try:
+            check_request(message)
+        except MessageError as exc:
+            return None if cast else error_reply(exc.reason, exc.errno, msg_id=msg_id)
         name = message.get("command")
         props = message.get("properties", {})
         if name is None:
@@ -194,4 +208,4 @@ class Dispatcher:
             )
 
 
-__all__ = ["MAX_MESSAGE_SIZE", "Dispatcher", "Request"]
+__all__ = ["MAX_MESSAGE_SIZE", "Dispatcher", "Request", "oversize_reply"]

@@ -15,8 +15,13 @@ from circus.commands.base import (
     number_prop,
     watcher_from,
 )
+from circus.commands.validation import MAX_SECONDS
 from circus.errors import MessageError
 from circus.signals import to_signum
+
+#: Most processes one ``incr``/``decr`` may add or remove: a typo such as ``nb = 1e9`` must not
+#: fork the machine to death.
+MAX_PROCESSES = 10_000
 
 
 def _numprocesses(count: int) -> Fields:
@@ -47,10 +52,8 @@ class Incr(Command):
         watcher = watcher_from(arbiter, props)
         if watcher.singleton:
             return {"numprocesses": watcher.numprocesses, "singleton": True}
-        nb = int_prop(props, "nb", 1)
+        nb = int_prop(props, "nb", 1, minimum=0, maximum=MAX_PROCESSES)
         assert nb is not None
-        if nb < 0:
-            raise MessageError("'nb' must not be negative")
         operation = watcher.incr(nb) if self.step > 0 else watcher.decr(nb)
         return Background(operation, _numprocesses)
 
@@ -88,9 +91,9 @@ class Kill(Command):
         watcher = watcher_from(arbiter, props)
         pid = int_prop(props, "pid")
         signum = _signum_prop(props, "signum")
-        graceful_timeout = number_prop(props, "graceful_timeout")
-        if graceful_timeout is not None and graceful_timeout < 0:
-            raise MessageError("'graceful_timeout' must not be negative")
+        graceful_timeout = number_prop(
+            props, "graceful_timeout", minimum=0, maximum=MAX_SECONDS
+        )
         return Background(
             watcher.kill(pid=pid, signum=signum, graceful_timeout=graceful_timeout)
         )
