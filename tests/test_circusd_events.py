@@ -63,7 +63,8 @@ def test_contract_sequences_through_commands(tmp_path: Path) -> None:
             if action in ("spawn", "kill"):
                 assert list(payload) == ["process_pid", "time", "boot", "seq"]
             elif action == "reap":
-                assert list(payload) == ["process_pid", "time", "exit_code", "expected", "boot", "seq"]
+                assert list(payload) == [
+                    "process_pid", "time", "exit_code", "expected", "boot", "seq"]
             elif action == "stop":
                 assert list(payload) == ["time", "expected", "boot", "seq"]
             else:

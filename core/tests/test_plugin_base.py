@@ -19,6 +19,7 @@ from circus.errors import CallTimeout, ConfigError
 from circus.hooks import get_plugin_manager, hookimpl
 from circus.hookspecs import PluginEvent
 from circus.plugins import AsyncCircusPlugin, CircusPlugin, PluginCore, PluginFailed
+from circus.plugins.base import Phase
 from circus.testing import CircusdProcess
 
 WAIT = 20.0
@@ -136,17 +137,22 @@ def test_call_inside_handle_recv_does_not_deadlock(daemon: CircusdProcess) -> No
         assert all(r["status"] == "ok" for r in plugin.replies)
 
 
-def test_call_times_out_and_the_plugin_still_stops(tmp_path: Path) -> None:
-    # nothing listens on the control endpoint: the reply never comes
+# a 0.3 s timeout must raise within about a second, not merely "eventually"
+TIMEOUT_BOUND = 1.5
+
+
+def test_start_fails_within_connect_timeout_when_nothing_answers(tmp_path: Path) -> None:
+    # nothing listens on the control endpoint: start() must say so, not wait forever
     plugin = Recorder(endpoint=f"ipc://{tmp_path}/nobody.sock",
                       pubsub_endpoint=f"ipc://{tmp_path}/nobody-pub.sock", check_delay=1)
-    plugin.call_timeout = 0.3
+    plugin.connect_timeout = 0.3
     started = time.monotonic()
-    with pytest.raises(CallTimeout, match="'list'"):
-        plugin.start()  # handle_init's call times out: start fails cleanly
-    assert time.monotonic() - started < WAIT
+    with pytest.raises(PluginFailed, match=r"no circusd answered at ipc://.*within 0\.3 s"):
+        plugin.start()
+    assert time.monotonic() - started < TIMEOUT_BOUND
     plugin.stop()
     assert plugin.stopped_in is None  # handle_stop only runs after a successful handle_init
+    assert plugin.phase is Phase.FAILED
 
 
 def test_call_timeout_from_any_thread(daemon: CircusdProcess, tmp_path: Path) -> None:
@@ -154,8 +160,10 @@ def test_call_timeout_from_any_thread(daemon: CircusdProcess, tmp_path: Path) ->
     with running(plugin):
         other = Recorder(endpoint=f"ipc://{tmp_path}/x.sock",
                          pubsub_endpoint=daemon.pubsub_endpoint)
+        started = time.monotonic()
         with pytest.raises(CallTimeout):
-            other.call("list", timeout=0.2)
+            other.call("list", timeout=0.3)
+        assert time.monotonic() - started < TIMEOUT_BOUND
         other.stop()
         # a timed out call elsewhere does not affect this plugin's calls
         assert plugin.call("list", timeout=WAIT)["status"] == "ok"

@@ -90,6 +90,12 @@ def circus_plugin_stopped(plugin: Any) -> None:
 
 
 @hookspec
+def circus_plugin_gap(plugin: Any, gap: Any) -> None:
+    """The plugin missed events (``gap``: a :class:`circus.plugins.sequence.Gap` with ``kind``
+    start/gap/restart, ``missed``, ``dropped``); called just before ``handle_gap``."""
+
+
+@hookspec
 def circus_plugin_failed(plugin: Any, stage: str, error: BaseException) -> None:
     """Something raised: ``stage`` is ``handle_init``, ``handle_recv``, ``handle_stop``,
     ``handle_reload``, ``callback`` (a scheduled function) or ``hook`` (a hook implementation).

@@ -286,6 +286,10 @@ class AsyncCommandClient:
 
     async def cast(self, command: str, **props: Any) -> None:
         """Send a request the daemon executes without replying (errors are lost, contract 2.5)."""
+        self.cast_nowait(command, **props)
+
+    def cast_nowait(self, command: str, **props: Any) -> None:
+        """:meth:`cast` for synchronous code running on the client's loop."""
         self._ensure_pump().put_nowait([encode(cast_message(command, **props))])
 
     async def send_raw(self, frames: Sequence[bytes]) -> None:

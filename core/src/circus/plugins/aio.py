@@ -1,58 +1,139 @@
 """``AsyncCircusPlugin``: the same lifecycle as ``CircusPlugin`` with ``async`` handlers.
 
-``handle_recv`` is a coroutine awaited once per event, in order (a slow handler delays the next
-event; start tasks with ``self.loop.create_task`` for concurrency). ``handle_init`` may be a
-coroutine too (awaited in the loop); ``handle_stop`` may be a coroutine (awaited on the loop,
-which is still running, while the main thread waits).
+Everything runs on the plugin's loop, which also owns both sockets, so ``await self.call(...)``
+is one request on the DEALER and one reply, with no thread in between. ``handle_recv`` is a
+coroutine awaited once per event, in order (a slow handler delays the next event while the loop
+keeps reading into the bounded queue; start tasks with ``self.loop.create_task`` for
+concurrency). ``handle_init``, ``handle_gap`` and ``handle_reload`` may be coroutines too;
+``handle_stop`` may be a coroutine (awaited on the loop, still running, while ``stop()`` waits).
+Never block the loop: from other threads use :meth:`AsyncCircusPlugin.call_sync`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
+import threading
 from typing import Any
 
 from circus.plugins.base import PluginCore
-from circus.plugins.sync import CircusPlugin
+from circus.plugins.inbox import Job, LoopInbox
+from circus.plugins.snapshot import Snapshot, snapshot_steps
 from circus.transports import Event
 
 
 class AsyncCircusPlugin(PluginCore):
     """Subclass it and implement ``async def handle_recv(self, data)``."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._inbox = LoopInbox(self.queue_size, self.name or type(self).__name__)
+        self._consumer: asyncio.Task[None] | None = None
+
     async def handle_recv(self, data: tuple[str, str]) -> None:
-        """Awaited in the loop thread for every event: ``data`` is ``(topic, message)``."""
+        """Awaited on the loop for every event: ``data`` is ``(topic, message)``."""
         raise NotImplementedError(f"{type(self).__name__} must implement handle_recv")
-
-    async def _deliver(self, batch: list[Event]) -> None:
-        for topic, payload in batch:
-            if self._halted:
-                return
-            data = self._filter(topic, payload)
-            if data is None:
-                continue
-            try:
-                await self.handle_recv(data)
-            except Exception as exc:
-                self._report("handle_recv", exc)
-
-    def _deliver_batch(self, batch: list[Event]) -> Any:
-        return self._deliver(batch)
 
     async def call(self, command: str, timeout: float | None = None, **props: Any
                    ) -> dict[str, Any]:
         """Send ``command`` and await circusd's reply (``CallTimeout`` after ``timeout`` s)."""
         wait = self.call_timeout if timeout is None else timeout
+        client = self._loop_client()
         with self._call_hooks(command, props, cast=False) as record:
-            future = self._command_thread().submit_call(command, wait, props)
-            reply: dict[str, Any] = await asyncio.wrap_future(future)
-            record.reply = reply
-            return reply
+            request = client.call(command, timeout=wait, **props)
+            if self._on_loop():
+                record.reply = await request
+            else:  # awaited on another loop: run the request on ours
+                record.reply = await asyncio.wrap_future(
+                    asyncio.run_coroutine_threadsafe(request, self.loop))
+            return record.reply
 
     def call_sync(self, command: str, timeout: float | None = None, **props: Any
                   ) -> dict[str, Any]:
-        """Blocking ``call`` for code outside the loop (e.g. a sync ``handle_stop``)."""
-        return CircusPlugin.call(self, command, timeout, **props)  # type: ignore[arg-type]
+        """Blocking ``call`` for code off the loop (e.g. a sync ``handle_stop``, a thread)."""
+        return self._blocking_call(command, timeout, props)
 
     def cast(self, command: str, **props: Any) -> None:
         """Send ``command`` without waiting (no reply; never blocks the loop)."""
-        CircusPlugin.cast(self, command, **props)  # type: ignore[arg-type]
+        if self._on_loop():
+            with self._call_hooks(command, props, cast=True):
+                self._loop_client().cast_nowait(command, **props)
+        else:
+            self._blocking_cast(command, props)
+
+    async def snapshot(self) -> Snapshot:
+        """The daemon's watchers, their states and pids now (``status`` + ``list``)."""
+        steps = snapshot_steps()
+        try:
+            request = next(steps)
+            while True:
+                command, props = request
+                request = steps.send(await self.call(command, **props))
+        except StopIteration as done:
+            result: Snapshot = done.value
+            return result
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            return False
+
+    # -- delivery on the loop ---------------------------------------------------------------
+
+    def _put_events(self, batch: list[Event]) -> None:
+        self._inbox.put(batch)
+
+    def _dispatch(self, job: Job) -> None:
+        self.loop.call_soon_threadsafe(job)
+
+    async def _run_init(self) -> None:
+        try:
+            result = self.handle_init()
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            self._report("handle_init", exc)
+            raise
+        self._consumer = asyncio.create_task(self._handle_events(), name="circus-plugin-handlers")
+
+    async def _handle_events(self) -> None:
+        while (work := await self._inbox.take()) is not None:
+            events, dropped = work
+            for gap, data in self._prepared(events, dropped):
+                if gap is not None:
+                    try:
+                        result = self._gap_stage(gap)
+                        if inspect.isawaitable(result):
+                            await result
+                    except Exception as exc:
+                        self._report("handle_gap", exc)
+                if data is not None:
+                    try:
+                        await self.handle_recv(data)
+                    except Exception as exc:
+                        self._report("handle_recv", exc)
+
+    def _halt(self) -> None:
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("stop() blocks until handlers finish: call it off the loop")
+        with contextlib.suppress(RuntimeError):  # loop already closed (it failed)
+            future = asyncio.run_coroutine_threadsafe(self._halt_on_loop(), self.loop)
+            try:
+                future.result(self.stop_timeout + 1)
+            except Exception:
+                self.log.warning("could not stop event delivery cleanly", exc_info=True)
+
+    async def _halt_on_loop(self) -> None:
+        self._halted = True
+        self._inbox.close()
+        task = self._consumer
+        if task is None or task.done():
+            return
+        await asyncio.wait({task}, timeout=self.stop_timeout)  # a running handler may finish
+        if not task.done():
+            self.log.warning("a handler is still running after stop_timeout",
+                             stop_timeout=self.stop_timeout)
+            task.cancel()
+            await asyncio.wait({task})

@@ -2,47 +2,76 @@
 
 Threading model (binding for plugin authors):
 
-* ``start()`` is called on the main thread and blocks. It starts the *command thread* (owns
-  the DEALER, see :mod:`circus.plugins.commands`) and the *loop thread*, which runs the asyncio
-  loop ``self.loop``: it connects the SUB socket, runs ``handle_init()`` (sockets already
-  connected, so ``call``/``cast`` work there), then feeds every event through the
-  ``circus_plugin_event`` hooks to ``handle_recv((topic, message))`` with both as ``str``.
+* ``start()`` is called on the main thread and blocks until the plugin stops. It starts the
+  *loop thread*, whose asyncio loop ``self.loop`` owns both sockets: the SUB (events) and the
+  DEALER (``await self.call`` of async plugins). The loop connects them, asks the daemon
+  ``numwatchers`` until it answers (at most ``connect_timeout`` s: nothing answering is an error,
+  never a silent wait), starts reading events into the plugin's bounded queue (so events published
+  while ``handle_init`` runs are kept), runs ``handle_init``, then delivers events.
+* Each event is checked for missed events first (``handle_gap``, see
+  :mod:`circus.plugins.sequence`), then passed through the ``circus_plugin_event`` hooks to
+  ``handle_recv((topic, message))`` with both as ``str``.
+* Where handlers run depends on the flavour: ``AsyncCircusPlugin`` awaits them on the loop;
+  ``CircusPlugin`` runs them (``handle_init``, ``handle_recv``, ``handle_gap``,
+  ``handle_reload`` and timer callbacks) in one *handler thread*, so a blocking handler never
+  stalls the sockets, and its blocking ``call`` uses a socket of that thread
+  (:mod:`circus.plugins.calls`).
 * ``stop()`` (main thread; the runner calls it on SIGTERM and SIGINT too) first stops event
-  delivery, so no event reaches ``handle_recv`` once ``handle_stop()`` has begun; then runs
-  ``handle_stop()`` on the main thread (``call``/``cast`` still work), stops and joins the loop
-  thread, and closes the command thread.
-* An exception in ``handle_recv`` (or a timer, or a hook) is logged and reported through the
-  ``circus_plugin_failed`` hook; the plugin keeps running. An exception in ``handle_init`` is
-  fatal: ``start()`` raises it and the runner exits with status 1.
+  delivery (a running handler may finish, bounded by ``stop_timeout``), so no event reaches
+  ``handle_recv`` once ``handle_stop()`` has begun; then runs ``handle_stop()`` on the calling
+  thread (``call``/``cast`` still work), then ends the loop and closes the sockets.
+* An exception in ``handle_recv`` (or ``handle_gap``, a timer, a hook) is logged and reported
+  through the ``circus_plugin_failed`` hook; the plugin keeps running. An exception in
+  ``handle_init`` is fatal: ``start()`` raises it and the runner exits with status 1.
+
+The plugin's state is one :class:`Phase`, changed under one condition variable that
+``start()`` and :meth:`PluginCore.wait_phase` wait on without polling.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import inspect
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from circus.errors import CircusError, ConfigError
+from circus.errors import CallError, CallTimeout, CircusError, ConfigError
 from circus.hooks import call_each, get_plugin_manager, notify
 from circus.hookspecs import PluginEvent
 from circus.logs import get_logger
-from circus.plugins.commands import CommandThread
-from circus.plugins.scheduling import Scheduled
+from circus.plugins.calls import ThreadClients
+from circus.plugins.scheduling import Dispatch, Scheduled
+from circus.plugins.sequence import EventCounters, Gap, SequenceTracker
 from circus.protocol import DEFAULT_ENDPOINT, DEFAULT_PUBSUB, EVENT_PREFIX, split_topic
-from circus.transports import DEFAULT_TIMEOUT, Event, EventSubscriber
+from circus.transports import DEFAULT_TIMEOUT, AsyncCommandClient, Event, EventSubscriber
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
 
 class PluginFailed(CircusError):
-    """The plugin could not start (``handle_init`` raised) or its event loop died."""
+    """The plugin could not start (``handle_init`` raised, no daemon answered) or its event
+    loop died."""
+
+
+class Phase(enum.Enum):
+    """Where a plugin is in its life; the only state ``start``/``stop`` look at."""
+
+    NEW = "new"
+    STARTING = "starting"  # loop thread connecting, then handle_init
+    RUNNING = "running"  # events are delivered
+    STOPPING = "stopping"  # stop() in progress
+    STOPPED = "stopped"
+    FAILED = "failed"  # handle_init raised, no daemon answered, or the loop died
+
+
+_ENDED = (Phase.STOPPED, Phase.FAILED)
 
 
 def parse_active(value: Any) -> bool:
@@ -58,6 +87,24 @@ def parse_active(value: Any) -> bool:
                       key="active")
 
 
+def parse_queue_size(value: Any) -> int:
+    """The ``queue_size`` option: a positive number of events."""
+    try:
+        size = int(str(value).strip())
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise ConfigError(f"invalid queue_size {value!r} (a number of events, at least 1)",
+                          key="queue_size")
+    return size
+
+
+def _covers_all(topics: Sequence[str | bytes]) -> bool:
+    """Whether the subscription receives every event (only then is a ``seq`` jump a loss)."""
+    prefix = EVENT_PREFIX.encode() if isinstance(EVENT_PREFIX, str) else EVENT_PREFIX
+    return any(prefix.startswith(t.encode() if isinstance(t, str) else t) for t in topics)
+
+
 @dataclass
 class CallRecord:
     """What :meth:`PluginCore._call_hooks` reports to the after-call hooks: the reply, if any."""
@@ -65,19 +112,24 @@ class CallRecord:
     reply: dict[str, Any] | None = None
 
 
-async def _await(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
-
-
 class PluginCore:
-    """State, threads and helpers common to the sync and async plugin base classes."""
+    """State, loop and helpers common to the sync and async plugin base classes."""
 
     #: Short plugin name (logger name; option prefix for some plugins).
     name: ClassVar[str] = ""
-    #: ZeroMQ topic prefixes subscribed to (every circusd event by default).
+    #: ZeroMQ topic prefixes subscribed to (every circusd event by default). With a narrower
+    #: subscription ``seq`` jumps are expected, so only daemon restarts reach ``handle_gap``.
     subscribe_topics: ClassVar[Sequence[str]] = (EVENT_PREFIX,)
-    #: Seconds ``stop()`` waits for a running handler and for each thread to end.
+    #: The commands this plugin sends, for circusd's per-plugin allowlist (``None``: not
+    #: declared). Declare it so that a daemon restricting plugins lets yours do its job.
+    required_commands: ClassVar[frozenset[str] | None] = None
+    #: Events held for the handlers at most (option ``queue_size`` overrides it); when full the
+    #: oldest are dropped and reported through ``handle_gap``.
+    queue_size: int = 10_000
+    #: Seconds ``stop()`` waits for a running handler and for the loop thread to end.
     stop_timeout: float = 10.0
+    #: Seconds ``start()`` waits for the daemon to answer before failing.
+    connect_timeout: float = 10.0
 
     def __init__(
         self,
@@ -96,60 +148,108 @@ class PluginCore:
         self.ssh_server = ssh_server
         self.config: dict[str, Any] = config
         self.active = parse_active(config.get("active", True))
+        if "queue_size" in config:
+            self.queue_size = parse_queue_size(config["queue_size"])
         #: Seconds a ``call`` waits for its reply before raising ``CallTimeout``.
         self.call_timeout = DEFAULT_TIMEOUT
         self.loop = asyncio.new_event_loop()
-        self.running = False
+        self.phase = Phase.NEW
         self.log = get_logger(f"circus.plugins.{self.name or type(self).__name__}")
+        self._sequence = SequenceTracker(contiguous=_covers_all(self.subscribe_topics))
         self._hooks = get_plugin_manager().hook
-        self._commands: CommandThread | None = None
-        self._commands_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._serve_task: asyncio.Task[None] | None = None
-        self._ready = threading.Event()
-        self._finished = threading.Event()
+        self._phase_changed = threading.Condition()
         self._failure: BaseException | None = None
+        self._halted = False  # set once by stop(): no event reaches a handler afterwards
         self._init_done = False
-        self._halted = False
-        self._in_handler = False
-        self._started = False
-        self._stopped = False
-        self._stop_lock = threading.Lock()
+        self._done = asyncio.Event()  # set (on the loop) when the loop may end
+        self._calls = ThreadClients(endpoint, self.call_timeout)
+        self._client: AsyncCommandClient | None = None
+        self._thread: threading.Thread | None = None
 
     # -- hooks for plugin authors ---------------------------------------------------------
 
+    @classmethod
+    def check_config(cls, config: dict[str, Any]) -> None:
+        """Validate the options when circusd loads its config, before anything starts.
+
+        Raise :class:`circus.errors.ConfigError` (with ``key=``) for a bad value: circusd then
+        refuses the config with a one-line message naming the section and the key.
+        """
+
     def handle_init(self) -> Any:
-        """Called once in the loop thread, sockets connected, before the first event."""
+        """Called once before the first event, sockets connected (``call`` works here).
+
+        A good place to take a :meth:`snapshot` of the daemon's state.
+        """
 
     def handle_stop(self) -> Any:
-        """Called once in the main thread when the plugin stops (also on SIGTERM/SIGINT)."""
+        """Called once in the thread calling ``stop()`` (the runner's main thread)."""
 
     def handle_reload(self) -> Any:
-        """Called in the loop thread when the runner receives SIGHUP (e.g. reopen files)."""
+        """Called where handlers run when the runner receives SIGHUP (e.g. reopen files)."""
+
+    def handle_gap(self, gap: Gap) -> Any:
+        """Called before the first event after missed ones (see :class:`Gap`).
+
+        The default logs it. Override it to resynchronise, typically with :meth:`snapshot`;
+        the ``circus_plugin_gap`` hook is told as well.
+        """
+        if gap.kind == "start":
+            self.log.info("events published before this plugin subscribed were not received",
+                          missed=gap.missed)
+        else:
+            self.log.warning(f"missed events ({gap.kind})", missed=gap.missed,
+                             dropped=gap.dropped, seq=gap.seq)
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True while events are delivered (after ``handle_init``, before ``stop()``)."""
+        return self.phase is Phase.RUNNING
+
+    @property
+    def event_counters(self) -> EventCounters:
+        """Events received, missed and dropped so far, gaps and restarts seen."""
+        return self._sequence.counters
+
+    def wait_phase(self, *phases: Phase, timeout: float | None = None) -> Phase:
+        """Block until the plugin is in one of ``phases`` (or ``timeout`` s passed)."""
+        with self._phase_changed:
+            self._phase_changed.wait_for(lambda: self.phase in phases, timeout)
+            return self.phase
+
+    def _set_phase(self, phase: Phase, *, unless: Sequence[Phase] = ()) -> bool:
+        with self._phase_changed:
+            if self.phase in unless:
+                return False
+            self.phase = phase
+            self._phase_changed.notify_all()
+            return True
+
+    def _fail(self, error: BaseException) -> None:
+        if self._failure is None:
+            self._failure = error
+        self._set_phase(Phase.FAILED, unless=(Phase.STOPPING, *_ENDED))
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Run the plugin; blocks until it is stopped. Raises if ``handle_init`` fails."""
+        """Run the plugin; blocks until it is stopped. Raises if it cannot start."""
         if not self.active:
             raise ValueError("Will not start an inactive plugin")
-        if self._started:
+        if not self._set_phase(Phase.STARTING, unless=tuple(p for p in Phase if p is not
+                                                            Phase.NEW)):
             raise RuntimeError("a plugin can be started only once")
-        self._started = True
         notify(self._hooks.circus_plugin_loaded, self)
-        self._command_thread()
         self._thread = threading.Thread(
-            target=self._thread_main, name=f"circus-plugin-{self.name or 'loop'}", daemon=True
+            target=self._loop_main, name=f"circus-plugin-{self.name or 'loop'}", daemon=True
         )
         self._thread.start()
-        while not self._ready.wait(1.0):  # short waits keep signal handlers responsive
-            pass
-        self._raise_failure()
-        self.running = True
-        notify(self._hooks.circus_plugin_started, self)
-        while not self._finished.wait(1.0):
-            pass
-        if not self._halted:
+        if self.wait_phase(Phase.RUNNING, Phase.STOPPING, *_ENDED) is Phase.RUNNING:
+            notify(self._hooks.circus_plugin_started, self)
+        self.wait_phase(*_ENDED)
+        if self.phase is Phase.FAILED:
             self._raise_failure()
 
     def _raise_failure(self) -> None:
@@ -161,55 +261,46 @@ class PluginCore:
         raise PluginFailed(f"{type(failure).__name__}: {failure}") from failure
 
     def stop(self) -> None:
-        """Stop delivering events, run ``handle_stop``, join the threads. Safe to call twice."""
-        with self._stop_lock:
-            if self._stopped:
+        """Stop delivering events, run ``handle_stop``, end the loop. Safe to call twice."""
+        with self._phase_changed:
+            was = self.phase
+            if was in (Phase.STOPPING, Phase.STOPPED):
                 return
-            self._stopped = True
-        if self._thread is not None and self._thread.is_alive():
-            self._halt_delivery()
-        if self._init_done:
-            self._run_stage("handle_stop", self.handle_stop, in_loop=False)
-        if self._thread is not None and self._thread.is_alive():
-            with contextlib.suppress(RuntimeError):
-                self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(self.stop_timeout)
-            if self._thread.is_alive():
+            self.phase = Phase.STOPPING
+            self._phase_changed.notify_all()
+        try:
+            if was is not Phase.NEW:
+                self._halt()
+                if self._init_done:
+                    self._run_stage("handle_stop", self.handle_stop, in_loop=False)
+                self._end_loop()
+            elif not self.loop.is_closed():
+                self.loop.close()
+        finally:
+            self._calls.close()
+            self._set_phase(Phase.FAILED if self._failure is not None else Phase.STOPPED)
+            if was is not Phase.NEW:
+                notify(self._hooks.circus_plugin_stopped, self)
+
+    def _halt(self) -> None:
+        """Stop delivering events, letting a running handler finish (bounded)."""
+        raise NotImplementedError
+
+    def _end_loop(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop already ended (failure)
+            self.loop.call_soon_threadsafe(self._done.set)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(self.stop_timeout)
+            if thread.is_alive():
                 self.log.warning("event loop thread did not stop in time")
-        elif not self.loop.is_closed() and not self.loop.is_running():
-            self.loop.close()
-        if self._commands is not None:
-            self._commands.close(self.stop_timeout)
-        self.running = False
-        if self._started:
-            notify(self._hooks.circus_plugin_stopped, self)
 
-    def _halt_delivery(self) -> None:
-        try:
-            fut = asyncio.run_coroutine_threadsafe(self._halt(), self.loop)
-        except RuntimeError:  # loop already closed
-            return
-        try:
-            fut.result(self.stop_timeout + 1)
-        except Exception:
-            self.log.warning("could not stop event delivery cleanly", exc_info=True)
-
-    async def _halt(self) -> None:
-        self._halted = True
-        task = self._serve_task
-        if task is None or task.done():
-            return
-        if self._in_handler:  # an async handler is running: let it finish, bounded
-            await asyncio.wait({task}, timeout=self.stop_timeout)
-        task.cancel()
-        await asyncio.wait({task})
-
-    def _thread_main(self) -> None:
+    def _loop_main(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            self._serve_task = self.loop.create_task(self._serve())
-            self._serve_task.add_done_callback(self._serve_done)
-            self.loop.run_forever()
+            self.loop.run_until_complete(self._main())
+        except BaseException as exc:  # reported through start()
+            self._fail(exc)
         finally:
             pending = asyncio.all_tasks(self.loop)
             for task in pending:
@@ -217,44 +308,70 @@ class PluginCore:
             self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
-            self._ready.set()
-            self._finished.set()
+            if self.phase is not Phase.STOPPING and self.phase not in _ENDED:
+                self._fail(PluginFailed("event delivery ended unexpectedly"))
 
-    def _serve_done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled() or self._halted:
-            return
-        error = task.exception()
-        if self._failure is None:
-            self._failure = error or PluginFailed("event delivery ended unexpectedly")
-        self.loop.stop()
-
-    async def _serve(self) -> None:
-        subscriber = EventSubscriber(self.pubsub_endpoint, topics=self.subscribe_topics)
+    async def _main(self) -> None:
+        # ZeroMQ bounds what it queues for us too: beyond it, events are lost (a seq gap)
+        subscriber = EventSubscriber(self.pubsub_endpoint, topics=self.subscribe_topics,
+                                     hwm=max(self.queue_size, 1000))
         subscriber.connect()
+        client = self._client = AsyncCommandClient(self.endpoint, timeout=self.call_timeout)
+        reader: asyncio.Task[None] | None = None
         try:
-            try:
-                result = self.handle_init()
-                if inspect.isawaitable(result):
-                    await result
-            except Exception as exc:
-                self._report("handle_init", exc)
-                raise
+            await self._probe(client)
+            reader = asyncio.create_task(self._read(subscriber), name="circus-plugin-events")
+            await self._run_init()
             self._init_done = True
-            self._ready.set()
-            while not self._halted:
-                batch = await subscriber.recv_batch()
-                delivering = self._deliver_batch(batch)
-                if delivering is not None:
-                    self._in_handler = True
-                    try:
-                        await delivering
-                    finally:
-                        self._in_handler = False
+            self._set_phase(Phase.RUNNING, unless=(Phase.STOPPING, *_ENDED))
+            await self._done.wait()
         finally:
+            if reader is not None:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
             subscriber.close()
+            await client.close()
 
-    def _deliver_batch(self, batch: list[Event]) -> Awaitable[None] | None:
+    async def _probe(self, client: AsyncCommandClient) -> None:
+        try:
+            await client.call("numwatchers", timeout=self.connect_timeout)
+        except CallTimeout:
+            raise PluginFailed(f"no circusd answered at {self.endpoint} within "
+                               f"{self.connect_timeout:g} s") from None
+
+    async def _read(self, subscriber: EventSubscriber) -> None:
+        put = self._put_events
+        try:
+            while True:
+                put(await subscriber.recv_batch())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._report("events", exc)
+            self._fail(exc)
+            self._done.set()
+
+    def _put_events(self, batch: list[Event]) -> None:
+        """Hand a batch to the flavour's bounded queue (on the loop)."""
         raise NotImplementedError
+
+    async def _run_init(self) -> None:
+        """Run ``handle_init`` where the flavour runs handlers; raise what it raised."""
+        raise NotImplementedError
+
+    # -- delivery (both flavours) ---------------------------------------------------------
+
+    def _prepared(self, events: list[Event], dropped: int
+                  ) -> Iterator[tuple[Gap | None, tuple[str, str] | None]]:
+        """Each event's gap report (if any) and its decoded form (``None``: a hook dropped
+        it), until ``stop()`` halts delivery."""
+        observe = self._sequence.observe
+        for topic, payload in events:
+            if self._halted:
+                return
+            gap = observe(payload, dropped)
+            dropped = 0
+            yield gap, self._filter(topic, payload)
 
     def _filter(self, topic: bytes, payload: bytes) -> tuple[str, str] | None:
         """Decode an event and run the event hooks; ``None`` when a hook dropped it."""
@@ -263,6 +380,10 @@ class PluginCore:
         if event.dropped:
             return None
         return event.topic, event.message
+
+    def _gap_stage(self, gap: Gap) -> Any:
+        notify(self._hooks.circus_plugin_gap, self, gap=gap)
+        return self.handle_gap(gap)
 
     def _hook_failed(self, error: BaseException, implementation: str) -> None:
         self.log.error("event hook failed", implementation=implementation, exc_info=error)
@@ -288,28 +409,23 @@ class PluginCore:
                         else self._report(stage, t.exception())  # type: ignore[arg-type]
                     )
                 else:
-                    coro = result if inspect.iscoroutine(result) else _await(result)
-                    asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.stop_timeout)
+                    asyncio.run_coroutine_threadsafe(_awaited(result), self.loop).result(
+                        self.stop_timeout)
         except Exception as exc:
             self._report(stage, exc)
 
+    def _dispatch(self, job: Callable[[], None]) -> None:
+        """Run ``job`` where this flavour runs handlers (any thread may call it)."""
+        raise NotImplementedError
+
     def reload(self) -> None:
-        """Run ``handle_reload`` in the loop thread (thread-safe; the runner's SIGHUP)."""
+        """Run ``handle_reload`` where handlers run (thread-safe; the runner's SIGHUP)."""
         with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(
+            self._dispatch(
                 lambda: self._run_stage("handle_reload", self.handle_reload, in_loop=True)
             )
 
     # -- commands -------------------------------------------------------------------------
-
-    def _command_thread(self) -> CommandThread:
-        with self._commands_lock:
-            if self._commands is None:
-                self._commands = CommandThread(
-                    self.endpoint, timeout=self.call_timeout,
-                    name=f"circus-plugin-{self.name or 'commands'}-dealer",
-                )
-            return self._commands
 
     @contextlib.contextmanager
     def _call_hooks(self, command: str, props: dict[str, Any], *, cast: bool
@@ -334,18 +450,41 @@ class PluginCore:
                    properties=props, cast=cast, reply=record.reply, error=error,
                    duration=time.perf_counter() - started)
 
+    def _blocking_call(self, command: str, timeout: float | None, props: dict[str, Any]
+                       ) -> dict[str, Any]:
+        """A call on the calling thread's own socket: no thread handoff."""
+        wait = self.call_timeout if timeout is None else timeout
+        with self._call_hooks(command, props, cast=False) as record:
+            record.reply = self._calls.call(command, wait, props)
+            return record.reply
+
+    def _blocking_cast(self, command: str, props: dict[str, Any]) -> None:
+        with self._call_hooks(command, props, cast=True):
+            self._calls.cast(command, props)
+
+    def _loop_client(self) -> AsyncCommandClient:
+        client = self._client
+        if client is None:
+            raise CallError("the plugin is not running: no control connection")
+        return client
+
     # -- helpers for plugin authors ---------------------------------------------------------
 
     def schedule(self, delay: float, callback: Callable[..., Any], *args: Any) -> Scheduled:
-        """Run ``callback(*args)`` once in the loop thread after ``delay`` s (any thread)."""
+        """Run ``callback(*args)`` once where handlers run, after ``delay`` s (any thread)."""
         return Scheduled(self.loop, delay, callback, args, interval=None,
-                         on_error=lambda exc: self._report("callback", exc))
+                         on_error=lambda exc: self._report("callback", exc),
+                         dispatch=self._timer_dispatch())
 
     def every(self, interval: float, callback: Callable[..., Any], *args: Any) -> Scheduled:
-        """Run ``callback(*args)`` every ``interval`` s in the loop thread, first after one
+        """Run ``callback(*args)`` every ``interval`` s where handlers run, first after one
         interval. Coroutine functions are run as tasks. Cancel the result to stop it."""
         return Scheduled(self.loop, interval, callback, args, interval=interval,
-                         on_error=lambda exc: self._report("callback", exc))
+                         on_error=lambda exc: self._report("callback", exc),
+                         dispatch=self._timer_dispatch())
+
+    def _timer_dispatch(self) -> Dispatch | None:
+        return None
 
     @staticmethod
     def split_data(data: Sequence[str | bytes]) -> tuple[str, str, str | bytes]:
@@ -355,5 +494,9 @@ class PluginCore:
 
     @staticmethod
     def load_message(msg: str | bytes) -> Any:
-        """The JSON payload of an event."""
+        """The JSON payload of an event (a ``dict`` for every circusd event)."""
         return json.loads(msg)
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable

@@ -1,19 +1,27 @@
 """Timers on a plugin's event loop that any thread may arm and cancel.
 
-Plugins need periodic work (statsd gauges) and one-shot retries (flapping). Running those on
-the plugin's own loop keeps every callback in one thread, next to ``handle_recv``, instead of
-on ad-hoc ``threading.Timer`` threads that race on shared state (contract F3).
+Plugins need periodic work (statsd gauges) and one-shot retries (flapping). The timer lives on
+the plugin's loop; when it fires, the callback runs where the plugin's handlers run (on the loop
+for async plugins; handed to the handler thread for blocking ones, through ``dispatch``). Every
+callback thus runs in one thread, next to ``handle_recv``, instead of on ad-hoc
+``threading.Timer`` threads that race on shared state (contract F3). A periodic timer is re-armed
+only after its callback ran, so a blocked handler thread never piles up pending runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import inspect
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 ErrorReporter = Callable[[BaseException], None]
+#: hands a job to the thread that runs the plugin's handlers
+Dispatch = Callable[[Callable[[], None]], None]
 
 
 class Scheduled:
@@ -28,6 +36,7 @@ class Scheduled:
         *,
         interval: float | None,
         on_error: ErrorReporter,
+        dispatch: Dispatch | None = None,
     ) -> None:
         if delay < 0 or (interval is not None and interval <= 0):
             raise ValueError("delays must be >= 0 and intervals > 0")
@@ -36,6 +45,7 @@ class Scheduled:
         self._args = args
         self._interval = interval
         self._on_error = on_error
+        self._dispatch = dispatch
         self._handle: asyncio.TimerHandle | None = None
         self._cancelled = False
         self._lock = threading.Lock()
@@ -65,19 +75,31 @@ class Scheduled:
     def _fire(self) -> None:
         if self._cancelled:
             return
-        started = self._loop.time()
+        if self._dispatch is None:
+            self._run()
+        else:
+            self._dispatch(self._run)
+
+    def _run(self) -> None:
+        if self._cancelled:
+            return
+        started = time.monotonic()
         try:
             result = self._callback(*self._args)
             if inspect.isawaitable(result):
-                task = asyncio.ensure_future(result)
-                task.add_done_callback(self._task_done)
+                if self._in_loop_thread():
+                    asyncio.ensure_future(result).add_done_callback(self._task_done)
+                else:
+                    asyncio.run_coroutine_threadsafe(
+                        _awaited(result), self._loop).add_done_callback(self._task_done)
         except Exception as exc:
             self._on_error(exc)
         if self._interval is not None:
             # fixed rate: the next run is due one interval after this one started
-            self._arm(max(0.0, self._interval - (self._loop.time() - started)))
+            with contextlib.suppress(RuntimeError):  # loop closed: the plugin stopped
+                self._arm_threadsafe(max(0.0, self._interval - (time.monotonic() - started)))
 
-    def _task_done(self, task: asyncio.Future[Any]) -> None:
+    def _task_done(self, task: asyncio.Future[Any] | concurrent.futures.Future[Any]) -> None:
         if not task.cancelled() and task.exception() is not None:
             error = task.exception()
             assert error is not None
@@ -93,3 +115,7 @@ class Scheduled:
                 handle.cancel()
             elif not self._loop.is_closed():
                 self._loop.call_soon_threadsafe(handle.cancel)
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable

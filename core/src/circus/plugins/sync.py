@@ -1,12 +1,22 @@
-"""``CircusPlugin``: the plugin base class of the seed documentation, with blocking handlers."""
+"""``CircusPlugin``: the plugin base class of the seed documentation, with blocking handlers.
+
+Its handlers (``handle_init``, ``handle_recv``, ``handle_gap``, ``handle_reload``, timer
+callbacks) run one after another in a *handler thread*, fed by the bounded queue the socket loop
+fills (:mod:`circus.plugins.inbox`). A handler may block (a file write, a ``call``, a slow
+server) without stalling the sockets: events keep being read and, past ``queue_size``, the oldest
+are dropped and reported through ``handle_gap`` instead of memory growing without limit.
+"""
 
 from __future__ import annotations
 
-import concurrent.futures
+import asyncio
+import threading
 from typing import Any
 
-from circus.errors import CallError, CallTimeout
 from circus.plugins.base import PluginCore
+from circus.plugins.inbox import Job, ThreadInbox
+from circus.plugins.scheduling import Dispatch
+from circus.plugins.snapshot import Snapshot, run_steps, snapshot_steps
 from circus.transports import Event
 
 
@@ -18,21 +28,14 @@ class CircusPlugin(PluginCore):
     circusd do, so a subclass may put its own required parameters first).
     """
 
-    def handle_recv(self, data: tuple[str, str]) -> None:
-        """Called in the loop thread for every event: ``data`` is ``(topic, message)``."""
-        raise NotImplementedError(f"{type(self).__name__} must implement handle_recv")
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._inbox = ThreadInbox(self.queue_size, self.name or type(self).__name__)
+        self._handler: threading.Thread | None = None
 
-    def _deliver_batch(self, batch: list[Event]) -> None:
-        for topic, payload in batch:
-            if self._halted:
-                return
-            data = self._filter(topic, payload)
-            if data is None:
-                continue
-            try:
-                self.handle_recv(data)
-            except Exception as exc:
-                self._report("handle_recv", exc)
+    def handle_recv(self, data: tuple[str, str]) -> None:
+        """Called in the handler thread for every event: ``data`` is ``(topic, message)``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement handle_recv")
 
     def call(self, command: str, timeout: float | None = None, **props: Any) -> dict[str, Any]:
         """Send ``command`` and return circusd's reply; safe from any thread.
@@ -40,19 +43,83 @@ class CircusPlugin(PluginCore):
         Raises :class:`circus.errors.CallTimeout` after ``timeout`` seconds (default
         ``self.call_timeout``) instead of blocking forever.
         """
-        wait = self.call_timeout if timeout is None else timeout
-        with self._call_hooks(command, props, cast=False) as record:
-            future = self._command_thread().submit_call(command, wait, props)
-            try:
-                reply: dict[str, Any] = future.result(wait + 5.0)
-            except concurrent.futures.TimeoutError:
-                raise CallTimeout(f"no reply to {command!r} within {wait:g} s") from None
-            except concurrent.futures.CancelledError:
-                raise CallError(f"{command!r}: the plugin is stopping") from None
-            record.reply = reply
-            return reply
+        return self._blocking_call(command, timeout, props)
 
     def cast(self, command: str, **props: Any) -> None:
         """Send ``command`` without waiting; circusd sends no reply (errors are lost)."""
-        with self._call_hooks(command, props, cast=True):
-            self._command_thread().submit_cast(command, props)
+        self._blocking_cast(command, props)
+
+    def snapshot(self) -> Snapshot:
+        """The daemon's watchers, their states and pids now (``status`` + ``list``)."""
+        return run_steps(snapshot_steps(), lambda command, props: self.call(command, **props))
+
+    # -- the handler thread -----------------------------------------------------------------
+
+    def _put_events(self, batch: list[Event]) -> None:
+        self._inbox.put(batch)
+
+    def _dispatch(self, job: Job) -> None:
+        self._inbox.submit(job)
+
+    def _timer_dispatch(self) -> Dispatch | None:
+        return self._inbox.submit
+
+    async def _run_init(self) -> None:
+        started: asyncio.Future[None] = self.loop.create_future()
+        self._handler = threading.Thread(
+            target=self._handler_main, args=(started,), daemon=True,
+            name=f"circus-plugin-{self.name or 'handlers'}",
+        )
+        self._handler.start()
+        await started
+
+    def _handler_main(self, started: asyncio.Future[None]) -> None:
+        try:
+            self.handle_init()
+        except Exception as exc:
+            self._report("handle_init", exc)
+            self.loop.call_soon_threadsafe(_settle, started, exc)
+            self._calls.close_mine()
+            return
+        self.loop.call_soon_threadsafe(_settle, started, None)
+        try:
+            self._handle_events()
+        finally:
+            self._calls.close_mine()
+
+    def _handle_events(self) -> None:
+        take = self._inbox.take
+        while (work := take()) is not None:
+            jobs, events, dropped = work
+            for job in jobs:
+                job()
+            for gap, data in self._prepared(events, dropped):
+                if gap is not None:
+                    try:
+                        self._gap_stage(gap)
+                    except Exception as exc:
+                        self._report("handle_gap", exc)
+                if data is not None:
+                    try:
+                        self.handle_recv(data)
+                    except Exception as exc:
+                        self._report("handle_recv", exc)
+
+    def _halt(self) -> None:
+        self._halted = True
+        self._inbox.close()
+        handler = self._handler
+        if handler is not None and handler is not threading.current_thread():
+            handler.join(self.stop_timeout)
+            if handler.is_alive():
+                self.log.warning("a handler is still running after stop_timeout",
+                                 stop_timeout=self.stop_timeout)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
