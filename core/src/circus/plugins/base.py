@@ -163,7 +163,7 @@ class PluginCore:
         self._init_done = False
         self._done = asyncio.Event()  # set (on the loop) when the loop may end
         self._calls = ThreadClients(endpoint, self.call_timeout)
-        self._client: AsyncCommandClient | None = None
+        self._dealer: AsyncCommandClient | None = None
         self._thread: threading.Thread | None = None
 
     # -- hooks for plugin authors ---------------------------------------------------------
@@ -316,10 +316,10 @@ class PluginCore:
         subscriber = EventSubscriber(self.pubsub_endpoint, topics=self.subscribe_topics,
                                      hwm=max(self.queue_size, 1000))
         subscriber.connect()
-        client = self._client = AsyncCommandClient(self.endpoint, timeout=self.call_timeout)
+        client = self._dealer = AsyncCommandClient(self.endpoint, timeout=self.call_timeout)
         reader: asyncio.Task[None] | None = None
         try:
-            await self._probe(client)
+            await self._await_daemon(client)
             reader = asyncio.create_task(self._read(subscriber), name="circus-plugin-events")
             await self._run_init()
             self._init_done = True
@@ -332,7 +332,7 @@ class PluginCore:
             subscriber.close()
             await client.close()
 
-    async def _probe(self, client: AsyncCommandClient) -> None:
+    async def _await_daemon(self, client: AsyncCommandClient) -> None:
         try:
             await client.call("numwatchers", timeout=self.connect_timeout)
         except CallTimeout:
@@ -463,7 +463,7 @@ class PluginCore:
             self._calls.cast(command, props)
 
     def _loop_client(self) -> AsyncCommandClient:
-        client = self._client
+        client = self._dealer
         if client is None:
             raise CallError("the plugin is not running: no control connection")
         return client
