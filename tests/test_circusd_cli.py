@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -164,9 +165,14 @@ def test_json_log_format(tmp_path: Path) -> None:
 
 
 def test_unsupported_companions_are_warned_about_not_silently_ignored(tmp_path: Path) -> None:
-    config = "[circus]\nstatsd = true\nhttpd = true\n\n[watcher:w]\ncmd = sleep 60\n"
+    stats = f"ipc://{tempfile.mkdtemp(prefix='circus-')}/stats.sock"
+    config = (
+        f"[circus]\nstatsd = true\nstats_endpoint = {stats}\nhttpd = true\n\n"
+        "[watcher:w]\ncmd = sleep 60\n"
+    )
     with CircusdProcess(config, tmp_path) as daemon:
         assert daemon.call("status", name="w")["status"] == "active"
         log = daemon.log_text()
-    assert "statsd = true: circusd-stats is not supported yet" in log
+    assert "not supported" not in log.split("httpd = true")[0]  # statsd is supported now
+    assert "stats stream started" in log
     assert "httpd = true: the web UI is not supported yet" in log

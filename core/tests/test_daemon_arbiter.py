@@ -88,7 +88,7 @@ def test_get_arbiter_starts_by_priority_and_quits(tmp_path: Path) -> None:
             opts = arbiter.global_options()
             assert opts["check_delay"] == 1.0
             assert opts["endpoint"] == endpoints(tmp_path)["endpoint"]
-            assert arbiter.dstats()["children"] == []
+            assert (await arbiter.dstats())["children"] == []
             pids = high.pids() + low.pids()
         finally:
             await arbiter.quit()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from circus.config import WatcherConfig
+from circus.stats import Sampler
 from circus.testing import kill_tree
 from circus.watcher import Watcher
 
@@ -179,8 +180,13 @@ def test_extended_stats_hook_adds_fields(hooks_module: Any) -> None:
         w = make(events, {"extended_stats": f"{mod}.add_field"})
         await w.start()
         (pid,) = w.pids()
-        assert w.stats(extended=True)[str(pid)]["extra_field"] == pid
-        assert "extra_field" not in w.stats()[str(pid)]
+        sampler = Sampler()
+        try:
+            sample = await sampler.sample([pid])
+        finally:
+            sampler.close()
+        assert w.stats(sample, extended=True)[str(pid)]["extra_field"] == pid
+        assert "extra_field" not in w.stats(sample)[str(pid)]
         await w.stop()
 
     run(main())

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from circus.config import WatcherConfig
+from circus.stats import Sampler
 from circus.testing import kill_tree, wait_dead, wait_gone
 from circus.watcher import Watcher
 
@@ -320,16 +321,21 @@ def test_stats_fields() -> None:
         w = make(rec)
         await w.start()
         (pid,) = w.pids()
-        stats = w.stats()
+        sampler = Sampler()
+        try:
+            sample = await sampler.sample(w.pids())
+        finally:
+            sampler.close()
+        stats = w.stats(sample)
         info = stats[str(pid)]
         for key in ("pid", "wid", "started", "age", "create_time", "cpu", "mem", "mem_info1",
                     "mem_info2", "ctime", "username", "nice", "cmdline", "children"):  # fmt: skip
             assert key in info
         assert info["cmdline"] == "sleep"
         assert info["wid"] == 1
-        assert w.stats(pid)["pid"] == pid
+        assert w.stats(sample, pid)["pid"] == pid
         with pytest.raises(Exception, match="process 1 not found in 'w'"):
-            w.stats(1)
+            w.stats(sample, 1)
         await w.stop()
 
     run(body)

@@ -30,7 +30,9 @@ from circus.config import (
 )
 from circus.errors import ConfigError, ConflictError, MessageError
 from circus.events import EventPublisher
-from circus.procinfo import daemon_stats
+from circus.stats.report import daemon_stats
+from circus.stats.sampler import Sampler
+from circus.stats.stream import StatsStream
 from circus.watcher import Watcher
 
 log = structlog.get_logger("circus.arbiter")
@@ -61,6 +63,9 @@ class Arbiter:
         self._loaded: dict[str, WatcherConfig] = {}
         self.publisher: EventPublisher | None = None
         self.controller: Any = None
+        #: gathers process statistics in a thread of its own (``stats``, ``dstats``, the stream)
+        self.sampler = Sampler()
+        self.stats_stream: StatsStream | None = None
         self._tick_task: asyncio.Task[None] | None = None
         self._done = asyncio.Event()
         self._quitting: asyncio.Task[None] | None = None
@@ -117,8 +122,8 @@ class Arbiter:
             "multicast_endpoint": s.multicast_endpoint,
         }
 
-    def dstats(self) -> dict[str, Any]:
-        return daemon_stats()
+    async def dstats(self) -> dict[str, Any]:
+        return daemon_stats(await self.sampler.sample([os.getpid()]), os.getpid())
 
     # -- registry ----------------------------------------------------------------------------
 
@@ -146,6 +151,11 @@ class Arbiter:
         self.publisher = EventPublisher(self._context, self.settings.pubsub_endpoint)
         await self.publisher.start()
         await self._start_controller()
+        if self.settings.statsd:
+            self.stats_stream = StatsStream(
+                self._context, self.settings.stats_endpoint, self.sampler, self
+            )
+            await self.stats_stream.start()
         if self.settings.check_delay > 0:
             self._tick_task = asyncio.create_task(self._tick_loop(), name="circus-tick")
         log.info(
@@ -189,6 +199,10 @@ class Arbiter:
         if self.controller is not None:
             await self.controller.stop()
             self.controller = None
+        if self.stats_stream is not None:
+            await self.stats_stream.close()
+            self.stats_stream = None
+        await asyncio.to_thread(self.sampler.close)
         if self.publisher is not None:
             await self.publisher.close()
             self.publisher = None

@@ -174,11 +174,8 @@ def _warn_unsupported(config: CircusConfig) -> None:
     """Say so when the config asks for a 0.19 companion process this circusd does not run yet.
 
     The options stay accepted, so a 0.19 config keeps loading; silently doing nothing would
-    leave the user looking for a stats channel or web UI that never comes.
+    leave the user looking for a web UI that never comes.
     """
-    if config.settings.statsd:
-        log.warning("statsd = true: circusd-stats is not supported yet; no stats channel is "
-                    "published (the statsd plugin is unrelated and works)", path=config.path)
     if config.settings.httpd:
         log.warning("httpd = true: the web UI is not supported yet; nothing listens on "
                     f"{config.settings.httpd_host}:{config.settings.httpd_port}",

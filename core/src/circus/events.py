@@ -35,6 +35,24 @@ _CLOSE_LINGER_MS = 1000
 QUEUE_BOUND = 100_000
 
 
+def bind_publisher(
+    context: zmq.asyncio.Context, endpoint: str, ready: asyncio.Future[None]
+) -> zmq.asyncio.Socket | None:
+    """A PUB socket bound to ``endpoint`` for the calling task (which then owns it), or
+    ``None``; either way the outcome is reported on ``ready``, so whoever started the task
+    learns of a bind failure (address in use...) at once. Shared with the stats stream."""
+    sock = context.socket(zmq.PUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError as exc:
+        sock.close()
+        ready.set_exception(exc)
+        return None
+    ready.set_result(None)
+    return sock
+
+
 class EventPublisher:
     """Publishes watcher events on ``pubsub_endpoint`` (ZeroMQ PUB, bound)."""
 
@@ -91,15 +109,9 @@ class EventPublisher:
         self._task = None
 
     async def _run(self, ready: asyncio.Future[None]) -> None:
-        sock = self.context.socket(zmq.PUB)
-        sock.setsockopt(zmq.LINGER, 0)
-        try:
-            sock.bind(self.endpoint)
-        except zmq.ZMQError as exc:
-            sock.close()
-            ready.set_exception(exc)
+        sock = bind_publisher(self.context, self.endpoint, ready)
+        if sock is None:
             return
-        ready.set_result(None)
         try:
             while True:
                 item = await self._queue.get()

@@ -21,7 +21,8 @@ from circus.config.schema import Effect
 from circus.config.watcher_options import settable
 from circus.errors import ConfigError, MessageError
 from circus.process import Process, signal_processes
-from circus.procinfo import child_stats
+from circus.stats.report import process_stats
+from circus.stats.sampler import Sample
 from circus.watcher_core import WatcherCore
 
 T = TypeVar("T")
@@ -304,25 +305,23 @@ class Watcher(WatcherCore):
 
     # -- stats -------------------------------------------------------------------------------
 
-    def stats(self, pid: int | None = None, extended: bool = False) -> dict[str, Any]:
-        """``{"<pid>": info}`` for every process, or the info of one (errno 3 if unknown)."""
+    def stats(
+        self, sample: Sample, pid: int | None = None, extended: bool = False
+    ) -> dict[str, Any]:
+        """``{"<pid>": info}`` for every process, or the info of one (errno 3 if unknown), from
+        a ``sample`` of the arbiter's sampler taken off the event loop."""
         if pid is not None:
-            return self._stats_of(self.get_process(pid), extended)  # type: ignore[return-value]
-        return {str(p.pid): self._stats_of(p, extended) for p in list(self.processes.values())}
+            proc = self.get_process(pid)
+            return self._stats_of(sample, proc, extended)  # type: ignore[return-value]
+        return {
+            str(p.pid): self._stats_of(sample, p, extended) for p in list(self.processes.values())
+        }
 
-    def _stats_of(self, proc: Process, extended: bool) -> dict[str, Any] | str:
-        info = _proc_stats(proc)
+    def _stats_of(self, sample: Sample, proc: Process, extended: bool) -> dict[str, Any] | str:
+        info = process_stats(sample, proc.pid, wid=proc.wid, started=proc.started)
         if extended and isinstance(info, dict):
             self.call_hook("extended_stats", pid=proc.pid, stats=info)
         return info
 
     def started_at(self) -> float:
         return min((p.started for p in self.processes.values()), default=time.time())
-
-
-def _proc_stats(proc: Process) -> dict[str, Any] | str:
-    try:
-        handle = proc.psutil_process()
-    except Exception:
-        return "No such process (stopped?)"
-    return child_stats(handle, wid=proc.wid, started=proc.started)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from circus.stats.sampler import Sample, Sampler
+
 
 class WatcherAPI(Protocol):
     """What a command may read from and do to one watcher."""
@@ -70,7 +72,9 @@ class WatcherAPI(Protocol):
 
     async def apply_options(self, options: dict[str, Any]) -> None: ...
 
-    def stats(self, pid: int | None = None, extended: bool = False) -> dict[str, Any]: ...
+    def stats(
+        self, sample: Sample, pid: int | None = None, extended: bool = False
+    ) -> dict[str, Any]: ...
 
 
 class ArbiterAPI(Protocol):
@@ -113,4 +117,7 @@ class ArbiterAPI(Protocol):
 
     def global_options(self) -> dict[str, Any]: ...
 
-    def dstats(self) -> dict[str, Any]: ...
+    async def dstats(self) -> dict[str, Any]: ...
+
+    @property
+    def sampler(self) -> Sampler: ...
