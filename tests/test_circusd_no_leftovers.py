@@ -57,9 +57,10 @@ def test_stop_ends_the_shells_grandchildren(tmp_path: Path) -> None:
 
 
 def test_sighup_reload_ends_the_old_grandchildren(tmp_path: Path) -> None:
-    with CircusdProcess(SHELL_WRAPPED, tmp_path) as daemon, EventCollector(
-        daemon.pubsub_endpoint
-    ) as ev:
+    with (
+        CircusdProcess(SHELL_WRAPPED, tmp_path) as daemon,
+        EventCollector(daemon.pubsub_endpoint) as ev,
+    ):
         ev.wait_ready(daemon, "wrapped")
         for _ in range(3):
             old = sleeps_of(daemon, 2)
