@@ -1,0 +1,113 @@
+"""command_reloader under a real circusd: real files replaced, real restarts observed."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from circus.testing import CircusdProcess, EventCollector
+
+TIMEOUT = 30.0
+
+
+def script(path: Path, version: str) -> Path:
+    """An executable program; replaced the way deploys do (write, then rename over)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"#!/bin/sh\n# {version}\nexec sleep 1000\n")
+    tmp.chmod(0o755)
+    os.replace(tmp, path)
+    return path
+
+
+def config(watchers: str, **options: str) -> str:
+    extra = "".join(f"{k} = {v}\n" for k, v in options.items())
+    return (f"[circus]\ndebug = true\n\n{watchers}\n[plugin:reloader]\n"
+            f"use = command_reloader\n{extra}")
+
+
+def plugin_log(daemon: CircusdProcess) -> str:
+    return "\n".join(line for line in daemon.log_text().splitlines()
+                     if "circus.plugins.command_reloader" in line)
+
+
+def wait_log(daemon: CircusdProcess, text: str, count: int = 1) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while plugin_log(daemon).count(text) < count:
+        assert time.monotonic() < deadline, f"never logged {text!r}:\n{daemon.log_text()}"
+        time.sleep(0.05)
+
+
+def of(watcher: str, action: str) -> Any:
+    return lambda t, p: t == f"watcher.{watcher}.{action}"
+
+
+def quiet(ev: EventCollector, predicate: Any, seconds: float) -> None:
+    mark = len(ev.events)
+    try:
+        topic, payload = ev.wait_for(predicate, timeout=seconds, start=mark)
+    except AssertionError:
+        return
+    raise AssertionError(f"unexpected {topic} {payload}")
+
+
+@pytest.mark.parametrize("force_polling", ["false", "true"])
+def test_replacing_the_program_restarts_only_its_watcher(tmp_path: Path,
+                                                         force_polling: str) -> None:
+    web = script(tmp_path / "web", "v1")
+    api = script(tmp_path / "api", "v1")
+    watchers = (f"[watcher:web]\ncmd = {web} --port 8080\nnumprocesses = 2\n\n"  # args: B8
+                f"[watcher:api]\ncmd = {api}\n\n")
+    cfg = config(watchers, force_polling=force_polling, loop_rate="0.2")
+    with CircusdProcess(cfg, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
+        wait_log(daemon, "notifications active")
+        ev.wait_ready(daemon, "web")
+        old = set(daemon.call("list", name="web")["pids"])
+        api_pids = daemon.call("list", name="api")["pids"]
+        mark = len(ev.events)
+        script(web, "v2")
+        ev.wait_count(of("web", "spawn"), 2, timeout=TIMEOUT)
+        kills = {p["process_pid"] for t, p in ev.events[mark:] if t == "watcher.web.kill"}
+        assert kills == old
+        wait_log(daemon, f"web: {web} modified. Restarting.")
+        quiet(ev, lambda t, p: t.endswith((".kill", ".spawn")), 1.5)  # one restart only
+        assert daemon.call("list", name="api")["pids"] == api_pids
+        assert not set(daemon.call("list", name="web")["pids"]) & old
+
+
+def test_a_configured_directory_and_a_stopped_watcher(tmp_path: Path) -> None:
+    app = script(tmp_path / "app", "v1")
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    watchers = (f"[watcher:app]\ncmd = {app}\ncommand_reloader.watch = conf\n"
+                f"working_dir = {tmp_path}\n\n"
+                f"[watcher:idle]\ncmd = {app}\nautostart = false\n\n")
+    with CircusdProcess(config(watchers), tmp_path) as daemon, \
+            EventCollector(daemon.pubsub_endpoint) as ev:
+        wait_log(daemon, "notifications active", count=2)  # files and directories
+        ev.wait_ready(daemon, "app")
+        mark = len(ev.events)
+        (conf / "settings.ini").write_text("x = 1\n")
+        ev.wait_for(of("app", "spawn"), timeout=TIMEOUT, start=mark)
+        # app's program is also idle's: idle is stopped and stays stopped
+        script(app, "v2")
+        wait_log(daemon, f"idle: {app} modified; the watcher is stopped, not restarting it")
+        ev.wait_for(of("app", "kill"), timeout=TIMEOUT, start=mark)
+        assert daemon.call("status", name="idle")["status"] == "stopped"
+
+
+def test_a_watcher_added_later_is_watched(tmp_path: Path) -> None:
+    late = script(tmp_path / "late", "v1")
+    with CircusdProcess(config("[watcher:first]\ncmd = sleep 1000\n\n", loop_rate="0.2"),
+                        tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
+        wait_log(daemon, "notifications active")
+        daemon.call("add", name="late", cmd=str(late), start=True)
+        ev.wait_for(of("late", "spawn"), timeout=TIMEOUT)
+        wait_log(daemon, "notifications active", count=2)  # restarted with late's directory
+        mark = len(ev.events)
+        script(late, "v2")
+        ev.wait_for(of("late", "kill"), timeout=TIMEOUT, start=mark)
+        ev.wait_for(of("late", "spawn"), timeout=TIMEOUT, start=mark)
