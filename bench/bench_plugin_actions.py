@@ -281,7 +281,71 @@ class WatchdogCase:
                 if topic == "watcher.hb.kill" and payload["process_pid"] == pid]
 
 
-CASES: list[Callable[[], Case]] = [WatchdogCase]
+# -- command_reloader: the program is replaced ----------------------------------------------------
+
+class CommandReloaderCase:
+    """A deploy replaces ``app``'s program (write + rename); the action is the first ``kill``."""
+
+    name = "command_reloader"
+    ours = "command_reloader"
+    original = "circus.plugins.command_reloader.CommandReloader"
+    ready = ("notifications active", "Starting")
+    loop_rate = 1.0
+
+    def watchers(self, work: Path) -> str:
+        for name in ("app", "bystander"):
+            self._write(work / name, "v0")
+        # 0.19 needs cmd to be exactly the program's path (B8): no arguments here
+        return (f"[watcher:app]\ncmd = {work / 'app'}\n\n"
+                f"[watcher:bystander]\ncmd = {work / 'bystander'}\n")
+
+    def options(self, work: Path) -> dict[str, str]:
+        return {"loop_rate": f"{self.loop_rate:g}"}
+
+    def prepare(self, run: Run) -> None:
+        wait_pids(run.client, "app", 1)
+
+    def finish(self, run: Run) -> None:
+        pass
+
+    @staticmethod
+    def _write(path: Path, version: str) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(f"#!/bin/sh\n# {version}\nexec sleep 100000\n")
+        tmp.chmod(0o755)
+        os.replace(tmp, path)
+
+    def measure(self, run: Run, samples: int) -> Result:
+        result = Result()
+        # the original records the programs' mtimes at its first check, one loop_rate in
+        time.sleep(self.loop_rate * 1.5)
+        start = len(run.events.events)
+        for index in range(samples):
+            time.sleep(self.loop_rate * ((index * 0.37) % 1.0) + 0.3)
+            mark = len(run.events.events)
+            self._write(run.work / "app", f"v{index + 1}")
+            changed = time.time()
+            deadline = time.monotonic() + 2 * self.loop_rate + 10.0
+            kill: float | None = None
+            while kill is None and time.monotonic() < deadline:
+                kill = next((p["time"] for _, t, p in run.events.events[mark:]
+                             if t == "watcher.app.kill"), None)
+                time.sleep(0.01)
+            if kill is None:
+                result.missed += 1
+                continue
+            result.delays.append(kill - changed)
+            # back to one running process before the next change
+            wait_pids(run.client, "app", 1)
+        time.sleep(self.loop_rate + 0.5)  # late or repeated restarts show up here
+        spawns = [t for _, t, _ in run.events.events[start:] if t == "watcher.app.spawn"]
+        result.repeated = max(0, len(spawns) - len(result.delays))
+        result.wrong = sum(1 for _, t, _ in run.events.events[start:]
+                           if t == "watcher.bystander.kill")
+        return result
+
+
+CASES: list[Callable[[], Case]] = [WatchdogCase, CommandReloaderCase]
 
 
 # -- report ------------------------------------------------------------------------------------

@@ -88,8 +88,10 @@ def test_settings() -> None:
     assert ReloaderSettings.from_config({}).loop_rate == 1.0
     assert ReloaderSettings.from_config({"loop_rate": "0.5"}).loop_rate == 0.5  # 0.19: 0 (B8)
     assert ReloaderSettings.from_config({"force_polling": "yes"}).force_polling
+    assert ReloaderSettings.from_config({"settle": "0.2"}).settle == 0.2
     assert split_paths("a.py, conf  b.ini") == ["a.py", "conf", "b.ini"]
-    for key, value in (("loop_rate", "0"), ("force_polling", "maybe"), ("watchers", "([")):
+    for key, value in (("loop_rate", "0"), ("force_polling", "maybe"), ("watchers", "(["),
+                       ("settle", "0")):
         with pytest.raises(ConfigError) as info:
             ReloaderSettings.from_config({key: value})
         assert info.value.key == key

@@ -25,8 +25,6 @@ from circus_plugin_command_reloader.settings import WATCH_KEY, ReloaderSettings,
 from circus_plugin_command_reloader.targets import Targets, executable
 
 PLUGIN_PREFIX = "plugin:"
-#: ms without further change before a batch of changes is handed over (watchfiles' ``step``)
-SETTLE_MS = 50
 
 
 class CommandReloader(AsyncCircusPlugin):
@@ -169,7 +167,8 @@ class CommandReloader(AsyncCircusPlugin):
             # yield_on_timeout: an empty batch every second proves the watch is in place, so
             # "active" is logged only once a change can no longer be missed.
             async for changes in watchfiles.awatch(
-                *paths, watch_filter=None, step=SETTLE_MS, stop_event=stop,
+                *paths, watch_filter=None, stop_event=stop,
+                step=max(1, round(self.settings.settle * 1000)),
                 recursive=recursive, force_polling=self.settings.force_polling or None,
                 poll_delay_ms=int(self.settings.loop_rate * 1000),
                 rust_timeout=1000, yield_on_timeout=True, ignore_permission_denied=True,

@@ -24,6 +24,7 @@ WATCH_KEY = "command_reloader.watch"
 class ReloaderSettings:
     loop_rate: float = 1.0
     force_polling: bool = False
+    settle: float = 0.05
     watchers: re.Pattern[str] = re.compile(".*")
 
     @classmethod
@@ -33,6 +34,10 @@ class ReloaderSettings:
         except ValueError as exc:
             raise ConfigError(str(exc), key="loop_rate") from None
         try:
+            settle = to_float(config.get("settle", cls.settle), minimum=0.001)
+        except ValueError as exc:
+            raise ConfigError(str(exc), key="settle") from None
+        try:
             polling = to_bool(config.get("force_polling", False))
         except ValueError as exc:
             raise ConfigError(str(exc), key="force_polling") from None
@@ -40,7 +45,8 @@ class ReloaderSettings:
             watchers = re.compile(str(config.get("watchers", ".*")))
         except re.error as exc:
             raise ConfigError(f"invalid regular expression: {exc}", key="watchers") from None
-        return cls(loop_rate=loop_rate, force_polling=polling, watchers=watchers)
+        return cls(loop_rate=loop_rate, force_polling=polling, settle=settle,
+                   watchers=watchers)
 
 
 def split_paths(value: Any) -> list[str]:
