@@ -1,0 +1,139 @@
+"""The incident rule with synthetic event streams: one alert per incident, whatever the volume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from circus_plugin_notify.incidents import (
+    Action,
+    ArmRecovery,
+    Disarm,
+    IncidentRule,
+    IncidentTracker,
+    Send,
+)
+
+RULE = IncidentRule(crashes=3, crash_window=10.0, recovery_time=5.0)
+
+
+def crash(pid: int, t: float, code: int = 1) -> dict[str, Any]:
+    return {"process_pid": pid, "time": t, "exit_code": code, "expected": False}
+
+
+def alerts(actions: list[Action]) -> list[str]:
+    return [a.alert.kind for a in actions if isinstance(a, Send)]
+
+
+def test_a_crash_loop_is_one_alert_and_one_recovery() -> None:
+    tracker = IncidentTracker(RULE)
+    sent: list[str] = []
+    for i in range(5000):
+        sent += alerts(tracker.on_event("web", "reap", crash(i, i * 0.01), 0))
+    assert sent == ["crashing"]
+    assert tracker.incident("web") == "crashing"
+    # a recovery timer firing too early (the last crash was 1 s ago) closes nothing
+    assert tracker.recovery_due("web", 50.99) == []
+    recovered = tracker.recovery_due("web", 49.99 + 5.0)
+    assert alerts(recovered) == ["recovered"]
+    assert tracker.incident("web") is None
+    assert tracker.recovery_due("web", 100) == []  # only once
+
+
+def test_crashes_must_fall_within_the_window() -> None:
+    tracker = IncidentTracker(RULE)
+    sent = []
+    for t in (0, 6, 12, 18):  # never 3 within 10 s
+        sent += alerts(tracker.on_event("web", "reap", crash(1, t), 0))
+    assert sent == []
+    assert alerts(tracker.on_event("web", "reap", crash(1, 20), 0)) == ["crashing"]
+
+
+def test_expected_exits_never_count() -> None:
+    tracker = IncidentTracker(RULE)
+    for i in range(10):
+        payload = {"process_pid": i, "time": i * 0.1, "exit_code": -15, "expected": True}
+        assert tracker.on_event("web", "reap", payload, 0) == []
+
+
+def test_0_19_daemon_kill_before_reap_is_expected() -> None:
+    tracker = IncidentTracker(RULE)
+    sent = []
+    for i in range(5):
+        tracker.on_event("web", "kill", {"process_pid": i, "time": i}, 0)
+        sent += alerts(tracker.on_event("web", "reap", {"process_pid": i, "time": i}, 0))
+    assert sent == []
+    for i in range(10, 13):  # no kill first: crashes
+        sent += alerts(tracker.on_event("web", "reap", {"process_pid": i, "time": i}, 0))
+    assert sent == ["crashing"]
+
+
+def test_stop_by_the_flapping_plugin_is_flapping_once_across_retries() -> None:
+    tracker = IncidentTracker(RULE)
+    sent = []
+    for retry in range(4):
+        base = retry * 20.0
+        sent += alerts(tracker.on_event("web", "start", {"time": base}, 0))
+        sent += alerts(tracker.on_event("web", "reap", crash(1, base + 1), 0))
+        sent += alerts(tracker.on_event("web", "reap", crash(2, base + 2), 0))
+        stop = {"time": base + 2.1, "expected": True, "by": "plugin:flapping"}
+        actions = tracker.on_event("web", "stop", stop, 0)
+        assert Disarm("web") in actions
+        sent += alerts(actions)
+    assert sent == ["flapping"]
+
+
+def test_stop_after_crashes_without_by_is_flapping() -> None:
+    tracker = IncidentTracker(RULE)
+    tracker.on_event("web", "reap", crash(1, 1.0), 0)
+    actions = tracker.on_event("web", "stop", {"time": 1.5, "expected": True}, 0)
+    (send,) = [a for a in actions if isinstance(a, Send)]
+    assert send.alert.kind == "flapping"
+    assert "by the flapping plugin, most likely" in send.alert.summary
+
+
+def test_escalation_from_crashing_to_stopped_is_one_more_alert() -> None:
+    tracker = IncidentTracker(RULE)
+    sent = []
+    for i in range(5):
+        sent += alerts(tracker.on_event("web", "reap", crash(i, i * 0.1), 0))
+    actions = tracker.on_event("web", "stop", {"time": 1.0, "expected": False}, 0)
+    sent += alerts(actions)
+    assert sent == ["crashing", "stopped"]
+    (send,) = [a for a in actions if isinstance(a, Send)]
+    assert send.alert.details["escalated_from"] == "crashing"
+    # stopped: no recovery while it stays stopped
+    assert tracker.recovery_due("web", 100) == []
+    # started again (by the operator) and quiet: recovered
+    assert tracker.on_event("web", "start", {"time": 101}, 0) == [ArmRecovery("web", 5.0)]
+    assert alerts(tracker.recovery_due("web", 106)) == ["recovered"]
+
+
+def test_manual_stop_is_silent_and_closes_the_incident() -> None:
+    tracker = IncidentTracker(RULE)
+    for i in range(3):
+        tracker.on_event("web", "reap", crash(i, i), 0)
+    assert tracker.incident("web") == "crashing"
+    actions = tracker.on_event("web", "stop", {"time": 50, "expected": True, "by": "circusctl"},
+                               0)
+    assert alerts(actions) == []
+    assert tracker.incident("web") is None
+    # a healthy watcher stopped by hand (no crash before): nothing either
+    assert alerts(tracker.on_event("db", "stop", {"time": 1, "expected": True}, 0)) == []
+
+
+def test_a_crash_rearms_the_recovery_timer() -> None:
+    tracker = IncidentTracker(RULE)
+    for i in range(3):
+        tracker.on_event("web", "reap", crash(i, float(i)), 0)
+    actions = tracker.on_event("web", "reap", crash(9, 4.0), 0)
+    assert actions == [ArmRecovery("web", 5.0)]
+    assert tracker.recovery_due("web", 7.0) == []  # 3 s after the last crash
+    assert alerts(tracker.recovery_due("web", 9.0)) == ["recovered"]
+
+
+def test_crashes_before_a_recovery_do_not_make_a_later_stop_flapping() -> None:
+    tracker = IncidentTracker(RULE)
+    for i in range(3):
+        tracker.on_event("web", "reap", crash(i, float(i)), 0)
+    assert alerts(tracker.recovery_due("web", 7.5)) == ["recovered"]
+    assert alerts(tracker.on_event("web", "stop", {"time": 8.0, "expected": True}, 0)) == []
