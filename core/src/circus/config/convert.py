@@ -78,6 +78,22 @@ def to_float(value: Any, *, minimum: float | None = None) -> float:
     return num
 
 
+def to_positive_float(value: Any) -> float:
+    """A finite float greater than 0 (periods, timeouts: 0 would mean "spin" or "never")."""
+    num = to_float(value)
+    if num <= 0:
+        raise ValueError(f"must be greater than 0, got {num:g}")
+    return num
+
+
+def to_port(value: Any) -> int:
+    """A TCP/UDP port number, 1-65535."""
+    port = to_int(value, minimum=1)
+    if port > 65535:
+        raise ValueError(f"must be at most 65535, got {port}")
+    return port
+
+
 def to_str(value: Any) -> str:
     """String option: strings as they are, numbers and bools through ``str()``."""
     if isinstance(value, str):

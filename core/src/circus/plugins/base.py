@@ -497,6 +497,17 @@ class PluginCore:
         """The JSON payload of an event (a ``dict`` for every circusd event)."""
         return json.loads(msg)
 
+    @staticmethod
+    def parse_event(data: Sequence[str | bytes]) -> tuple[str, str, dict[str, Any]] | None:
+        """``(watcher res_name, action, payload)``, or None when ``data`` is not a well-formed
+        circusd event (another publisher on the channel must not break a plugin's handler)."""
+        try:
+            watcher, action = split_topic(data[0])
+            payload = json.loads(data[1])
+        except (ValueError, IndexError):
+            return None
+        return (watcher, action, payload) if isinstance(payload, dict) else None
+
 
 async def _awaited(awaitable: Any) -> Any:
     return await awaitable

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from circus.config.convert import to_float, to_int, to_signal
+from circus.config.convert import to_float, to_int, to_port, to_positive_float, to_signal
 from circus.errors import CallError, ConfigError
 from circus.plugins.aio import AsyncCircusPlugin
 from circus.plugins.failures import FailurePolicy, FailureRule, Verdict
@@ -70,20 +70,6 @@ def _opt(config: Mapping[str, Any], key: str, convert: Any, default: Any) -> Any
         raise ConfigError(str(exc), key=key) from None
 
 
-def _positive(value: Any) -> float:
-    number = to_float(value)
-    if number <= 0:
-        raise ValueError(f"must be greater than 0, got {number:g}")
-    return number
-
-
-def _port(value: Any) -> int:
-    port = to_int(value, minimum=1)
-    if port > 65535:
-        raise ValueError(f"must be at most 65535, got {port}")
-    return port
-
-
 class HealthObserver(AsyncCircusPlugin):
     """Probe every ``loop_rate`` s; restart (or signal) the watcher after repeated failures."""
 
@@ -123,13 +109,13 @@ class HealthObserver(AsyncCircusPlugin):
             raise ConfigError(message, key=key) from None
         app = str(config.get("application_name") or cls.default_application_name).strip()
         return ObserverSettings(
-            loop_rate=_opt(config, "loop_rate", _positive, 60.0),
-            timeout=_opt(config, "timeout", _positive, cls.default_timeout),
+            loop_rate=_opt(config, "loop_rate", to_positive_float, 60.0),
+            timeout=_opt(config, "timeout", to_positive_float, cls.default_timeout),
             watcher=(str(target).strip() or None) if target else None,
             signal=_opt(config, "signal", to_signal, None),
             rule=rule,
             statsd_host=str(config.get("host") or "localhost").strip(),
-            statsd_port=_opt(config, "port", _port, 8125),
+            statsd_port=_opt(config, "port", to_port, 8125),
             metric_prefix=f"circus.{app}.watcher",
         )
 

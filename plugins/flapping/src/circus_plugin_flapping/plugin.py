@@ -9,14 +9,12 @@ and on stop. No other thread ever exists, so no socket is shared (contract F3).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Coroutine
 from typing import Any
 
 from circus.errors import CallError, ConfigError, Errno
 from circus.plugins import AsyncCircusPlugin, Scheduled
-from circus.protocol import split_topic
 from circus_plugin_flapping.settings import FlappingSettings
 from circus_plugin_flapping.tracker import (
     PLUGIN_WATCHER_PREFIX,
@@ -81,14 +79,10 @@ class Flapping(AsyncCircusPlugin):
                 await self.refresh(watcher)
 
     async def handle_recv(self, data: tuple[str, str]) -> None:
-        topic, message = data
-        try:
-            watcher, action = split_topic(topic)
-            payload = json.loads(message)
-        except ValueError:
+        event = self.parse_event(data)
+        if event is None:
             return
-        if not isinstance(payload, dict):
-            return
+        watcher, action, payload = event
         if (action == "reap" and watcher not in self._settings
                 and not watcher.startswith(PLUGIN_WATCHER_PREFIX)):
             await self.refresh(watcher)

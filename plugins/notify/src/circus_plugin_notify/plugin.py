@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import json
 import time
 from typing import Any, ClassVar
 
 from circus.plugins import AsyncCircusPlugin, Scheduled
-from circus.protocol import res_name, split_topic
+from circus.protocol import res_name
 from circus_plugin_notify.alert import Alert
 from circus_plugin_notify.channels import Channel, EmailChannel, WebhookChannel, deliver
 from circus_plugin_notify.gate import AlertGate
@@ -80,15 +79,9 @@ class Notify(AsyncCircusPlugin):
         )
 
     async def handle_recv(self, data: tuple[str, str]) -> None:
-        topic, message = data
-        try:
-            watcher, action = split_topic(topic)
-            payload = json.loads(message)
-        except ValueError:
-            return
-        if not isinstance(payload, dict) or not self.wanted(watcher):
-            return
-        self.execute(self.tracker.on_event(watcher, action, payload, time.time()))
+        event = self.parse_event(data)
+        if event is not None and self.wanted(event[0]):
+            self.execute(self.tracker.on_event(*event, time.time()))
 
     async def handle_stop(self) -> None:
         for timer in self._timers.values():

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from circus.config.convert import to_float, to_int
+from circus.config.convert import to_float, to_int, to_port, to_positive_float
 from circus.errors import ConfigError
 from circus_plugin_notify.alert import KINDS
 from circus_plugin_notify.gate import GateRule
@@ -57,8 +57,8 @@ class NotifySettings:
         opt = _Reader(config)
         incidents = IncidentRule(
             crashes=opt.get("crashes", lambda v: to_int(v, minimum=1), 3),
-            crash_window=opt.get("crash_window", _positive, 60.0),
-            recovery_time=opt.get("recovery_time", _positive, 30.0),
+            crash_window=opt.get("crash_window", to_positive_float, 60.0),
+            recovery_time=opt.get("recovery_time", to_positive_float, 30.0),
         )
         gate = GateRule(
             min_interval=opt.get("min_interval", lambda v: to_float(v, minimum=0.0), 300.0),
@@ -71,7 +71,7 @@ class NotifySettings:
         if opt.has("webhook_url"):
             webhook = WebhookSettings(
                 url=opt.get("webhook_url", _http_url, ""),
-                timeout=opt.get("webhook_timeout", _positive, 10.0),
+                timeout=opt.get("webhook_timeout", to_positive_float, 10.0),
             )
         if email is None and webhook is None:
             raise ConfigError("nothing to notify: give email_to, webhook_url or both",
@@ -107,27 +107,13 @@ def _email(opt: _Reader) -> EmailSettings:
         to=to,
         sender=opt.get("email_from", _address, f"circus@{socket.gethostname()}"),
         host=opt.text("smtp_host", "localhost") or "localhost",
-        port=opt.get("smtp_port", _port, port_default),
+        port=opt.get("smtp_port", to_port, port_default),
         user=opt.text("smtp_user", None),
         password=opt.text("smtp_password", None),
         tls=opt.get("smtp_tls", _tls, "none"),
-        timeout=opt.get("smtp_timeout", _positive, 10.0),
+        timeout=opt.get("smtp_timeout", to_positive_float, 10.0),
         subject_prefix=opt.text("subject_prefix", "[circus]") or "",
     )
-
-
-def _positive(value: Any) -> float:
-    number = to_float(value)
-    if number <= 0:
-        raise ValueError(f"must be greater than 0, got {number:g}")
-    return number
-
-
-def _port(value: Any) -> int:
-    port = to_int(value, minimum=1)
-    if port > 65535:
-        raise ValueError(f"must be at most 65535, got {port}")
-    return port
 
 
 def _words(value: Any) -> list[str]:
