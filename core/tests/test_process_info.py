@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from circus.procinfo import NO_SUCH_PROCESS, cpu_time, human_bytes
+from circus.procinfo import NO_SUCH_PROCESS, cpu_time, human_bytes, parse_human_bytes
 from circus.stats import Sampler
 from circus.stats.cpu import MIN_WINDOW, WINDOW, CpuTracker
 from circus.stats.report import aggregate, daemon_stats, process_stats
@@ -223,3 +223,12 @@ def test_a_closed_sampler_refuses_work() -> None:
     sampler.close()
     with pytest.raises(RuntimeError, match="closed"):
         asyncio.run(sampler.sample([os.getpid()]))
+
+
+def test_parse_human_bytes_inverts_human_bytes() -> None:
+    for value in (0, 512, 1023, 1024, 1.45 * 1024 * 1024, 3 * 1024**3, 5 * 1024**5):
+        back = parse_human_bytes(human_bytes(value))
+        assert back is not None
+        assert abs(back - value) <= max(value * 0.005, 1)
+    for bad in ("N/A", "", "12X", "M", "-1K", "abcB"):
+        assert parse_human_bytes(bad) is None

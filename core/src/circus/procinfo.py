@@ -27,3 +27,22 @@ def cpu_time(seconds: float) -> str:
     """CPU seconds as ``M:SS.cc``."""
     minutes, rest = divmod(seconds, 60)
     return f"{int(minutes)}:{rest:05.2f}"
+
+
+def parse_human_bytes(text: str) -> int | None:
+    """The inverse of :func:`human_bytes` (``"1.45M"`` -> 1520435), ``None`` for ``"N/A"`` or
+    anything else: metrics exporters read memory back from ``stats`` replies and the stats
+    stream, whose wire format only carries the human string. Precise to the two decimals shown."""
+    if not isinstance(text, str) or not text:
+        return None
+    if text.endswith("B"):
+        number, scale = text[:-1], 1
+    elif text[-1] in _UNITS:
+        number, scale = text[:-1], 1024 ** (_UNITS.index(text[-1]) + 1)
+    else:
+        return None
+    try:
+        value = float(number)
+    except ValueError:
+        return None
+    return int(value * scale) if value >= 0 else None

@@ -12,9 +12,13 @@ from __future__ import annotations
 import grp
 import math
 import pwd
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
+from circus.errors import ConfigError
 from circus.signals import to_signum
+
+T = TypeVar("T")
 
 _TRUE = frozenset({"1", "yes", "true", "on"})
 _FALSE = frozenset({"0", "no", "false", "off"})
@@ -167,3 +171,17 @@ def to_rlimit(value: Any) -> int | None:
         return None
     num = to_int(value, minimum=-1)
     return None if num == -1 else num
+
+
+def plugin_option(
+    config: Mapping[str, Any], key: str, convert: Callable[[Any], T], default: T
+) -> T:
+    """A plugin's option ``key`` converted (``default`` when absent), or a
+    :class:`~circus.errors.ConfigError` naming the key, which circusd reports when it loads
+    the configuration and the runner prints as one line."""
+    if key not in config:
+        return default
+    try:
+        return convert(config[key])
+    except ValueError as exc:
+        raise ConfigError(str(exc), key=key) from None

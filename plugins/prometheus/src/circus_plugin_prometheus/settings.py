@@ -1,0 +1,49 @@
+"""The Prometheus plugin's options, checked once when circusd loads its configuration."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from circus.config.convert import plugin_option, to_float, to_port
+
+#: default port of ``/metrics``; documented in the README (change it with ``port``)
+DEFAULT_PORT = 9645
+
+
+@dataclass(frozen=True)
+class PrometheusSettings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    refresh_interval: float = 5.0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> PrometheusSettings:
+        """Parse the options; a bad value raises ``ConfigError`` naming the option."""
+        return cls(
+            host=plugin_option(config, "host", _host, cls.host),
+            port=plugin_option(config, "port", to_port, cls.port),
+            refresh_interval=plugin_option(
+                config, "refresh_interval", _interval, cls.refresh_interval
+            ),
+        )
+
+
+def _host(value: Any) -> str:
+    """An IP address to listen on. Names are refused: ``localhost`` may resolve to ``::1``
+    alone, and a metrics endpoint should listen exactly where it was told."""
+    text = str(value).strip()
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError(f"must be an IP address such as 127.0.0.1, got {text!r}") from None
+    return text
+
+
+def _interval(value: Any) -> float:
+    seconds = to_float(value, minimum=0.0)
+    if seconds < 0.1:
+        raise ValueError(f"must be at least 0.1 (seconds), got {seconds:g}")
+    return seconds
