@@ -77,7 +77,9 @@ def test_spec_streams_rlimits_and_ids() -> None:
     assert spec.rlimits == {resource.RLIMIT_NOFILE: 100, resource.RLIMIT_CORE: None}
     assert spec.cwd == "/tmp"
     assert spec.umask == 0o022
-    inherit = build_spec(cfg(), 1)
+    captured = build_spec(cfg(), 1)  # no stream: piped for the output rings (output_tail)
+    assert (captured.stdout, captured.stderr) == ("pipe", "pipe")
+    inherit = build_spec(cfg(extra={"output_lines": "0"}), 1)
     assert (inherit.stdout, inherit.stderr) == ("inherit", "inherit")
 
 

@@ -30,6 +30,7 @@ from circus.config import (
 )
 from circus.errors import ConfigError, ConflictError, MessageError
 from circus.events import EventPublisher
+from circus.output_tail import with_defaults
 from circus.stats.report import daemon_stats
 from circus.stats.sampler import Sampler
 from circus.stats.stream import StatsStream
@@ -132,13 +133,20 @@ class Arbiter:
             return 0
         return self.publisher.publish(watcher_name, action, payload)
 
+    def _publish_output(self, topic: bytes, body: dict[str, Any]) -> None:
+        if self.publisher is not None:
+            self.publisher.publish_raw(topic, body)
+
     def _register(self, cfg: WatcherConfig) -> Watcher:
         key = cfg.name.lower()
         if key in self._watchers:
             raise ConflictError(f"the watcher '{cfg.name}' already exist")
         self._loaded[key] = copy.deepcopy(cfg)
+        # [circus] output_lines/output_bytes apply to watchers that do not set their own
+        cfg = dataclasses.replace(cfg, extra=with_defaults(cfg.extra, self.settings.extra))
         watcher = Watcher(cfg, self._publish, umask=self.settings.umask)
         watcher.arbiter = self
+        watcher.output.sink = self._publish_output
         self._watchers[key] = watcher
         return watcher
 

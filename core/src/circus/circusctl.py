@@ -20,7 +20,8 @@ from typing import Any
 
 from circus import __version__
 from circus.client import CircusClient
-from circus.ctl.commands import COMMANDS, UsageError
+from circus.ctl import tail
+from circus.ctl.commands import COMMANDS, LONG_STATUS, UsageError
 from circus.ctl.listen import listen
 from circus.ctl.render import as_json, is_error, render
 from circus.ctl.shell import CtlShell
@@ -155,7 +156,31 @@ def run_command(ns: argparse.Namespace, settings: _Settings,
     if command.name == "listen":
         endpoint = settings.endpoint if settings.explicit_endpoint else DEFAULT_PUBSUB
         return listen(endpoint, props["topics"])
+    if command.name in ("tail", "logs"):
+        return _tail(settings, props)
+    if props.pop(LONG_STATUS, False):
+        return _call(settings, "processes", props, client)
     return _call(settings, command.name, props, client)
+
+
+def _tail(settings: _Settings, props: dict[str, Any]) -> int:
+    """``tail``/``logs``: backlog from the ``tail`` command, then the output channel."""
+    with CircusClient(settings.endpoint, settings.timeout) as client:
+        try:
+            tail.run(client, props["names"], props["lines"], follow=props["follow"],
+                     prefixed=props["prefixed"])
+        except CallTimeout as exc:
+            print(f"circusctl: {exc}", file=sys.stderr)
+            print(TIMEOUT_HINT.format(endpoint=settings.endpoint, env=ENDPOINT_ENV),
+                  file=sys.stderr)
+            return EXIT_CLIENT
+        except CallError as exc:
+            print(f"circusctl: {exc}", file=sys.stderr)
+            return EXIT_CLIENT
+        except tail.TailError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_ERROR_REPLY
+    return EXIT_OK
 
 
 def _interactive(parser: argparse.ArgumentParser, settings: _Settings) -> int:

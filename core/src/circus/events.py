@@ -33,6 +33,9 @@ _CLOSE = object()
 _CLOSE_LINGER_MS = 1000
 #: events queued for the socket task at most (a burst of a few thousand is normal)
 QUEUE_BOUND = 100_000
+#: queued messages beyond which :meth:`EventPublisher.publish_raw` drops (a message holds at
+#: most one 64 KiB pipe read, so output lines never hold more than 16 MiB nor crowd out events)
+RAW_BACKLOG = 256
 
 
 def bind_publisher(
@@ -65,6 +68,8 @@ class EventPublisher:
         #: events dropped because the queue to the socket task was full
         self.dropped = 0
         self._last_drop_log = 0.0
+        #: ``publish_raw`` messages dropped because :data:`RAW_BACKLOG` were queued
+        self.raw_dropped = 0
         self._queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE_BOUND)
         self._task: asyncio.Task[None] | None = None
 
@@ -85,6 +90,19 @@ class EventPublisher:
         except asyncio.QueueFull:
             self._drop()
         return self.seq
+
+    def publish_raw(self, topic: bytes, body: dict[str, Any]) -> bool:
+        """Queue a message outside the event sequence (no ``seq``), e.g. ``output.`` lines.
+
+        Bounded: when :data:`RAW_BACKLOG` messages wait already (a process printing faster
+        than the socket drains) the message is dropped and counted in ``raw_dropped``, so that
+        such messages never take the room of events.
+        """
+        if self._queue.qsize() >= RAW_BACKLOG:
+            self.raw_dropped += 1
+            return False
+        self._queue.put_nowait((topic, body))
+        return True
 
     def _drop(self) -> None:
         self.dropped += 1

@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 from circus.config.model import WatcherConfig
+from circus.output_tail import capture_enabled
 from circus.process import Output, SpawnSpec
 
 _VARIABLE = re.compile(r"\$\(circus\.([\w.-]+)\)|\(\(circus\.([\w.-]+)\)\)", re.IGNORECASE)
@@ -109,12 +110,15 @@ def build_argv(cfg: WatcherConfig, wid: int, env: dict[str, str]) -> list[str]:
     return [*shlex.split(cmd), *args]
 
 
-def _output(stream: dict[str, str], close: bool) -> Output:
+def _output(stream: dict[str, str], close: bool, capture: bool) -> Output:
     if stream.get("class", "").lower() in ("null", "nullstream"):
         return "null"  # nothing to read: the child writes straight to /dev/null
     if stream:
         return "pipe"
-    return "null" if close else "inherit"
+    if close:
+        return "null"
+    # piped for the recent-output rings (circus.output_tail) unless output_lines = 0
+    return "pipe" if capture else "inherit"
 
 
 def _rlimits(limits: dict[str, int | None]) -> dict[int, int | None]:
@@ -142,6 +146,7 @@ def _groups(uid: int | None, gid: int | None) -> tuple[int | None, list[int] | N
 def build_spec(cfg: WatcherConfig, wid: int, *, umask: int | None = None) -> SpawnSpec:
     """Everything :meth:`circus.process.Process.spawn` needs for worker ``wid``."""
     env = child_env(cfg)
+    capture = capture_enabled(cfg.extra)
     uid = cfg.uid
     if uid is not None and os.geteuid() != 0 and uid == os.geteuid():
         uid = None  # "switching" to ourselves needs no privilege
@@ -159,8 +164,8 @@ def build_spec(cfg: WatcherConfig, wid: int, *, umask: int | None = None) -> Spa
         umask=umask,
         rlimits=_rlimits(cfg.rlimits),
         close_stdin=cfg.close_child_stdin,
-        stdout=_output(cfg.stdout_stream, cfg.close_child_stdout),
-        stderr=_output(cfg.stderr_stream, cfg.close_child_stderr),
+        stdout=_output(cfg.stdout_stream, cfg.close_child_stdout, capture),
+        stderr=_output(cfg.stderr_stream, cfg.close_child_stderr, capture),
     )
 
 

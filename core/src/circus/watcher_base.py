@@ -13,6 +13,8 @@ from typing import Any
 
 from circus.config.model import WatcherConfig
 from circus.errors import ConfigError
+from circus.journal import ProcessJournal
+from circus.output_tail import WatcherOutput, limits_from, passthrough
 from circus.process import Process
 from circus.protocol import res_name
 from circus.streams import OutputStreams
@@ -46,6 +48,9 @@ class WatcherBase:
         self._respawn_at = 0.0
         self.streams = OutputStreams({}, {})
         self._open_streams()
+        #: recent output lines per slot (``circusctl tail``) and restart counts (``status -l``)
+        self.output = WatcherOutput(config.name, limits_from(config.extra))
+        self.journal = ProcessJournal()
         #: set by the arbiter; passed to hooks as ``arbiter``
         self.arbiter: Any = None
         self.hook_runner = HookRunner(self.notify)
@@ -89,7 +94,23 @@ class WatcherBase:
         """Publish an event of this watcher; ``time`` comes first as in 0.19 payloads."""
         if payload is None or "time" not in payload:
             payload = {"time": time.time(), **(payload or {})}
+        if action in ("spawn", "reap"):
+            self._observe_process(action, payload)
         return self._publish(self.name, action, payload)
+
+    def _observe_process(self, action: str, payload: dict[str, Any]) -> None:
+        pid = payload.get("process_pid")
+        if not isinstance(pid, int):
+            return
+        wid = self.journal.observe(action, payload, self._wid_of(pid))
+        if action == "reap" and wid is not None:
+            self.output.finish(pid, wid)
+
+    def _wid_of(self, pid: int) -> int | None:
+        proc = self.processes.get(pid)
+        if proc is None:
+            proc = next((p for p in self.dying if p.pid == pid), None)
+        return proc.wid if proc is not None else self.journal.wid_of(pid)
 
     def call_hook(self, hook_name: str, **extras: Any) -> bool:
         """Run a configured hook (contract 8.5); True when it allows what it guards."""
@@ -115,7 +136,12 @@ class WatcherBase:
 
     def _on_output(self, name: str, pid: int, data: bytes) -> None:
         # looked up at each chunk: `set stdout_stream.*` replaces the streams of live processes
-        self.streams.write(name, pid, data)
+        if (self.streams.stdout if name == "stdout" else self.streams.stderr) is None:
+            passthrough(name, data)  # no stream: shown where an inheriting child would write
+        else:
+            self.streams.write(name, pid, data)
+        wid = self._wid_of(pid)
+        self.output.feed(pid, 0 if wid is None else wid, name, data)
 
     def close_streams(self) -> None:
         self.streams.close()

@@ -7,10 +7,29 @@ cycle. It also pins down, in one place, everything a command is allowed to touch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+import psutil
+
+from circus.journal import ProcessJournal
+from circus.output_tail import WatcherOutput
 from circus.stats.sampler import Sample, Sampler
+
+
+class ProcessView(Protocol):
+    """One live process as ``status -l`` and ``tail`` read it."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def wid(self) -> int: ...
+
+    @property
+    def started(self) -> float: ...
+
+    def psutil_process(self) -> psutil.Process: ...
 
 
 class WatcherAPI(Protocol):
@@ -35,6 +54,15 @@ class WatcherAPI(Protocol):
     def numprocesses(self) -> int: ...
 
     def pids(self) -> list[int]: ...
+
+    @property
+    def processes(self) -> Mapping[int, ProcessView]: ...
+
+    @property
+    def output(self) -> WatcherOutput: ...
+
+    @property
+    def journal(self) -> ProcessJournal: ...
 
     def options(self) -> dict[str, Any]: ...
 

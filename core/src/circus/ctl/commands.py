@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from circus.ctl.setvalues import SetValueError, convert_set_options
+from circus.protocol import EVENT_PREFIX
 
 Properties = dict[str, Any]
+#: property of ``status`` that makes circusctl ask ``processes`` instead (``status -l``)
+LONG_STATUS = "long"
 
 
 class UsageError(ValueError):
@@ -154,12 +157,14 @@ def _signal_props(ns: argparse.Namespace) -> Properties:
 
 def _listen_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("topics", nargs="*", metavar="TOPIC",
-                   help="topic prefixes, e.g. watcher.web. (default: every event); "
+                   help="topic prefixes, e.g. watcher.web. (default: every event, watcher.; "
+                   "output. for the processes' output lines); "
                    "--endpoint is the pub/sub endpoint here (default tcp://127.0.0.1:5556)")
 
 
 def _listen_props(ns: argparse.Namespace) -> Properties:
-    return {"topics": list(ns.topics) or [""]}
+    # every *event*: the channel also carries ``output.`` lines (circusctl tail), asked for only
+    return {"topics": list(ns.topics) or [EVENT_PREFIX]}
 
 
 # quit / reloadconfig / reload / start / stop / restart / rm -------------------------------------
@@ -235,6 +240,57 @@ def _stats_props(ns: argparse.Namespace) -> Properties:
     return props
 
 
+def _status_args(p: argparse.ArgumentParser) -> None:
+    _optional_name_args(p)
+    p.add_argument("-l", "--long", action="store_true",
+                   help="one line per process: pid, state, uptime, restarts, cpu, mem "
+                   "(asks circusd's `processes` command, our addition)")
+
+
+def _status_props(ns: argparse.Namespace) -> Properties:
+    props = _optional(ns, "name")
+    if ns.long:
+        props[LONG_STATUS] = True
+    return props
+
+
+# tail / logs (our additions; circusctl reads the output channel itself, like listen) -----------
+
+def _lines_arg(p: argparse.ArgumentParser, default: int) -> None:
+    p.add_argument("-n", "--lines", type=int, default=default, metavar="N",
+                   help=f"how many recent lines to print first (default {default})")
+
+
+def _tail_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="watcher name")
+    _lines_arg(p, 10)
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="then print new lines as they come, across restarts (Ctrl-C ends)")
+
+
+def _logs_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="*", metavar="NAME", help="watchers (default: all)")
+    _lines_arg(p, 15)
+    p.add_argument("--no-follow", dest="follow", action="store_false",
+                   help="print the recent lines and exit (default: keep following)")
+
+
+def _lines_count(ns: argparse.Namespace) -> int:
+    if ns.lines < 0:
+        raise UsageError(f"-n must be 0 or more, got {ns.lines}")
+    return int(ns.lines)
+
+
+def _tail_props(ns: argparse.Namespace) -> Properties:
+    return {"names": [ns.name], "lines": _lines_count(ns), "follow": ns.follow,
+            "prefixed": False}
+
+
+def _logs_props(ns: argparse.Namespace) -> Properties:
+    return {"names": list(ns.names), "lines": _lines_count(ns), "follow": ns.follow,
+            "prefixed": True}
+
+
 def _name_props(ns: argparse.Namespace) -> Properties:
     return {"name": ns.name}
 
@@ -257,6 +313,8 @@ _COMMANDS = [
                _optional_name_props),
     CtlCommand("listen", "print events as they are published", _listen_args, _listen_props),
     CtlCommand("listsockets", "sockets circusd holds", _none, _empty),
+    CtlCommand("logs", "recent and new output of every process (or of some watchers), "
+               "prefixed watcher[wid]", _logs_args, _logs_props),
     CtlCommand("numprocesses", "number of processes (of one watcher)", _optional_name_args,
                _optional_name_props),
     CtlCommand("numwatchers", "number of watchers", _none, _empty),
@@ -270,9 +328,11 @@ _COMMANDS = [
     CtlCommand("signal", "send a signal to processes", _signal_args, _signal_props),
     CtlCommand("start", "start watchers", _lifecycle_args, _lifecycle_props),
     CtlCommand("stats", "process info", _stats_args, _stats_props),
-    CtlCommand("status", "state of every watcher, or of one", _optional_name_args,
-               _optional_name_props),
+    CtlCommand("status", "state of every watcher, or of one (-l: every process)",
+               _status_args, _status_props),
     CtlCommand("stop", "stop watchers", _lifecycle_args, _lifecycle_props),
+    CtlCommand("tail", "last lines a watcher's processes wrote; -f to follow",
+               _tail_args, _tail_props),
 ]
 
 COMMANDS: dict[str, CtlCommand] = {command.name: command for command in _COMMANDS}

@@ -11,6 +11,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from circus.procinfo import human_bytes
+
 Reply = Mapping[str, Any]
 
 _INFO_FIELDS = ("pid", "cmdline", "username", "nice", "mem_info1", "mem_info2", "cpu", "mem",
@@ -128,7 +130,64 @@ def _ipython(reply: Reply) -> str:
     return f"no IPython kernel: {reply.get('msg') or 'unavailable'}"
 
 
+def duration(seconds: float) -> str:
+    """An uptime the way ``ps``/``pm2`` users read it: ``42s``, ``3m07s``, ``2h05m``, ``3d04h``."""
+    total = int(max(seconds, 0))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def _number_or_dash(value: Any, fmt: str = "{:.1f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _rss(value: Any) -> str:
+    return "-" if value is None else human_bytes(float(value))
+
+
+_TABLE_HEAD = ("NAME", "WID", "PID", "STATE", "UPTIME", "RESTARTS", "CPU%", "MEM%", "RSS")
+
+
+def process_rows(watchers: Any) -> list[tuple[str, ...]]:
+    """One row per live process, or one per watcher without any (``status -l``, circus-top)."""
+    rows: list[tuple[str, ...]] = []
+    for watcher in watchers or []:
+        procs = watcher.get("processes") or []
+        if not procs:
+            rows.append((watcher["name"], "-", "-", watcher["state"], "-",
+                         str(watcher.get("restarts", 0)), "-", "-", "-"))
+        for proc in procs:
+            rows.append((
+                watcher["name"], str(proc["wid"]), str(proc["pid"]), watcher["state"],
+                duration(proc["uptime"]), str(proc["restarts"]), _number_or_dash(proc["cpu"]),
+                _number_or_dash(proc["mem"], "{:.2f}"), _rss(proc["rss"]),
+            ))
+    return rows
+
+
+def table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """Left-aligned columns two spaces apart, like ``supervisorctl status``."""
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [head, *rows]
+    )
+
+
+def _processes(reply: Reply) -> str:
+    return table(_TABLE_HEAD, process_rows(reply.get("watchers")))
+
+
 _RENDERERS: dict[str, Callable[[Reply], str]] = {
+    "processes": _processes,
     "incr": _count,
     "decr": _count,
     "numprocesses": _number("numprocesses"),

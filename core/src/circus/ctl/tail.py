@@ -1,0 +1,183 @@
+"""``circusctl tail`` and ``circusctl logs``: recent output lines, then (``-f``) new ones.
+
+The backlog comes from the daemon's ``tail`` command (the rings of :mod:`circus.output_tail`);
+following reads ``output.<watcher>.`` on the event channel, whose endpoint ``globaloptions``
+gives. To lose nothing between the two, the follower subscribes *before* asking for the backlog
+and uses the per-watcher line numbers (``seq``): lines already printed are skipped, and a jump
+(lines published before the subscription took effect, or dropped by a flooded publisher) is
+filled from the rings with one more ``tail`` call, or reported on stderr when the rings no longer
+hold them. The subscription is by watcher name, so a restarted process's lines keep coming.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+import zmq
+
+from circus.client import CircusClient
+from circus.errors import CallError
+from circus.output_tail import OUTPUT_PREFIX, output_topic
+
+_POLL_MS = 200
+
+
+class TailError(RuntimeError):
+    """The daemon refused (unknown watcher, old daemon): the message is for the user."""
+
+
+def format_line(line: Mapping[str, Any], prefixed: bool) -> str:
+    """``web[2] | text`` for ``logs`` (like ``pm2 logs``), the bare text for ``tail``."""
+    if not prefixed:
+        return str(line["line"])
+    return f"{line['watcher']}[{line['wid']}] | {line['line']}"
+
+
+def _call(client: CircusClient, command: str, **props: Any) -> dict[str, Any]:
+    reply = client.call(command, **props)
+    if reply.get("status") == "error":
+        reason = str(reply.get("reason"))
+        if command == "tail" and "unknown command" in reason.lower():
+            reason += " (this circusd keeps no output: it predates circusctl tail)"
+        raise TailError(reason)
+    return reply
+
+
+def pubsub_endpoint(client: CircusClient) -> str:
+    """The event channel, reachable from here (a wildcard bind address means this host)."""
+    endpoint = str(_call(client, "globaloptions").get("options", {}).get("pubsub_endpoint"))
+    if not endpoint.startswith("tcp://"):
+        return endpoint
+    host = urlsplit(endpoint).hostname or ""
+    if host in ("0.0.0.0", "*", "::", ""):
+        return endpoint.replace(f"//{host}:" if host != "::" else "//[::]:", "//127.0.0.1:", 1)
+    return endpoint
+
+
+class Follower:
+    """Prints a backlog then live lines of some watchers (all when ``names`` is empty)."""
+
+    def __init__(self, client: CircusClient, names: list[str], *, prefixed: bool,
+                 out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+        self.client = client
+        self.names = names
+        self.prefixed = prefixed
+        self.out = out
+        self.err = err
+        #: last line number printed, per watcher name
+        self.last: dict[str, int] = {}
+
+    def _tail(self, count: int, names: list[str] | None = None) -> dict[str, Any]:
+        props: dict[str, Any] = {"lines": count}
+        chosen = self.names if names is None else names
+        if chosen:
+            props["names"] = chosen
+        return _call(self.client, "tail", **props)
+
+    def backlog(self, count: int) -> None:
+        reply = self._tail(count)
+        for name, capture in (reply.get("capture") or {}).items():
+            if not capture:
+                print(f"circusctl: {name} keeps no output (output_lines = 0)", file=self.err)
+        for line in reply.get("lines") or []:
+            self._print(line)
+        for name, seq in (reply.get("seq") or {}).items():
+            self.last[name] = max(self.last.get(name, 0), int(seq))
+        self.out.flush()
+
+    def _print(self, line: Mapping[str, Any]) -> None:
+        name = str(line["watcher"])
+        seq = int(line["seq"])
+        if seq <= self.last.get(name, 0):
+            return
+        self.last[name] = seq
+        self.out.write(format_line(line, self.prefixed) + "\n")
+
+    def _fill_gap(self, name: str, first: int) -> None:
+        """Lines ``last+1 .. first-1`` of ``name`` were not received: fetch them."""
+        missing = first - 1 - self.last.get(name, 0)
+        if missing <= 0:
+            return
+        with contextlib.suppress(TailError, CallError):
+            for line in self._tail(missing, [name]).get("lines") or []:
+                if int(line["seq"]) < first:
+                    self._print(line)
+        lost = first - 1 - self.last.get(name, 0)
+        if lost > 0:
+            print(f"circusctl: {lost} lines of {name} were lost (printed faster than read)",
+                  file=self.err)
+            self.last[name] = first - 1
+
+    def handle(self, body: Mapping[str, Any]) -> None:
+        """One published chunk: ``{"watcher", "pid", "wid", "stream", "time", "seq", "lines"}``."""
+        name = str(body["watcher"])
+        first = int(body["seq"])
+        if name not in self.last:
+            self.last[name] = 0
+        if first > self.last[name] + 1:
+            self._fill_gap(name, first)
+        for offset, text in enumerate(body.get("lines") or []):
+            self._print({**body, "seq": first + offset, "line": text})
+        self.out.flush()
+
+    def follow(self, sub: zmq.Socket[bytes], deadline: float | None = None) -> None:
+        """Print published lines until interrupted (or ``deadline``, for tests)."""
+        while deadline is None or time.monotonic() < deadline:
+            if not sub.poll(_POLL_MS, zmq.POLLIN):
+                continue
+            for body in _drain(sub):
+                self.handle(body)
+
+
+def _drain(sub: zmq.Socket[bytes]) -> Iterator[dict[str, Any]]:
+    while True:
+        try:
+            _topic, payload = sub.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        with contextlib.suppress(ValueError):
+            body = json.loads(payload)
+            if isinstance(body, dict):
+                yield body
+
+
+def _topics(names: list[str]) -> list[str]:
+    return [output_topic(name) for name in names] if names else [OUTPUT_PREFIX]
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run(client: CircusClient, names: list[str], count: int, *, follow: bool,
+        prefixed: bool) -> None:
+    """What ``tail``/``logs`` do; :class:`TailError` or ``CallError`` for the caller to print."""
+    follower = Follower(client, names, prefixed=prefixed)
+    if not follow:
+        follower.backlog(count)
+        return
+    endpoint = pubsub_endpoint(client)
+    sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.RCVHWM, 0)
+    try:
+        for topic in _topics(names):
+            sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        sub.connect(endpoint)
+        follower.backlog(count)
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            follower.follow(sub)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    finally:
+        sub.close()

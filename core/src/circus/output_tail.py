@@ -1,0 +1,214 @@
+"""The last lines each process wrote, kept by circusd, and their publication for ``tail -f``.
+
+Circus 0.19 only sees a child's output when a stream is configured; otherwise the child writes
+straight to circusd's stdout and nothing can show it later. Here every child's stdout/stderr is
+piped (unless ``output_lines = 0`` or ``close_child_*``) and each line lands in a ring of its
+process *slot* (worker id): a respawned process writes into the ring of the one it replaced, so
+``circusctl tail web`` after a crash still shows what the crashed process printed last.
+
+Memory is bounded per slot by ``output_lines`` lines and ``output_bytes`` bytes, and every line
+by :data:`MAX_LINE_BYTES` (longer lines are cut into pieces); slots are at most twice
+``numprocesses``. When no stream is configured the bytes are also passed on to circusd's own
+stdout/stderr, so what users saw with 0.19 (children inheriting circusd's output) still shows.
+
+New lines are published on the event channel under ``output.<watcher>.<wid>`` (one message per
+chunk read from a pipe, see :func:`output_topic`). Subscribers of 0.19 ask for ``watcher.``
+and never receive them; ZeroMQ filters on the publishing side, so lines nobody follows cost
+no socket traffic.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from circus.protocol import res_name
+
+log = structlog.get_logger("circus.output")
+
+OUTPUT_PREFIX = "output."
+DEFAULT_LINES = 1000
+DEFAULT_BYTES = 1 << 20
+MAX_LINE_BYTES = 16 * 1024
+LINES_KEY, BYTES_KEY = "output_lines", "output_bytes"
+
+Sink = Callable[[bytes, dict[str, Any]], None]
+
+
+def output_topic(watcher_name: str, wid: int | None = None) -> str:
+    """``output.<res_name>.<wid>``; without ``wid`` the prefix matching every slot."""
+    base = f"{OUTPUT_PREFIX}{res_name(watcher_name)}."
+    return base if wid is None else f"{base}{wid}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much output is kept per slot; ``lines == 0`` turns capture off (0.19's inherit)."""
+
+    lines: int = DEFAULT_LINES
+    bytes: int = DEFAULT_BYTES
+
+    @property
+    def capture(self) -> bool:
+        return self.lines > 0
+
+
+def _int_option(options: Mapping[str, str], key: str, default: int) -> int:
+    raw = options.get(key)
+    if raw is None:
+        return default
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        value = -1
+    if value < 0:
+        log.warning("ignoring invalid option, using the default", option=key, value=raw,
+                    default=default)
+        return default
+    return value
+
+
+def limits_from(options: Mapping[str, str]) -> Limits:
+    """Limits from free-form options (``output_lines``, ``output_bytes``); bad values warn."""
+    return Limits(_int_option(options, LINES_KEY, DEFAULT_LINES),
+                  _int_option(options, BYTES_KEY, DEFAULT_BYTES))
+
+
+def capture_enabled(options: Mapping[str, str]) -> bool:
+    """Whether children are piped for the rings (quiet: :func:`limits_from` warns once)."""
+    raw = str(options.get(LINES_KEY, DEFAULT_LINES)).strip()
+    return not (raw.isdigit() and int(raw) == 0)
+
+
+def with_defaults(options: Mapping[str, str], defaults: Mapping[str, str]) -> dict[str, str]:
+    """A watcher's free-form options completed with ``[circus]``-wide output settings."""
+    merged = dict(options)
+    for key in (LINES_KEY, BYTES_KEY):
+        if key not in merged and key in defaults:
+            merged[key] = defaults[key]
+    return merged
+
+
+@dataclass(frozen=True)
+class OutputLine:
+    seq: int
+    time: float
+    pid: int
+    wid: int
+    stream: str
+    text: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "time": self.time, "pid": self.pid, "wid": self.wid,
+                "stream": self.stream, "line": self.text}
+
+
+class OutputRing:
+    """The newest lines of one slot, within a line count and a byte budget."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.lines: collections.deque[OutputLine] = collections.deque()
+        self.size = 0
+
+    def append(self, line: OutputLine) -> None:
+        self.lines.append(line)
+        self.size += len(line.text)
+        while self.lines and (
+            len(self.lines) > self.limits.lines or self.size > self.limits.bytes
+        ):
+            self.size -= len(self.lines.popleft().text)
+
+
+def _split(data: bytes) -> tuple[list[bytes], bytes]:
+    """Complete lines (without their newline, long ones cut) and the unfinished rest."""
+    *complete, rest = data.split(b"\n")
+    pieces: list[bytes] = []
+    for raw in complete:
+        line = raw.removesuffix(b"\r")
+        pieces.extend(line[i:i + MAX_LINE_BYTES] for i in range(0, len(line), MAX_LINE_BYTES))
+        if not line:
+            pieces.append(b"")
+    while len(rest) >= MAX_LINE_BYTES:
+        pieces.append(rest[:MAX_LINE_BYTES])
+        rest = rest[MAX_LINE_BYTES:]
+    return pieces, rest
+
+
+class WatcherOutput:
+    """One watcher's rings, unfinished lines and line sequence; publishes through ``sink``."""
+
+    def __init__(self, watcher_name: str, limits: Limits | None = None) -> None:
+        self.watcher_name = watcher_name
+        self.limits = limits or Limits()
+        self.rings: dict[int, OutputRing] = {}
+        self._partial: dict[tuple[int, str], bytes] = {}
+        #: +1 per line of this watcher, from 1: lets a follower skip lines it already printed
+        self.seq = 0
+        #: set by the arbiter once the event publisher exists
+        self.sink: Sink | None = None
+
+    def feed(self, pid: int, wid: int, stream: str, data: bytes) -> None:
+        """Keep and publish the complete lines of one chunk read from a pipe."""
+        if not self.limits.capture:
+            return
+        key = (pid, stream)
+        pieces, rest = _split(self._partial.pop(key, b"") + data)
+        if rest:
+            self._partial[key] = rest
+        if pieces:
+            self._add(pid, wid, stream, pieces)
+
+    def finish(self, pid: int, wid: int) -> None:
+        """The process exited: its unfinished last lines become lines."""
+        for stream in ("stdout", "stderr"):
+            rest = self._partial.pop((pid, stream), None)
+            if rest:
+                self._add(pid, wid, stream, [rest])
+
+    def _add(self, pid: int, wid: int, stream: str, pieces: list[bytes]) -> None:
+        ring = self.rings.get(wid)
+        if ring is None:
+            ring = self.rings[wid] = OutputRing(self.limits)
+        now = time.time()
+        first = self.seq + 1
+        texts = [piece.decode("utf-8", "replace") for piece in pieces]
+        for text in texts:
+            self.seq += 1
+            ring.append(OutputLine(self.seq, now, pid, wid, stream, text))
+        if self.sink is not None:
+            body = {"watcher": self.watcher_name, "pid": pid, "wid": wid, "stream": stream,
+                    "time": now, "seq": first, "lines": texts}
+            self.sink(output_topic(self.watcher_name, wid).encode(), body)
+
+    def recent(self, count: int, wids: Iterable[int] | None = None) -> list[OutputLine]:
+        """The last ``count`` lines of the given slots (all by default), oldest first."""
+        chosen = self.rings.keys() if wids is None else set(wids) & self.rings.keys()
+        lines = [line for wid in chosen for line in self.rings[wid].lines]
+        lines.sort(key=lambda line: line.seq)
+        return lines[-count:] if count > 0 else []
+
+    def memory(self) -> int:
+        """Bytes of text held (what the limits bound)."""
+        return sum(ring.size for ring in self.rings.values())
+
+
+def passthrough(stream: str, data: bytes) -> None:
+    """Copy a chunk to circusd's own stdout/stderr, as an inheriting child would have written.
+
+    circusd's output is a terminal, a file or /dev/null in practice; a closed one (or a
+    non-blocking one that is full) drops the chunk rather than failing the watcher.
+    """
+    fd = 1 if stream == "stdout" else 2
+    view = memoryview(data)
+    with contextlib.suppress(BlockingIOError, BrokenPipeError, OSError):
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
