@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from circus.config import load_config
-from circus.testing import CircusdProcess, EventCollector
+from circus.testing import CircusdProcess, EventCollector, free_port
 
 DEMO = Path(__file__).resolve().parents[1] / "demo"
 TIMEOUT = 60.0
@@ -32,7 +32,8 @@ def test_demo_config_loads_the_three_plugins_by_short_name() -> None:
     cfg = load_config(str(DEMO / "circus.ini"))
     names = {w.name for w in cfg.watchers}
     assert {"worker", "crasher", "statsd-receiver"} <= names
-    assert {"plugin:logger", "plugin:statsd", "plugin:flapping"} <= names
+    assert {"plugin:logger", "plugin:statsd", "plugin:flapping", "plugin:notify",
+            "plugin:http_observer"} <= names
 
 
 def test_demo_runs_as_documented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,6 +42,7 @@ def test_demo_runs_as_documented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     text = (demo / "circus.ini").read_text()
     text = re.sub(r"^(endpoint|pubsub_endpoint) = .*\n", "", text, flags=re.MULTILINE)
     text = text.replace("18125", str(free_udp_port()))
+    text = text.replace("18080", str(free_port()))
     monkeypatch.chdir(demo)  # circusd (and so the relative paths) run from the demo directory
     with CircusdProcess(text, demo) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
         # The flapping plugin stops the crasher, retries twice (5 s apart), then gives up.
@@ -58,4 +60,9 @@ def test_demo_runs_as_documented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         # The logger's file filled with one line per event.
         events = (demo / "events.log").read_text().splitlines()
         assert any(line.startswith("watcher.crasher.stop::") for line in events)
+        # notify: one alert for the whole flapping incident (retries included)
+        alerts = [line for line in output.splitlines() if "alert <- " in line]
+        assert len(alerts) == 1, alerts
+        assert "alert <- crasher: stopped " in alerts[0]
+        assert daemon.call("status", name="webhook-receiver")["status"] == "active"
         assert all("::{" in line for line in events)
