@@ -20,6 +20,9 @@ BUNDLED = {
     "logger": "circus-plugin-logger",
     "statsd": "circus-plugin-statsd",
     "flapping": "circus-plugin-flapping",
+    "http_observer": "circus-plugin-http-observer",
+    "redis_observer": "circus-plugin-redis-observer",
+    "notify": "circus-plugin-notify",
 }
 FOLDERS = {"circus-core": "core", **{dist: f"plugins/{short}" for short, dist in BUNDLED.items()}}
 
