@@ -15,7 +15,7 @@ from circus.testing import CircusdProcess
 
 TIMEOUT = 30.0
 # Every line the plugin may send: bucket-safe names, a counter or a gauge, nothing else.
-LINE = re.compile(r"circus\.app\.watcher\.[A-Za-z0-9_.-]+\.[a-z_]+:[0-9]+\|[cg]")
+LINE = re.compile(r"circus\.app\.watcher\.[A-Za-z0-9_.-]+\.[a-z_]+:[0-9]+(\.[0-9]+)?\|[cg]")
 
 
 def config(port: int, gauge_interval: str = "0.5") -> str:
@@ -67,6 +67,12 @@ def test_counters_and_gauges_exactly(tmp_path: Path, udp_receiver: UdpReceiver) 
             assert time.monotonic() < deadline, received
     bad = [line for line in received if not LINE.fullmatch(line)]
     assert bad == []
+    # FullStats gauges: web's two processes, never the plugin watchers
+    assert "circus.app.watcher._stats.web.watchers_num:2|g" in received
+    rss = [line for line in received if line.startswith("circus.app.watcher._stats.web.mem_sum:")]
+    assert rss
+    assert float(rss[0].split(":")[1].split("|")[0]) > 100_000  # two sleeps' resident memory
+    assert not [line for line in received if "_stats.plugin" in line]
     tail = [line for line in received if line.endswith("|c") and ".updated:" not in line][-5:]
     assert sorted(tail[:4]) == [
         "circus.app.watcher.web.kill:1|c",
@@ -96,3 +102,14 @@ def test_etsy_daemon_counts_circusd_events(tmp_path: Path, etsy_statsd: EtsyStat
         )
         assert gauges["circus.app.watcher.web.numprocesses"] == 2
         assert gauges["circus.app.watcher.plugin_statsd.numprocesses"] == 1
+        gauges = etsy_statsd.wait_for(
+            "gauges", lambda g: g.get("circus.app.watcher._stats.web.watchers_num") == 2
+        )
+        assert gauges["circus.app.watcher._stats.web.mem_sum"] > 100_000
+        assert gauges["circus.app.watcher._stats.web.mem_max"] <= gauges[
+            "circus.app.watcher._stats.web.mem_sum"
+        ]
+        assert 0 < gauges["circus.app.watcher._stats.web.mem_pct_sum"] < 100
+        assert gauges["circus.app.watcher._stats.web.cpu_sum"] >= 0
+        assert not [name for name in gauges if "_stats.plugin" in name]
+        assert etsy_statsd.admin("counters")["statsd.bad_lines_seen"] == 0

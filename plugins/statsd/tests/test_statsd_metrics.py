@@ -16,6 +16,7 @@ from circus.errors import ConfigError
 from circus_plugin_statsd import StatsdEmitter
 from circus_plugin_statsd.buckets import bucket_safe, check_prefix
 from circus_plugin_statsd.emitter import EventMetrics
+from circus_plugin_statsd.fullstats import full_stats_gauges
 from circus_plugin_statsd.settings import StatsdSettings
 
 
@@ -173,3 +174,41 @@ def test_plugin_construction_forms_and_config_errors(udp_receiver: UdpReceiver) 
         StatsdEmitter.check_config({"port": "99999"})
     with pytest.raises(ConfigError, match="cannot resolve"):
         StatsdEmitter(host="no-such-host.invalid")
+
+
+def test_full_stats_gauges_as_0_19_computed_them() -> None:
+    infos = {
+        "web": {
+            "1": {"cpu": 10.0, "mem": 1.5, "mem_info1": "1.00M"},
+            "2": {"cpu": 30.0, "mem": "N/A", "mem_info1": "512B"},  # N/A skipped (0.19: crash)
+            "3": "No such process (stopped?)",
+        },
+        "idle": {},
+        "plugin:statsd": {"4": {"cpu": 1.0, "mem": 1.0, "mem_info1": "1K"}},
+        "Odd Name": {"5": {"cpu": 0.0, "mem": 0.1, "mem_info1": "N/A"}},
+    }
+    assert full_stats_gauges(infos) == {
+        "_stats.web.watchers_num": 2,
+        "_stats.web.cpu_max": 30.0,
+        "_stats.web.cpu_sum": 40.0,
+        "_stats.web.mem_pct_max": 1.5,
+        "_stats.web.mem_pct_sum": 1.5,
+        "_stats.web.mem_max": 1024.0 * 1024,
+        "_stats.web.mem_sum": 1024.0 * 1024 + 512,
+        "_stats.idle.watchers_num": 0,
+        "_stats.Odd_Name.watchers_num": 1,
+        "_stats.Odd_Name.cpu_max": 0.0,
+        "_stats.Odd_Name.cpu_sum": 0.0,
+        "_stats.Odd_Name.mem_pct_max": 0.1,
+        "_stats.Odd_Name.mem_pct_sum": 0.1,
+    }
+
+
+def test_full_stats_options() -> None:
+    assert StatsdSettings.from_config({}).full_stats is True
+    assert StatsdSettings.from_config({"full_stats": "off"}).full_stats is False
+    assert StatsdSettings.from_config({"loop_rate": "60"}).gauge_interval == 60.0  # FullStats
+    both = StatsdSettings.from_config({"loop_rate": "60", "gauge_interval": "5"})
+    assert both.gauge_interval == 5.0
+    with pytest.raises(ValueError, match="full_stats"):
+        StatsdSettings.from_config({"full_stats": "maybe"})

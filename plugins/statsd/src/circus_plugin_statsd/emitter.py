@@ -50,5 +50,14 @@ class EventMetrics:
         for watcher, count in sorted(counts.items()):
             self.client.gauge(processes_bucket(watcher), count)
 
+    def gauges(self, values: Mapping[str, float]) -> None:
+        """Gauges by bucket relative to the prefix (never sampled)."""
+        for bucket, value in sorted(values.items()):
+            self.client.gauge(bucket, value)
+
+    def count(self, bucket: str) -> None:
+        """One unsampled counter increment (errors must never be sampled away)."""
+        self.client.incr(bucket, 1)
+
     def close(self) -> None:
         self.client.close()

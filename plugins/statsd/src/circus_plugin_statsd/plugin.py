@@ -1,4 +1,5 @@
-"""``StatsdEmitter``: events -> counters, and a periodic ``list``/``numprocesses`` -> gauges.
+"""``StatsdEmitter``: events -> counters; a periodic ``list``/``numprocesses`` and ``stats`` ->
+gauges (the latter are 0.19's ``FullStats`` ones, which this plugin now includes).
 
 A blocking ``CircusPlugin``: counters are sent from ``handle_recv`` in the loop thread, and the
 gauge refresh is a timer on the same loop (``self.every``) whose ``call``\\ s run on the base
@@ -12,6 +13,7 @@ from typing import Any
 from circus.errors import CallError, ConfigError
 from circus.plugins import CircusPlugin, Scheduled
 from circus_plugin_statsd.emitter import EventMetrics
+from circus_plugin_statsd.fullstats import ERROR_BUCKET, full_stats_gauges
 from circus_plugin_statsd.settings import StatsdSettings
 
 
@@ -24,7 +26,8 @@ def _settings(config: dict[str, Any]) -> StatsdSettings:
 
 
 class StatsdEmitter(CircusPlugin):
-    """Options: host, port, application_name, prefix, sample_rate, gauge_interval."""
+    """Options: host, port, application_name, prefix, sample_rate, gauge_interval (alias
+    loop_rate), full_stats."""
 
     name = "statsd"
 
@@ -52,7 +55,25 @@ class StatsdEmitter(CircusPlugin):
         self.metrics.event(data[0])
 
     def send_gauges(self) -> None:
-        """One gauge per watcher: the number of processes circusd tracks for it."""
+        """One gauge per watcher: the number of processes circusd tracks for it; then, with
+        ``full_stats``, 0.19's FullStats cpu/mem gauges from one ``stats`` call."""
+        self.send_process_counts()
+        if self.settings.full_stats:
+            self.send_full_stats()
+
+    def send_full_stats(self) -> None:
+        try:
+            reply = self.call("stats")
+        except CallError as exc:
+            self.log.warning(f"cannot read process statistics: {exc}")
+            self.metrics.count(ERROR_BUCKET)
+            return
+        if reply.get("status") != "ok" or not isinstance(reply.get("infos"), dict):
+            self.metrics.count(ERROR_BUCKET)
+            return
+        self.metrics.gauges(full_stats_gauges(reply["infos"]))
+
+    def send_process_counts(self) -> None:
         try:
             watchers = self.call("list").get("watchers", [])
             counts: dict[str, int] = {}

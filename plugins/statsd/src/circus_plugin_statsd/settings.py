@@ -1,4 +1,4 @@
-"""The statsd plugin's options (contract 7.1 plus ``prefix`` and ``gauge_interval``).
+"""The statsd plugin's options (contract 7.1 plus ``prefix``, ``gauge_interval``, ``full_stats``).
 
 Values arrive as strings (plugin section, ``--config``); they are checked once, at start, so a
 typo is one clear error line instead of a plugin that silently sends nowhere.
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from circus.config.convert import to_float, to_int
+from circus.config.convert import to_bool, to_float, to_int
 from circus_plugin_statsd.buckets import check_prefix, default_prefix
 
 
@@ -22,6 +22,7 @@ class StatsdSettings:
     prefix: str = "circus.app.watcher"
     sample_rate: float = 1.0
     gauge_interval: float = 10.0
+    full_stats: bool = True
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> StatsdSettings:
@@ -49,8 +50,12 @@ class StatsdSettings:
             prefix=opt("prefix", lambda v: check_prefix(str(v).strip()), default_prefix(app)),
             sample_rate=rate,
             gauge_interval=opt(
-                "gauge_interval", lambda v: to_float(v, minimum=0.0), cls.gauge_interval
+                "gauge_interval",
+                lambda v: to_float(v, minimum=0.0),
+                # FullStats' ``loop_rate`` (0.19's name for the same period) when given alone
+                opt("loop_rate", lambda v: to_float(v, minimum=0.0), cls.gauge_interval),
             ),
+            full_stats=opt("full_stats", to_bool, cls.full_stats),
         )
 
 
