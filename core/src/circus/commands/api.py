@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-import psutil
-
 from circus.journal import ProcessJournal
 from circus.output_tail import WatcherOutput
 from circus.stats.sampler import Sample, Sampler
@@ -28,8 +26,6 @@ class ProcessView(Protocol):
 
     @property
     def started(self) -> float: ...
-
-    def psutil_process(self) -> psutil.Process: ...
 
 
 class WatcherAPI(Protocol):

@@ -2,9 +2,9 @@
 
 Neither exists in Circus 0.19 and no 0.19 reply changes: a 0.19 client never sends them, and a
 0.19 daemon answers them with ``unknown command`` (errno 2), which circusctl turns into a hint.
-Both answer from memory on the loop: per process one ``oneshot`` psutil read (no scan of
-``/proc`` for children, the cost that makes ``stats`` slow) and, for ``tail``, a copy of lines
-already held in the rings of :mod:`circus.output_tail`.
+``processes`` awaits one round of the shared sampler (off the loop, as ``stats`` does);
+``tail`` answers from memory, copying lines already held in the rings of
+:mod:`circus.output_tail`.
 """
 
 from __future__ import annotations
@@ -12,72 +12,66 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import psutil
-
-from circus.commands.api import ArbiterAPI, ProcessView, WatcherAPI
-from circus.commands.base import Command, Fields, Props, QuickCommand, int_prop, watcher_from
+from circus.commands.api import ArbiterAPI, WatcherAPI
+from circus.commands.base import (
+    Command,
+    Fields,
+    Props,
+    QuickCommand,
+    Result,
+    int_prop,
+    watcher_from,
+)
 from circus.errors import MessageError
+from circus.stats.sampler import Sample
 
 #: most lines one ``tail`` reply carries (the rings hold at most ``output_lines`` per slot)
 MAX_TAIL_LINES = 100_000
 DEFAULT_TAIL_LINES = 10
 
 
-def _usage(proc: ProcessView, sampled: set[int]) -> dict[str, Any]:
-    """cpu % since the previous ``processes`` call (since start on the first), mem %, rss."""
-    try:
-        handle = proc.psutil_process()
-        with handle.oneshot():
-            if proc.pid in sampled:
-                cpu = handle.cpu_percent(None)
-            else:
-                handle.cpu_percent(None)  # sets psutil's baseline for the next call
-                times = handle.cpu_times()
-                age = max(time.time() - handle.create_time(), 1e-3)
-                cpu = 100.0 * (times.user + times.system) / age
-            return {"cpu": round(cpu, 1), "mem": round(handle.memory_percent(), 2),
-                    "rss": handle.memory_info().rss}
-    except (psutil.Error, OSError):
-        return {"cpu": None, "mem": None, "rss": None}
-
-
-class Processes(QuickCommand):
+class Processes(Command):
     """Every watcher with its state and restart count, and each live process's pid, slot,
-    uptime, restarts, cpu and memory (``circusctl status -l``)."""
+    uptime, restarts, cpu and memory (``circusctl status -l``).
+
+    The figures come from one round of the shared sampler (the one ``stats`` and the stats
+    stream use), awaited off the loop like ``stats``.
+    """
 
     name = "processes"
 
-    def __init__(self) -> None:
-        #: pids whose cpu baseline is set; pruned to the live ones at each call
-        self._sampled: set[int] = set()
-
-    def answer(self, arbiter: ArbiterAPI, props: Props) -> Fields:
+    async def execute(self, arbiter: ArbiterAPI, props: Props) -> Result:
         if props.get("name") is not None:
             watchers = [watcher_from(arbiter, props)]
         else:
             watchers = list(arbiter.watchers)
+        sample = await arbiter.sampler.sample(pid for w in watchers for pid in w.pids())
         now = time.time()
-        rows = [self._watcher(w, now) for w in watchers]
-        live = {p["pid"] for row in rows for p in row["processes"]}
-        self._sampled = live if props.get("name") is None else self._sampled | live
-        return {"watchers": rows}
+        return {"watchers": [_watcher_row(w, sample, now) for w in watchers]}
 
-    def _watcher(self, watcher: WatcherAPI, now: float) -> dict[str, Any]:
-        journal = watcher.journal
-        processes = []
-        for proc in sorted(watcher.processes.values(), key=lambda p: p.wid):
-            slot = journal.slot(proc.wid)
-            processes.append({
-                "pid": proc.pid, "wid": proc.wid, "started": proc.started,
-                "uptime": max(now - proc.started, 0.0), "restarts": slot.restarts,
-                **_usage(proc, self._sampled),
-            })
-        return {
-            "name": watcher.name, "state": watcher.state, "numprocesses": watcher.numprocesses,
-            "restarts": journal.restarts,
-            "crashes": sum(slot.crashes for slot in journal.slots.values()),
-            "processes": processes,
-        }
+
+def _watcher_row(watcher: WatcherAPI, sample: Sample, now: float) -> dict[str, Any]:
+    journal = watcher.journal
+    processes = []
+    for proc in sorted(watcher.processes.values(), key=lambda p: p.wid):
+        info = sample.get(proc.pid) or {}
+        processes.append({
+            "pid": proc.pid, "wid": proc.wid, "started": proc.started,
+            "uptime": max(now - proc.started, 0.0), "restarts": journal.slot(proc.wid).restarts,
+            "cpu": _figure(info.get("cpu")), "mem": _figure(info.get("mem")),
+            "rss": info.get("mem_info1", "N/A"),
+        })
+    return {
+        "name": watcher.name, "state": watcher.state, "numprocesses": watcher.numprocesses,
+        "restarts": journal.restarts,
+        "crashes": sum(slot.crashes for slot in journal.slots.values()),
+        "processes": processes,
+    }
+
+
+def _figure(value: Any) -> float | None:
+    """A sampled percentage, None where the sampler had none (``"N/A"``, vanished process)."""
+    return round(float(value), 2) if isinstance(value, int | float) else None
 
 
 def _names(props: Props) -> list[str] | None:

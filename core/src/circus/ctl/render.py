@@ -11,8 +11,6 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from circus.procinfo import human_bytes
-
 Reply = Mapping[str, Any]
 
 _INFO_FIELDS = ("pid", "cmdline", "username", "nice", "mem_info1", "mem_info2", "cpu", "mem",
@@ -149,10 +147,6 @@ def _number_or_dash(value: Any, fmt: str = "{:.1f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
-def _rss(value: Any) -> str:
-    return "-" if value is None else human_bytes(float(value))
-
-
 _TABLE_HEAD = ("NAME", "WID", "PID", "STATE", "UPTIME", "RESTARTS", "CPU%", "MEM%", "RSS")
 
 
@@ -168,7 +162,7 @@ def process_rows(watchers: Any) -> list[tuple[str, ...]]:
             rows.append((
                 watcher["name"], str(proc["wid"]), str(proc["pid"]), watcher["state"],
                 duration(proc["uptime"]), str(proc["restarts"]), _number_or_dash(proc["cpu"]),
-                _number_or_dash(proc["mem"], "{:.2f}"), _rss(proc["rss"]),
+                _number_or_dash(proc["mem"], "{:.2f}"), str(proc["rss"]),
             ))
     return rows
 
