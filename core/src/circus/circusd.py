@@ -22,7 +22,9 @@ import circus
 from circus.arbiter import Arbiter
 from circus.config import CircusConfig, load_config
 from circus.errors import ConfigError
+from circus.leftovers import take_over
 from circus.logs import configure_logging
+from circus.process import Process
 
 log = structlog.get_logger("circus.circusd")
 
@@ -163,10 +165,16 @@ async def _serve(config: CircusConfig, reopen_logs: Callable[[], None]) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
         loop.add_signal_handler(signum, on_signal, "quit")
     loop.add_signal_handler(signal.SIGHUP, on_signal, "reload")
+    registry = await take_over(config.settings.endpoint)
+    Process.tracker = registry
     try:
         await arbiter.run()
     except zmq.ZMQError as exc:
         raise StartupError(f"cannot bind: {exc}") from None
+    finally:
+        Process.tracker = None
+    if registry is not None:
+        registry.close()
     log.info("circusd stopped")
 
 

@@ -19,7 +19,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal, Protocol
 
 import psutil
 import structlog
@@ -41,6 +41,15 @@ KILL_TIMEOUT = 30.0
 #: when the last member of a process group exits, so this is the one place that polls)
 _GROUP_POLL_MIN = 0.002
 _GROUP_POLL_MAX = 0.1
+
+
+class ChildTracker(Protocol):
+    """Told of every child's birth and death (circusd's state file of spawned groups, see
+    :mod:`circus.leftovers`); kept as a protocol so this layer imports nothing above it."""
+
+    def add(self, pid: int) -> None: ...
+
+    def discard(self, pid: int) -> None: ...
 
 
 @dataclass
@@ -105,6 +114,9 @@ def _std(output: Output) -> int | None:
 class Process:
     """A spawned child. ``exited`` resolves with the exit code (status, or minus the signal)."""
 
+    #: set by circusd for its lifetime; None in tests and embedded use
+    tracker: ClassVar[ChildTracker | None] = None
+
     def __init__(
         self,
         popen: subprocess.Popen[bytes],
@@ -147,6 +159,8 @@ class Process:
                 os.set_blocking(fd, False)
                 self._pipes[fd] = name
                 self._loop.add_reader(fd, self._read_pipe, fd)
+        if Process.tracker is not None:
+            Process.tracker.add(self.pid)
 
     @classmethod
     def spawn(
@@ -221,6 +235,8 @@ class Process:
         if code is None:  # cannot happen for a readable pidfd; be safe and block briefly
             code = self.popen.wait()
         self.returncode = code
+        if Process.tracker is not None:
+            Process.tracker.discard(self.pid)
         self._drain_pipes()
         if not self.exited.done():
             self.exited.set_result(code)
@@ -306,17 +322,7 @@ class Process:
         the kernel still keeps the number while any member holds it as their group id, so a
         *process* now carrying that pid proves our group emptied and the number was recycled.
         """
-        if self.alive:
-            return True
-        if _pid_exists(self.pid):
-            return False
-        try:
-            os.killpg(self.pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True  # members that changed user are still members
-        return True
+        return self.alive or group_alive_without_leader(self.pgid)
 
     def signal_group(self, signum: int) -> bool:
         """Signal every process of the child's group; False when the group is gone."""
@@ -442,6 +448,21 @@ class Process:
             reached.append(self.pid)
         reached.extend(signal_processes(found, signum))
         return reached
+
+
+def group_alive_without_leader(pgid: int) -> bool:
+    """Is any process left in group ``pgid`` whose leader was reaped? Never true for a recycled
+    number: the kernel keeps a number while a member holds it as group id, so a live process
+    with pid ``pgid`` proves the old group emptied and the number went to someone else."""
+    if _pid_exists(pgid):
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # members that changed user are still members
+    return True
 
 
 def _pid_exists(pid: int) -> bool:
