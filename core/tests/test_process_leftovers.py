@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,7 +103,12 @@ def test_leftover_groups_are_ended_but_recycled_pids_are_not(tmp_path: Path) -> 
 
 
 def test_stubborn_leftovers_get_sigkill_after_the_grace(tmp_path: Path) -> None:
-    stubborn = group("trap '' TERM; sleep 3600 & wait")
+    ready = tmp_path / "ready"
+    stubborn = group(f"trap '' TERM; sleep 3600 & echo ok > {ready}; wait")
+    deadline = time.monotonic() + 20
+    while not ready.exists() or not ready.read_text():  # the trap is in place from here on
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     path = tmp_path / "state.json"
     write_state(path, (2**22 + 1, 1.0), [[stubborn.pid, started(stubborn.pid)]])
     assert asyncio.run(asyncio.wait_for(end_leftovers(path, grace=0.3), 60)) == [stubborn.pid]
