@@ -1,0 +1,139 @@
+"""resource_watcher under a real circusd with real memory hogs.
+
+A hog allocates (and touches) 120 MiB once its trigger file exists; limits are 60 MiB of RSS,
+far from an idle Python's ~10 MiB, so load on the machine cannot blur the outcome.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from circus.testing import CircusdProcess, EventCollector, wait_gone
+
+TIMEOUT = 30.0
+HOG = """\
+import os, sys, time
+trigger = sys.argv[1].replace("PID", str(os.getpid()))
+while not os.path.exists(trigger):
+    time.sleep(0.05)
+data = b"x" * (120 * 1024 * 1024)
+while True:
+    time.sleep(1)
+"""
+PARENT = """\
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, sys.argv[1], sys.argv[2]])
+open(sys.argv[3], "w").write(str(child.pid))
+while True:
+    child.poll()  # reaps the child once it is gone
+    time.sleep(0.1)
+"""
+
+
+def hog_cmd(tmp_path: Path) -> str:
+    (tmp_path / "hog.py").write_text(HOG)
+    return f"{sys.executable} {tmp_path / 'hog.py'} {tmp_path / 'hog-PID'}"
+
+
+def config(watchers: str, **options: str) -> str:
+    extra = "".join(f"{k} = {v}\n" for k, v in options.items())
+    return (f"[circus]\ndebug = true\n\n{watchers}\n[plugin:resources]\n"
+            f"use = resource_watcher\n{extra}")
+
+
+def plugin_log(daemon: CircusdProcess) -> str:
+    return "\n".join(line for line in daemon.log_text().splitlines()
+                     if "circus.plugins.resource_watcher" in line)
+
+
+def wait_log(daemon: CircusdProcess, text: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while text not in plugin_log(daemon):
+        assert time.monotonic() < deadline, f"never logged {text!r}:\n{daemon.log_text()}"
+        time.sleep(0.05)
+
+
+def quiet(ev: EventCollector, predicate: Any, seconds: float) -> None:
+    mark = len(ev.events)
+    try:
+        topic, payload = ev.wait_for(predicate, timeout=seconds, start=mark)
+    except AssertionError:
+        return
+    raise AssertionError(f"unexpected {topic} {payload}")
+
+
+def test_kill_only_the_process_over_its_memory_limit(tmp_path: Path) -> None:
+    watchers = f"[watcher:app]\ncmd = {hog_cmd(tmp_path)}\nnumprocesses = 2\n"
+    cfg = config(watchers, watcher="app", max_mem="60M", loop_rate="0.3", max_count="1",
+                 action="kill")
+    with CircusdProcess(cfg, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
+        wait_log(daemon, "watching app every 0.3s")
+        ev.wait_ready(daemon, "app")
+        hog, other = daemon.call("list", name="app")["pids"]
+        mark = len(ev.events)
+        (tmp_path / f"hog-{hog}").touch()
+        _, killed = ev.wait_for(lambda t, p: t == "watcher.app.kill", timeout=TIMEOUT,
+                                start=mark)
+        assert killed["process_pid"] == hog
+        ev.wait_for(lambda t, p: t == "watcher.app.spawn", timeout=TIMEOUT, start=mark)
+        quiet(ev, lambda t, p: t == "watcher.app.kill", 1.5)  # acted once
+        assert other in daemon.call("list", name="app")["pids"]
+        log = plugin_log(daemon)
+        assert "app: over_memory for 0.3s" in log
+        assert f"killing pid {hog}" in log
+
+
+def test_a_child_gets_the_child_signal_not_its_parent(tmp_path: Path) -> None:
+    (tmp_path / "hog.py").write_text(HOG)
+    (tmp_path / "parent.py").write_text(PARENT)
+    child_file = tmp_path / "child.pid"
+    (tmp_path / "hog-go").touch()  # the child hogs at once (its trigger has no PID in it)
+    cmd = (f"{sys.executable} {tmp_path / 'parent.py'} {tmp_path / 'hog.py'} "
+           f"{tmp_path / 'hog-go'} {child_file}")
+    cfg = config(f"[watcher:parent]\ncmd = {cmd}\n", watcher="parent", max_mem="60M",
+                 loop_rate="0.3", max_count="1", process_children="true", child_signal="TERM")
+    with CircusdProcess(cfg, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
+        parent = daemon.call("list", name="parent")["pids"][0]
+        deadline = time.monotonic() + TIMEOUT
+        while not child_file.exists() or not child_file.read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        child = int(child_file.read_text())
+        assert wait_gone(child, timeout=TIMEOUT)  # 0.19 signalled the parents instead (B3)
+        wait_log(daemon, f"sending SIGTERM to child {child} of pid {parent}")
+        assert daemon.call("list", name="parent")["pids"] == [parent]
+        assert not any(t == "watcher.parent.kill" for t, _ in ev.events)
+
+
+def test_restart_and_the_statsd_counters(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as statsd:
+        statsd.bind(("127.0.0.1", 0))
+        statsd.settimeout(0.2)
+        port = statsd.getsockname()[1]
+        watchers = f"[watcher:app]\ncmd = {hog_cmd(tmp_path)}\nnumprocesses = 2\n"
+        cfg = config(watchers, watcher="app", max_mem="60M", loop_rate="0.3", max_count="1",
+                     host="127.0.0.1", port=str(port), application_name="shop")
+        with CircusdProcess(cfg, tmp_path) as daemon, \
+                EventCollector(daemon.pubsub_endpoint) as ev:
+            wait_log(daemon, "restart after 0.3s over a limit")
+            ev.wait_ready(daemon, "app")
+            old = set(daemon.call("list", name="app")["pids"])
+            mark = len(ev.events)
+            (tmp_path / f"hog-{min(old)}").touch()
+            ev.wait_count(lambda t, p: t == "watcher.app.spawn", 2, timeout=TIMEOUT)
+            kills = {p["process_pid"] for t, p in ev.events[mark:] if t == "watcher.app.kill"}
+            assert kills == old  # the whole watcher, as in 0.19
+            received: set[str] = set()
+            deadline = time.monotonic() + TIMEOUT
+            wanted = {"circus.shop.watcher._resource_watcher.app.over_memory:1|c",
+                      "circus.shop.watcher._resource_watcher.app.restarting:1|c"}
+            while not wanted <= received:
+                assert time.monotonic() < deadline, received
+                try:
+                    received.add(statsd.recv(1024).decode())
+                except TimeoutError:
+                    continue
