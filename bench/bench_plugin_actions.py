@@ -433,7 +433,98 @@ class HttpObserverCase:
         return result
 
 
-CASES: list[Callable[[], Case]] = [WatchdogCase, CommandReloaderCase, HttpObserverCase]
+# -- resource_watcher: a process goes over its memory limit ---------------------------------------
+
+HOG = """\
+import os, sys, time
+trigger = os.path.join(sys.argv[1], str(os.getpid()))
+while not os.path.exists(trigger):
+    time.sleep(0.01)
+data = b"x" * (120 * 1024 * 1024)
+with open(trigger + ".tmp", "w") as out:
+    out.write(repr(time.time()))
+os.replace(trigger + ".tmp", trigger + ".over")
+while True:
+    time.sleep(1)
+"""
+
+
+class ResourceWatcherCase:
+    """A process allocates 120 MiB (limit 60M); the action is the watcher's first ``kill``.
+
+    Both plugins restart the whole watcher (0.19's only action). The condition time is the
+    moment the hog has touched its memory (it writes that time to a file).
+    """
+
+    name = "resource_watcher"
+    ours = "resource_watcher"
+    original = "circus.plugins.resource_watcher.ResourceWatcher"
+    ready = ("watching app every", "Starting")
+    loop_rate = 5.0
+    max_count = 0
+
+    @property
+    def settings_label(self) -> str:
+        return f"loop_rate {self.loop_rate:g}, max_count {self.max_count}"
+
+    def watchers(self, work: Path) -> str:
+        (work / "hog.py").write_text(HOG)
+        (work / "triggers").mkdir(exist_ok=True)
+        return (f"[watcher:app]\ncmd = {sys.executable} {work / 'hog.py'} {work / 'triggers'}"
+                "\nnumprocesses = 2\n")
+
+    def options(self, work: Path) -> dict[str, str]:
+        return {"watcher": "app", "max_mem": "60M", "max_cpu": "0", "health_threshold": "0",
+                "loop_rate": f"{self.loop_rate:g}", "max_count": str(self.max_count)}
+
+    def prepare(self, run: Run) -> None:
+        wait_pids(run.client, "app", 2)
+
+    def finish(self, run: Run) -> None:
+        pass
+
+    def measure(self, run: Run, samples: int) -> Result:
+        result = Result()
+        start = len(run.events.events)
+        timeout = self.loop_rate * (self.max_count + 2) + 15.0
+        for index in range(samples):
+            time.sleep(self.loop_rate * ((index * 0.37) % 1.0) + 0.3)
+            pid = wait_pids(run.client, "app", 2)[0]
+            mark = len(run.events.events)
+            (run.work / "triggers" / str(pid)).touch()
+            over = run.work / "triggers" / f"{pid}.over"
+            deadline = time.monotonic() + timeout
+            kill: float | None = None
+            while kill is None and time.monotonic() < deadline:
+                kill = next((p["time"] for _, t, p in run.events.events[mark:]
+                             if t == "watcher.app.kill"), None)
+                time.sleep(0.01)
+            if kill is None or not over.exists():
+                result.missed += 1
+                continue
+            result.delays.append(kill - float(over.read_text()))
+            deadline = time.monotonic() + timeout
+            while pid in run.client.call("list", name="app")["pids"] or len(
+                    run.client.call("list", name="app")["pids"]) < 2:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("app did not come back after its restart")
+                time.sleep(0.05)
+        time.sleep(self.loop_rate + 0.5)  # late or repeated restarts show up here
+        stops = sum(1 for _, t, _ in run.events.events[start:] if t == "watcher.app.stop")
+        result.repeated = max(0, stops - len(result.delays))
+        return result
+
+
+class ResourceWatcherWindowCase(ResourceWatcherCase):
+    """The same with a window: over the limit for ``loop_rate * max_count`` seconds."""
+
+    name = "resource_watcher_window"
+    loop_rate = 1.0
+    max_count = 2
+
+
+CASES: list[Callable[[], Case]] = [WatchdogCase, CommandReloaderCase, HttpObserverCase,
+                                   ResourceWatcherCase, ResourceWatcherWindowCase]
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -477,7 +568,9 @@ def main() -> int:
                                           samples=samples, quick=args.quick)
                 print(f"{name} {label}: {results[label]}", flush=True)
             ours, theirs = results[OURS], results[ORIGINAL]
-            rows.append([name, _cell(ours), _cell(theirs),
+            case = factories[name]()
+            label = getattr(case, "settings_label", "")
+            rows.append([f"{case.ours} ({label})" if label else name, _cell(ours), _cell(theirs),
                          _ratio(median(theirs.delays), median(ours.delays)),
                          str(len(ours.delays)), _faults(ours), _faults(theirs)])
     text = (f"Measured {header}, {'--quick' if args.quick else f'{samples} samples per case'} "

@@ -20,7 +20,7 @@ def test_defaults_are_the_originals() -> None:
     assert (s.loop_rate, s.max_cpu, s.max_mem, s.health_threshold, s.max_count) == (
         60.0, 90.0, MemLimit(90.0, True), 75.0, 3)
     assert (s.min_cpu, s.min_mem, s.process_children, s.child_signal) == (None, None, False, 15)
-    assert (s.action, s.window, s.sample_rate) == ("restart", 180.0, 1.0)
+    assert (s.action, s.window, s.sample_rate) == ("restart", 180.0, 0.5)
     assert ResourceSettings.from_config({"service": "old"}).watcher == "old"  # deprecated alias
 
 

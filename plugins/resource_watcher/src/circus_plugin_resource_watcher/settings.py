@@ -65,7 +65,7 @@ def _opt(config: Mapping[str, Any], key: str, convert: Any, default: Any) -> Any
 class ResourceSettings:
     watcher: str
     loop_rate: float = 60.0
-    sample_rate: float = 1.0
+    sample_rate: float = 0.5
     max_cpu: float | None = 90.0
     min_cpu: float | None = None
     max_mem: MemLimit | None = MemLimit(90.0, True)
@@ -108,7 +108,7 @@ class ResourceSettings:
             watcher=watcher,
             loop_rate=loop_rate,
             sample_rate=_opt(config, "sample_rate", lambda v: to_float(v, minimum=0.01),
-                             min(loop_rate, 1.0)),
+                             min(loop_rate, 0.5)),
             max_cpu=percent("max_cpu", 90.0) or None,
             min_cpu=percent("min_cpu", None),
             max_mem=mem("max_mem", MemLimit(90.0, True)),
