@@ -47,6 +47,7 @@ from circus.plugins import CircusPlugin
 class RoundTrip(CircusPlugin):
     """On every `updated` of watcher w: cast incr, then call numprocesses; report each step."""
     name = 'roundtrip'
+    required_commands = frozenset({'incr'})  # beyond the read-only default
     def handle_init(self):
         self.out = open(self.config['out'], 'a', buffering=1)
         self.out.write(json.dumps({'init': self.call('list')}) + '\\n')

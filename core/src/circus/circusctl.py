@@ -20,6 +20,7 @@ from typing import Any
 
 from circus import __version__
 from circus.client import CircusClient
+from circus.credentials import CIRCUSCTL_LABEL
 from circus.ctl import tail
 from circus.ctl.commands import COMMANDS, LONG_STATUS, UsageError
 from circus.ctl.listen import listen
@@ -44,6 +45,11 @@ EPILOG = (
 )
 
 log = get_logger("circusctl")
+
+
+def _connect(settings: _Settings) -> CircusClient:
+    """circusctl's client: its label makes events say ``"by": "circusctl"``."""
+    return CircusClient(settings.endpoint, settings.timeout, label=CIRCUSCTL_LABEL)
 
 
 def _positive_float(text: str) -> float:
@@ -114,7 +120,7 @@ class _Settings:
 def _call(settings: _Settings, command: str, props: dict[str, object],
           client: CircusClient | None) -> int:
     own = client is None or client.endpoint != settings.endpoint
-    active = CircusClient(settings.endpoint, settings.timeout) if own else client
+    active = _connect(settings) if own else client
     assert active is not None
     active.timeout = settings.timeout
     try:
@@ -184,7 +190,7 @@ def _tail(settings: _Settings, props: dict[str, Any]) -> int:
 
 
 def _interactive(parser: argparse.ArgumentParser, settings: _Settings) -> int:
-    client = CircusClient(settings.endpoint, settings.timeout)
+    client = _connect(settings)
 
     def run_words(words: list[str]) -> int:
         try:

@@ -26,11 +26,18 @@ class CircusClient:
     are returned as mappings (``status == "error"``), as the original client did.
     """
 
-    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        endpoint: str = DEFAULT_ENDPOINT,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        label: str | None = None,
+    ) -> None:
+        """``label`` names the client in the events its commands cause (``"by"``)."""
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         self.endpoint = endpoint
-        self._transport = CommandClient(endpoint, timeout=timeout)
+        self._transport = CommandClient(endpoint, timeout=timeout, label=label)
 
     @property
     def timeout(self) -> float:

@@ -37,7 +37,9 @@ import zmq.asyncio
 from circus.commands.api import ArbiterAPI
 from circus.commands.dispatch import MAX_MESSAGE_SIZE, Dispatcher, Request, oversize_reply
 from circus.config.convert import to_uid
+from circus.credentials import REGISTRY, Grant, requester
 from circus.errors import Errno
+from circus.events import REQUESTER
 from circus.logs import get_logger
 from circus.logthrottle import Throttle
 from circus.protocol import JsonDict, encode, error_reply
@@ -270,13 +272,32 @@ class Controller:
         if not isinstance(prepared, Request):
             self._reply(envelope, prepared)
             return False
-        if prepared.quick:
-            self._reply(envelope, self.dispatcher.answer_now(prepared))
+        routing_id = frames[0] or b""
+        grant = REGISTRY.grant_for(routing_id)
+        if grant is not None and not grant.permits(prepared.name):
+            self._refuse(envelope, prepared, grant)
             return False
-        task = asyncio.create_task(self._respond(envelope, prepared))
+        # Events the command causes say who asked (tasks copy the context when created).
+        token = REQUESTER.set(requester(routing_id, grant))
+        try:
+            if prepared.quick:
+                self._reply(envelope, self.dispatcher.answer_now(prepared))
+                return False
+            task = asyncio.create_task(self._respond(envelope, prepared))
+        finally:
+            REQUESTER.reset(token)
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
         return True
+
+    def _refuse(self, envelope: list[bytes | None], request: Request, grant: Grant) -> None:
+        """A plugin asked for a command outside its allowlist: errno 3, or a log line for a
+        cast (nobody would read a reply)."""
+        reason = grant.refusal(request.name)
+        if request.cast:
+            self._warn.warning("refused a plugin's cast", reason=reason)
+            return
+        self._reply(envelope, error_reply(reason, Errno.MESSAGE_ERROR, msg_id=request.msg_id))
 
     # -- one request -------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ and subscribers see the hole as a ``seq`` gap instead of circusd growing without
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import time
 import uuid
@@ -27,6 +28,13 @@ import zmq.asyncio
 from circus.protocol import event_topic
 
 log = structlog.get_logger("circus.events")
+
+#: Who asked for what is running now (``plugin:NAME``, ``circusctl``, ``client``), set by the
+#: controller around each command; tasks inherit it, so every event a command causes carries
+#: ``"by"`` while events of the daemon's own doing (a crash, a respawn) carry none.
+REQUESTER: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "circus_requester", default=None
+)
 
 _CLOSE = object()
 #: time (ms) given to queued events to reach subscribers when the daemon shuts down
@@ -85,6 +93,9 @@ class EventPublisher:
         body = dict(payload)
         body["boot"] = self.boot
         body["seq"] = self.seq
+        by = REQUESTER.get()
+        if by is not None:
+            body["by"] = by
         try:
             self._queue.put_nowait((event_topic(watcher_name, action), body))
         except asyncio.QueueFull:

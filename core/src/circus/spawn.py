@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 from circus.config.model import WatcherConfig
+from circus.credentials import REGISTRY
 from circus.output_tail import capture_enabled
 from circus.process import Output, SpawnSpec
 
@@ -30,6 +31,7 @@ def child_env(cfg: WatcherConfig) -> dict[str, str]:
     """The environment of a child: circusd's own with ``copy_env``, then the configured env."""
     env: dict[str, str] = dict(os.environ) if cfg.copy_env else {}
     env.update(cfg.env)
+    env.update(REGISTRY.child_env(cfg.name))  # a plugin's credentials (never in `options`)
     if cfg.copy_path:
         paths = [p for p in sys.path if p]
         if env.get("PYTHONPATH"):

@@ -23,6 +23,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from circus.credentials import routing_id
 from circus.errors import CallError, CallTimeout
 from circus.protocol import EVENT_PREFIX, cast_message, decode, encode, make_message, new_id
 
@@ -40,6 +41,12 @@ def _as_list(endpoints: str | Iterable[str]) -> list[str]:
     if not items:
         raise ValueError("at least one endpoint is required")
     return items
+
+
+def _identity(label: str | None) -> str:
+    """A fresh routing id: a plugin's token or circusctl's label rides in it
+    (:mod:`circus.credentials`), which is how circusd knows who asks."""
+    return routing_id(label).decode("ascii")
 
 
 def _as_bytes(topic: str | bytes) -> bytes:
@@ -178,10 +185,12 @@ class AsyncCommandClient:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         context: zmq.asyncio.Context | None = None,
+        label: str | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
-        self.identity = new_id()
+        self.label = label
+        self.identity = _identity(self.label)
         self._context = context
         # frames to send, or None: "drop the socket and open a fresh one" (after a timeout)
         self._outbox: asyncio.Queue[Frames | None] | None = None
@@ -231,7 +240,7 @@ class AsyncCommandClient:
                         # socket instead of running whenever the daemon comes back
                         receiver.cancel()
                         sock.close(linger=0)
-                        self.identity = new_id()
+                        self.identity = _identity(self.label)
                         sock = self._open()
                         receiver = asyncio.ensure_future(sock.recv_multipart())
         finally:
@@ -345,18 +354,20 @@ class CommandClient:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        label: str | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
+        self.label = label
         self._context = context
         self._socket: zmq.Socket[bytes] | None = None
-        self.identity = new_id()
+        self.identity = _identity(self.label)
 
     def _ensure_socket(self) -> zmq.Socket[bytes]:
         if self._socket is None:
             ctx = self._context or zmq.Context.instance()
             sock = ctx.socket(zmq.DEALER)
-            self.identity = new_id()
+            self.identity = _identity(self.label)
             sock.setsockopt(zmq.IDENTITY, self.identity.encode("ascii"))
             sock.setsockopt(zmq.LINGER, 0)
             sock.connect(self.endpoint)

@@ -27,14 +27,17 @@ from circus.config import convert
 from circus.config.model import WATCHER_OPTIONS, CircusSettings, PluginConfig, WatcherConfig
 from circus.config.schema import lookup
 from circus.config.watcher_options import watcher_from_options
+from circus.credentials import REGISTRY, permissions
 from circus.errors import CircusError, ConfigError
 from circus.plugins.codec import encode_config
 
 PLUGIN_PREFIX = "plugin:"
+#: The commands the plugin may send (circus.credentials); read by circusd, not passed on.
+ALLOW_KEY = "allow"
 RUNNER_MODULE = "circus.plugins.runner"
 
 
-def _resolve(name: str, use: str, config: dict[str, str]) -> str:
+def _resolve(name: str, use: str, config: dict[str, str]) -> tuple[str, Any]:
     """Resolve ``use`` to a class path and check the plugin accepts ``config``.
 
     Uses :mod:`circus.plugins.registry` (plugin name, ``pkg.mod.Class`` or ``pkg.mod:Class``),
@@ -46,11 +49,12 @@ def _resolve(name: str, use: str, config: dict[str, str]) -> str:
     try:
         spec = registry.resolve(use)
         spec.check_options(dict(config))
+        required = getattr(spec.load(), "required_commands", None)
     except ConfigError as exc:
         raise ConfigError(exc.message, section=name, key=exc.key) from None
     except CircusError as exc:
         raise ConfigError(str(exc), section=name, key="use") from None
-    return spec.class_path
+    return spec.class_path, required
 
 
 def is_plugin_watcher_option(key: str) -> bool:
@@ -107,9 +111,15 @@ def plugin_watcher(
     if not use or not use.strip():
         message = "missing required option 'use' (the plugin to run)"
         raise ConfigError(message, section=name, key="use")
-    config = {key: str(value) for key, value in options.items() if key not in ("use", "__name__")}
+    config = {
+        key: str(value)
+        for key, value in options.items()
+        if key not in ("use", "__name__", ALLOW_KEY)
+    }
     config["name"] = name
-    class_path = _resolve(name, use.strip(), config)
+    class_path, required = _resolve(name, use.strip(), config)
+    allow = options.get(ALLOW_KEY)
+    REGISTRY.declare(name, permissions(None if allow is None else str(allow), required))
     for key in sorted(config):
         try:
             encode_config({key: config[key]})

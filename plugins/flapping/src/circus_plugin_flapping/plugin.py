@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, ClassVar
 
 from circus.errors import CallError, ConfigError, Errno
 from circus.plugins import AsyncCircusPlugin, Scheduled
@@ -47,6 +47,8 @@ class Flapping(AsyncCircusPlugin):
     """Options ``attempts``, ``window``, ``retry_in``, ``max_retry``, ``active`` (contract 7.2)."""
 
     name = "flapping"
+    #: Beyond the read-only default (circus.credentials): it stops and restarts watchers.
+    required_commands: ClassVar[frozenset[str] | None] = frozenset({"start", "stop"})
 
     def __init__(self, *args: Any, **config: Any) -> None:
         # *args: the original positional form (endpoint, pubsub_endpoint, check_delay, ssh).

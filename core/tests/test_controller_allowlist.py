@@ -1,0 +1,126 @@
+"""Least privilege for plugins (issue 9, item 4) with a real circusd and a real plugin process.
+
+The plugin is a module written to tmp and put on PYTHONPATH; circusd starts it from a
+``[plugin:probe]`` section, gives it its token through the environment, and the controller
+applies the section's ``allow`` list.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+import time
+from pathlib import Path
+
+from circus.client import CircusClient
+from circus.credentials import TOKEN_ENV, Registry, permissions, routing_id
+from circus.testing import CircusdProcess, EventCollector
+
+WAIT = 30.0
+
+PROBE = '''
+import json
+from circus.plugins import CircusPlugin
+
+class Probe(CircusPlugin):
+    """Tries a forbidden cast and call, then an allowed cast; reports the call's reply."""
+    def handle_init(self):
+        self.cast('quit')
+        refused = self.call('quit')
+        self.cast('incr', name='w')
+        with open(self.config['out'], 'w') as out:
+            out.write(json.dumps(refused))
+    def handle_recv(self, data):
+        pass
+'''
+
+
+def wait_for_file(path: Path, timeout: float = WAIT) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text():
+            return path.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} not written within {timeout} s")
+
+
+def test_plugin_without_permission_cannot_quit_and_its_incr_is_signed(tmp_path: Path) -> None:
+    (tmp_path / "probe_mod.py").write_text(PROBE)
+    out = tmp_path / "refused.json"
+    config = textwrap.dedent(f"""\
+        [watcher:w]
+        cmd = sleep 600
+
+        [plugin:probe]
+        use = probe_mod.Probe
+        out = {out}
+        allow = incr, list
+        """)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    daemon = CircusdProcess(config, tmp_path, env=env)
+    with EventCollector(daemon.pubsub_endpoint) as events, daemon:
+        refused = json.loads(wait_for_file(out))
+        assert refused["status"] == "error"
+        assert refused["errno"] == 3
+        assert refused["reason"] == "plugin:probe may not send 'quit' (allowed: incr, list)"
+        _, _spawned = events.wait_for(
+            lambda t, p: t == "watcher.w.spawn" and p.get("by") == "plugin:probe", timeout=WAIT
+        )
+        assert len(daemon.call("list", name="w")["pids"]) == 2
+        assert daemon.popen is not None
+        assert daemon.popen.poll() is None  # the casted quit did nothing
+        assert daemon.call("status")["status"] == "ok"
+    assert "refused a plugin's cast" in daemon.log_text()
+    assert "plugin:probe may not send 'quit'" in daemon.log_text()
+
+
+def test_events_say_which_client_asked(tmp_path: Path) -> None:
+    with CircusdProcess("[watcher:w]\ncmd = sleep 600\n", tmp_path) as daemon, EventCollector(
+        daemon.pubsub_endpoint
+    ) as events:
+        events.wait_ready(daemon, "w")
+        mark = len(events.events)
+        with CircusClient(daemon.endpoint, label="circusctl") as ctl:
+            assert ctl.call("set", name="w", options={"graceful_timeout": 3})["status"] == "ok"
+        _, by_ctl = events.wait_for(lambda t, p: t == "watcher.w.updated", start=mark)
+        assert by_ctl["by"] == "circusctl"
+        mark = len(events.events)
+        daemon.call("set", name="w", options={"graceful_timeout": 4})
+        _, by_other = events.wait_for(lambda t, p: t == "watcher.w.updated", start=mark)
+        assert by_other["by"] == "client"
+        # an exit nobody asked for: the reap and the respawn carry no "by"
+        pid = daemon.call("list", name="w")["pids"][0]
+        mark = len(events.events)
+        os.kill(pid, 9)
+        _, reaped = events.wait_for(lambda t, p: t == "watcher.w.reap", start=mark)
+        assert "by" not in reaped
+
+
+def test_registry_maps_tokens_and_defaults_to_read_only() -> None:
+    registry = Registry()
+    registry.declare("plugin:a", permissions(None, None))
+    registry.declare("plugin:b", permissions(None, {"Incr"}))
+    registry.declare("plugin:c", permissions("*", None))
+    env_a = registry.child_env("plugin:a")
+    grant_a = registry.grant_for(routing_id(environ=env_a))
+    assert grant_a is not None
+    assert grant_a.name == "plugin:a"
+    assert grant_a.permits("status")
+    assert not grant_a.permits("incr")
+    grant_b = registry.grant_for(routing_id(environ=registry.child_env("plugin:b")))
+    assert grant_b is not None
+    assert grant_b.permits("incr")
+    assert not grant_b.permits("quit")
+    grant_c = registry.grant_for(routing_id(environ=registry.child_env("plugin:c")))
+    assert grant_c is not None
+    assert grant_c.permits("quit")
+    assert registry.child_env("watcher-not-a-plugin") == {}
+    assert registry.grant_for(b"cp1:forged:x") is None
+    assert registry.grant_for(routing_id(environ={})) is None
+    assert routing_id("circusctl", environ={}).startswith(b"circusctl:")
+    # re-declaring (reloadconfig) keeps the token and changes the permissions
+    registry.declare("plugin:a", permissions("quit", None))
+    again = registry.grant_for(routing_id(environ={TOKEN_ENV: env_a[TOKEN_ENV]}))
+    assert again is not None
+    assert again.permits("quit")
