@@ -23,6 +23,10 @@ BUNDLED = {
     "http_observer": "circus-plugin-http-observer",
     "redis_observer": "circus-plugin-redis-observer",
     "notify": "circus-plugin-notify",
+    "watchdog": "circus-plugin-watchdog",
+    "resource_watcher": "circus-plugin-resource-watcher",
+    "command_reloader": "circus-plugin-command-reloader",
+    "autoscale": "circus-plugin-autoscale",
 }
 FOLDERS = {"circus-core": "core", **{dist: f"plugins/{short}" for short, dist in BUNDLED.items()}}
 
