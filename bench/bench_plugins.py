@@ -11,8 +11,13 @@ timestamps, to a file per plugin. Scenarios (each bounded in count and time):
   a separate subscriber's count for the original, which has no ``seq``).
 * max events/s of one plugin with the default hooks: a local PUB feeds the runner as fast as it
   can; the plugin counts what it handles.
+* plugin ``call`` vs client call (ours only): the same ``numprocesses`` command, timed in a loop
+  from a plugin's ``handle_recv`` and from a ``CircusClient``, the two alternating which goes
+  first over the rounds so that neither always runs on a warmer machine.
 
-Usage: ``.venv/bin/python bench/bench_plugins.py [--write] [--only latency,delivery,throughput]``.
+Usage: ``.venv/bin/python bench/bench_plugins.py [--quick] [--write]
+[--only latency,delivery,throughput,calls]``. ``--quick`` runs tiny counts (a CI smoke run:
+the figures mean nothing).
 """
 
 from __future__ import annotations
@@ -195,6 +200,8 @@ def throughput(label: str, installed: OriginalCircus, workdir: Path) -> dict[str
               else installed.runner_command())
     args = ["--endpoint", f"ipc://{workdir}/nobody.sock", "--pubsub", feed,
             "--config", f"out:{out}:::mode:count", "probe_plugins.Probe"]
+    if label == OURS:  # nothing answers at the control endpoint: do not wait for it
+        args = ["--connect-timeout", "0", *args]
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     pub = ctx.socket(zmq.PUB)
     pub.setsockopt(zmq.LINGER, 0)
@@ -246,6 +253,42 @@ def _ratio(numerator: float, denominator: float) -> str:
     return f"{value:,.0f}x" if value >= 100 else f"{value:.1f}x"
 
 
+# -- plugin call vs client call ------------------------------------------------------------------
+
+def calls(side: Side, workdir: Path, count: int, rounds: int) -> dict[str, float]:
+    out = workdir / f"calls-{time.monotonic_ns()}.log"
+    config = ("[watcher:bench]\ncmd = sleep 1000\n\n"
+              + _plugin_section("probe", out, "calls") + f"calls = {count}\n")
+    plugin: list[float] = []
+    client_p50: list[float] = []
+    with running(side.start(config, env=ENV)) as daemon, \
+            CircusClient(daemon.endpoint, 20) as client:
+        _poke_until(client, "bench", lambda: "ready" in _lines(out))
+
+        def by_plugin() -> None:
+            before = len([line for line in _lines(out) if line.startswith("calls ")])
+            client.call("set", name="bench", options={"graceful_timeout": 30})
+            _wait(lambda: len([line for line in _lines(out) if line.startswith("calls ")])
+                  > before, 60.0, "the plugin's calls")
+            plugin.append(float([line for line in _lines(out)
+                                 if line.startswith("calls ")][-1].split()[1]))
+
+        def by_client() -> None:
+            samples = []
+            for _ in range(count):
+                started = time.perf_counter()
+                client.call("numprocesses", name="bench")
+                samples.append(time.perf_counter() - started)
+            client_p50.append(median(samples))
+
+        for index in range(rounds):
+            order = (by_plugin, by_client) if index % 2 == 0 else (by_client, by_plugin)
+            for step in order:
+                step()
+    return {"plugin_p50": median(plugin), "client_p50": median(client_p50),
+            "rounds": float(rounds), "calls": float(count)}
+
+
 def _row_latency(label: str, r: dict[str, float]) -> list[str]:
     return [label, f"{fmt_ms(r['recv_p50'])} / {fmt_ms(r['recv_p95'])}",
             f"{fmt_ms(r['call_p50'])} / {fmt_ms(r['call_p95'])}", f"{r['samples']:.0f}"]
@@ -254,10 +297,16 @@ def _row_latency(label: str, r: dict[str, float]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
-    parser.add_argument("--only", default="latency,delivery,throughput")
+    parser.add_argument("--only", default="latency,delivery,throughput,calls")
+    parser.add_argument("--quick", action="store_true", help="tiny counts (CI smoke run)")
     args = parser.parse_args()
+    if args.quick:
+        global VICTIMS, ROUNDS, CHURN_WINDOW, FEED_SECONDS
+        VICTIMS, ROUNDS, CHURN_WINDOW, FEED_SECONDS = 2, 1, 0.5, 0.3
+        if args.write:
+            parser.error("--quick figures mean nothing: not writing them into the docs")
     chosen = {name.strip() for name in args.only.split(",") if name.strip()}
-    unknown = chosen - {"latency", "delivery", "throughput"}
+    unknown = chosen - {"latency", "delivery", "throughput", "calls"}
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     header = machine_line()
@@ -324,6 +373,21 @@ def main() -> int:
                 "Most events/s one plugin consumes, default hooks, fed by a local PUB "
                 "(target ≥ 50,000/s):\n\n"
                 + table(["runner", "events/s handled", "handled of sent"], rows))
+        if "calls" in chosen:
+            count, rounds = (20, 2) if args.quick else (300, 6)
+            result = calls(ours, workdir, count, rounds)
+            print(f"calls: {result}", flush=True)
+            ratio = result["plugin_p50"] / result["client_p50"]
+            short.append(["plugin `call` round trip ÷ client round trip (p50, same run)",
+                          f"{ratio:.2f}x", "", "target ≤ 1.5x"])
+            sections.append(
+                f"`call numprocesses` round trip, {count} calls x {rounds} rounds alternating "
+                "plugin first / client first (target: plugin ≤ 1.5x client):\n\n"
+                + table(["from", "p50 (median of rounds)"],
+                        [["plugin `handle_recv` (CircusPlugin.call)",
+                          fmt_ms(result["plugin_p50"])],
+                         ["CircusClient", fmt_ms(result["client_p50"])],
+                         ["ratio", f"{ratio:.2f}x"]]))
     text = f"Measured {header} (`bench/bench_plugins.py`).\n\n" + "\n\n".join(sections)
     print()
     print(text)

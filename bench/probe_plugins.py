@@ -12,6 +12,9 @@ Modes (``mode`` option):
 ``log``      every event: ``<topic> <seq or -> <pid or ->``.
 ``count``    counts events between the first ``watcher.bench.go`` and ``watcher.bench.done``;
              writes ``count <n> <first time> <last time>`` on ``done``.
+``calls``    ``ready`` on the first ``updated`` of watcher ``bench``; on each later one, times
+             ``calls`` (option, 200) ``call numprocesses`` from ``handle_recv`` and writes
+             ``calls <p50 s> <p95 s>``.
 """
 
 from __future__ import annotations
@@ -60,6 +63,9 @@ class Probe(CircusPlugin):
             self._count(_text(topic_raw), now)
             return
         topic = _text(topic_raw)
+        if self.mode == "calls":
+            self._calls(topic)
+            return
         if self.mode == "log":
             payload = json.loads(message)
             self._write(f"{topic} {payload.get('seq', '-')} {payload.get('process_pid', '-')}")
@@ -72,6 +78,22 @@ class Probe(CircusPlugin):
             self._write(f"recv {pid} {now:.6f}")
             self.call("status")
             self._write(f"call {pid} {time.time():.6f}")
+
+    def _calls(self, topic: str) -> None:
+        if topic != "watcher.bench.updated":
+            return
+        if not self.ready:
+            self.ready = True
+            self._write("ready")
+            return
+        samples = []
+        for _ in range(int(self.config.get("calls", 200))):
+            started = time.perf_counter()
+            self.call("numprocesses", name="bench")
+            samples.append(time.perf_counter() - started)
+        samples.sort()
+        self._write(f"calls {samples[len(samples) // 2]:.9f} "
+                    f"{samples[min(len(samples) - 1, int(len(samples) * 0.95))]:.9f}")
 
     def _count(self, topic: str, now: float) -> None:
         if topic == "watcher.bench.ping":

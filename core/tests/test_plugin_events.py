@@ -161,16 +161,16 @@ def test_a_blocked_plugin_stays_within_its_bound_and_reports_the_drops(tmp_path:
                 # the last one went out after all the others: wait until the loop has read it
                 last_seq = daemon.call("set", name="w", options={"graceful_timeout": 30})
             assert last_seq["status"] == "ok"
-            wait_until(lambda: plugin._inbox.dropped_total >= published - bound,
+            wait_until(lambda: plugin._pc_inbox.dropped_total >= published - bound,
                        "the queue to overflow")
-            assert len(plugin._inbox._events) <= bound
+            assert len(plugin._pc_inbox._events) <= bound
             before = plugin.received
             plugin.release.set()
             wait_until(lambda: any(g.kind == "gap" for g in plugin.gaps), "the gap report")
             (gap,) = [g for g in plugin.gaps if g.kind == "gap"]
             assert gap.dropped >= published - bound
             assert gap.missed >= gap.dropped
-            wait_until(lambda: plugin.event_counters.dropped == plugin._inbox.dropped_total,
+            wait_until(lambda: plugin.event_counters.dropped == plugin._pc_inbox.dropped_total,
                        "the counters to settle")
             # it handled what its queue held, not the whole burst
             assert plugin.received - before <= bound + 2

@@ -190,6 +190,19 @@ def test_missing_constructor_option_is_one_clear_line(project: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_nothing_answering_at_the_endpoint_is_reported_within_the_timeout(
+    project: Path, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    result = run("--endpoint", f"ipc://{tmp_path}/nobody.sock", "--pubsub",
+                 f"ipc://{tmp_path}/nobody-pub.sock", "--connect-timeout", "0.5",
+                 "h4proj.plugins.Logger", f"filename={tmp_path / 'x.log'}", project=project)
+    assert result.returncode == 1
+    assert f"no circusd answered at ipc://{tmp_path}/nobody.sock within 0.5 s" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert time.monotonic() - started < WAIT
+
+
 def test_seed_logger_by_dotted_path_and_sigterm_runs_handle_stop(
     daemon: CircusdProcess, project: Path, tmp_path: Path, spawn: object
 ) -> None:

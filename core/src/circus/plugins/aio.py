@@ -28,8 +28,8 @@ class AsyncCircusPlugin(PluginCore):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._inbox = LoopInbox(self.queue_size, self.name or type(self).__name__)
-        self._consumer: asyncio.Task[None] | None = None
+        self._pc_inbox = LoopInbox(self.queue_size, self.name or type(self).__name__)
+        self._pc_consumer: asyncio.Task[None] | None = None
 
     async def handle_recv(self, data: tuple[str, str]) -> None:
         """Awaited on the loop for every event: ``data`` is ``(topic, message)``."""
@@ -39,10 +39,10 @@ class AsyncCircusPlugin(PluginCore):
                    ) -> dict[str, Any]:
         """Send ``command`` and await circusd's reply (``CallTimeout`` after ``timeout`` s)."""
         wait = self.call_timeout if timeout is None else timeout
-        client = self._loop_client()
-        with self._call_hooks(command, props, cast=False) as record:
+        client = self._pc_loop_client()
+        with self._pc_call_hooks(command, props, cast=False) as record:
             request = client.call(command, timeout=wait, **props)
-            if self._on_loop():
+            if self._pc_on_loop():
                 record.reply = await request
             else:  # awaited on another loop: run the request on ours
                 record.reply = await asyncio.wrap_future(
@@ -52,15 +52,15 @@ class AsyncCircusPlugin(PluginCore):
     def call_sync(self, command: str, timeout: float | None = None, **props: Any
                   ) -> dict[str, Any]:
         """Blocking ``call`` for code off the loop (e.g. a sync ``handle_stop``, a thread)."""
-        return self._blocking_call(command, timeout, props)
+        return self._pc_blocking_call(command, timeout, props)
 
     def cast(self, command: str, **props: Any) -> None:
         """Send ``command`` without waiting (no reply; never blocks the loop)."""
-        if self._on_loop():
-            with self._call_hooks(command, props, cast=True):
-                self._loop_client().cast_nowait(command, **props)
+        if self._pc_on_loop():
+            with self._pc_call_hooks(command, props, cast=True):
+                self._pc_loop_client().cast_nowait(command, **props)
         else:
-            self._blocking_cast(command, props)
+            self._pc_blocking_cast(command, props)
 
     async def snapshot(self) -> Snapshot:
         """The daemon's watchers, their states and pids now (``status`` + ``list``)."""
@@ -74,7 +74,7 @@ class AsyncCircusPlugin(PluginCore):
             result: Snapshot = done.value
             return result
 
-    def _on_loop(self) -> bool:
+    def _pc_on_loop(self) -> bool:
         try:
             return asyncio.get_running_loop() is self.loop
         except RuntimeError:
@@ -82,53 +82,54 @@ class AsyncCircusPlugin(PluginCore):
 
     # -- delivery on the loop ---------------------------------------------------------------
 
-    def _put_events(self, batch: list[Event]) -> None:
-        self._inbox.put(batch)
+    def _pc_put_events(self, batch: list[Event]) -> None:
+        self._pc_inbox.put(batch)
 
-    def _dispatch(self, job: Job) -> None:
+    def _pc_dispatch(self, job: Job) -> None:
         self.loop.call_soon_threadsafe(job)
 
-    async def _run_init(self) -> None:
+    async def _pc_run_init(self) -> None:
         try:
             result = self.handle_init()
             if inspect.isawaitable(result):
                 await result
         except Exception as exc:
-            self._report("handle_init", exc)
+            self._pc_report("handle_init", exc)
             raise
-        self._consumer = asyncio.create_task(self._handle_events(), name="circus-plugin-handlers")
+        self._pc_consumer = asyncio.create_task(self._pc_handle_events(),
+                                                name="circus-plugin-handlers")
 
-    async def _handle_events(self) -> None:
-        while (work := await self._inbox.take()) is not None:
+    async def _pc_handle_events(self) -> None:
+        while (work := await self._pc_inbox.take()) is not None:
             events, dropped = work
-            for gap, data in self._prepared(events, dropped):
+            for gap, data in self._pc_prepared(events, dropped):
                 if gap is not None:
                     try:
-                        result = self._gap_stage(gap)
+                        result = self._pc_gap_stage(gap)
                         if inspect.isawaitable(result):
                             await result
                     except Exception as exc:
-                        self._report("handle_gap", exc)
+                        self._pc_report("handle_gap", exc)
                 if data is not None:
                     try:
                         await self.handle_recv(data)
                     except Exception as exc:
-                        self._report("handle_recv", exc)
+                        self._pc_report("handle_recv", exc)
 
-    def _halt(self) -> None:
-        if threading.current_thread() is self._thread:
+    def _pc_halt(self) -> None:
+        if threading.current_thread() is self._pc_thread:
             raise RuntimeError("stop() blocks until handlers finish: call it off the loop")
         with contextlib.suppress(RuntimeError):  # loop already closed (it failed)
-            future = asyncio.run_coroutine_threadsafe(self._halt_on_loop(), self.loop)
+            future = asyncio.run_coroutine_threadsafe(self._pc_halt_on_loop(), self.loop)
             try:
                 future.result(self.stop_timeout + 1)
             except Exception:
                 self.log.warning("could not stop event delivery cleanly", exc_info=True)
 
-    async def _halt_on_loop(self) -> None:
-        self._halted = True
-        self._inbox.close()
-        task = self._consumer
+    async def _pc_halt_on_loop(self) -> None:
+        self._pc_halted = True
+        self._pc_inbox.close()
+        task = self._pc_consumer
         if task is None or task.done():
             return
         await asyncio.wait({task}, timeout=self.stop_timeout)  # a running handler may finish

@@ -26,6 +26,9 @@ Threading model (binding for plugin authors):
 
 The plugin's state is one :class:`Phase`, changed under one condition variable that
 ``start()`` and :meth:`PluginCore.wait_phase` wait on without polling.
+
+Every private name of the runtime starts with ``_pc_``: plugin classes keep their own ``_client``,
+``_calls`` or ``_probe`` without silently replacing a piece of the machinery.
 """
 
 from __future__ import annotations
@@ -128,7 +131,7 @@ class PluginCore:
     queue_size: int = 10_000
     #: Seconds ``stop()`` waits for a running handler and for the loop thread to end.
     stop_timeout: float = 10.0
-    #: Seconds ``start()`` waits for the daemon to answer before failing.
+    #: Seconds ``start()`` waits for the daemon to answer before failing (0: do not ask).
     connect_timeout: float = 10.0
 
     def __init__(
@@ -155,16 +158,16 @@ class PluginCore:
         self.loop = asyncio.new_event_loop()
         self.phase = Phase.NEW
         self.log = get_logger(f"circus.plugins.{self.name or type(self).__name__}")
-        self._sequence = SequenceTracker(contiguous=_covers_all(self.subscribe_topics))
-        self._hooks = get_plugin_manager().hook
-        self._phase_changed = threading.Condition()
-        self._failure: BaseException | None = None
-        self._halted = False  # set once by stop(): no event reaches a handler afterwards
-        self._init_done = False
-        self._done = asyncio.Event()  # set (on the loop) when the loop may end
-        self._calls = ThreadClients(endpoint, self.call_timeout)
-        self._dealer: AsyncCommandClient | None = None
-        self._thread: threading.Thread | None = None
+        self._pc_sequence = SequenceTracker(contiguous=_covers_all(self.subscribe_topics))
+        self._pc_hooks = get_plugin_manager().hook
+        self._pc_phase_changed = threading.Condition()
+        self._pc_failure: BaseException | None = None
+        self._pc_halted = False  # set once by stop(): no event reaches a handler afterwards
+        self._pc_init_done = False
+        self._pc_done = asyncio.Event()  # set (on the loop) when the loop may end
+        self._pc_calls = ThreadClients(endpoint, self.call_timeout)
+        self._pc_dealer: AsyncCommandClient | None = None
+        self._pc_thread: threading.Thread | None = None
 
     # -- hooks for plugin authors ---------------------------------------------------------
 
@@ -211,26 +214,26 @@ class PluginCore:
     @property
     def event_counters(self) -> EventCounters:
         """Events received, missed and dropped so far, gaps and restarts seen."""
-        return self._sequence.counters
+        return self._pc_sequence.counters
 
     def wait_phase(self, *phases: Phase, timeout: float | None = None) -> Phase:
         """Block until the plugin is in one of ``phases`` (or ``timeout`` s passed)."""
-        with self._phase_changed:
-            self._phase_changed.wait_for(lambda: self.phase in phases, timeout)
+        with self._pc_phase_changed:
+            self._pc_phase_changed.wait_for(lambda: self.phase in phases, timeout)
             return self.phase
 
-    def _set_phase(self, phase: Phase, *, unless: Sequence[Phase] = ()) -> bool:
-        with self._phase_changed:
+    def _pc_set_phase(self, phase: Phase, *, unless: Sequence[Phase] = ()) -> bool:
+        with self._pc_phase_changed:
             if self.phase in unless:
                 return False
             self.phase = phase
-            self._phase_changed.notify_all()
+            self._pc_phase_changed.notify_all()
             return True
 
-    def _fail(self, error: BaseException) -> None:
-        if self._failure is None:
-            self._failure = error
-        self._set_phase(Phase.FAILED, unless=(Phase.STOPPING, *_ENDED))
+    def _pc_fail(self, error: BaseException) -> None:
+        if self._pc_failure is None:
+            self._pc_failure = error
+        self._pc_set_phase(Phase.FAILED, unless=(Phase.STOPPING, *_ENDED))
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -238,22 +241,22 @@ class PluginCore:
         """Run the plugin; blocks until it is stopped. Raises if it cannot start."""
         if not self.active:
             raise ValueError("Will not start an inactive plugin")
-        if not self._set_phase(Phase.STARTING, unless=tuple(p for p in Phase if p is not
+        if not self._pc_set_phase(Phase.STARTING, unless=tuple(p for p in Phase if p is not
                                                             Phase.NEW)):
             raise RuntimeError("a plugin can be started only once")
-        notify(self._hooks.circus_plugin_loaded, self)
-        self._thread = threading.Thread(
-            target=self._loop_main, name=f"circus-plugin-{self.name or 'loop'}", daemon=True
+        notify(self._pc_hooks.circus_plugin_loaded, self)
+        self._pc_thread = threading.Thread(
+            target=self._pc_loop_main, name=f"circus-plugin-{self.name or 'loop'}", daemon=True
         )
-        self._thread.start()
+        self._pc_thread.start()
         if self.wait_phase(Phase.RUNNING, Phase.STOPPING, *_ENDED) is Phase.RUNNING:
-            notify(self._hooks.circus_plugin_started, self)
+            notify(self._pc_hooks.circus_plugin_started, self)
         self.wait_phase(*_ENDED)
         if self.phase is Phase.FAILED:
-            self._raise_failure()
+            self._pc_raise_failure()
 
-    def _raise_failure(self) -> None:
-        failure = self._failure
+    def _pc_raise_failure(self) -> None:
+        failure = self._pc_failure
         if failure is None:
             return
         if isinstance(failure, CircusError):
@@ -262,45 +265,45 @@ class PluginCore:
 
     def stop(self) -> None:
         """Stop delivering events, run ``handle_stop``, end the loop. Safe to call twice."""
-        with self._phase_changed:
+        with self._pc_phase_changed:
             was = self.phase
             if was in (Phase.STOPPING, Phase.STOPPED):
                 return
             self.phase = Phase.STOPPING
-            self._phase_changed.notify_all()
+            self._pc_phase_changed.notify_all()
         try:
             if was is not Phase.NEW:
-                self._halt()
-                if self._init_done:
-                    self._run_stage("handle_stop", self.handle_stop, in_loop=False)
-                self._end_loop()
+                self._pc_halt()
+                if self._pc_init_done:
+                    self._pc_run_stage("handle_stop", self.handle_stop, in_loop=False)
+                self._pc_end_loop()
             elif not self.loop.is_closed():
                 self.loop.close()
         finally:
-            self._calls.close()
-            self._set_phase(Phase.FAILED if self._failure is not None else Phase.STOPPED)
+            self._pc_calls.close()
+            self._pc_set_phase(Phase.FAILED if self._pc_failure is not None else Phase.STOPPED)
             if was is not Phase.NEW:
-                notify(self._hooks.circus_plugin_stopped, self)
+                notify(self._pc_hooks.circus_plugin_stopped, self)
 
-    def _halt(self) -> None:
+    def _pc_halt(self) -> None:
         """Stop delivering events, letting a running handler finish (bounded)."""
         raise NotImplementedError
 
-    def _end_loop(self) -> None:
+    def _pc_end_loop(self) -> None:
         with contextlib.suppress(RuntimeError):  # the loop already ended (failure)
-            self.loop.call_soon_threadsafe(self._done.set)
-        thread = self._thread
+            self.loop.call_soon_threadsafe(self._pc_done.set)
+        thread = self._pc_thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(self.stop_timeout)
             if thread.is_alive():
                 self.log.warning("event loop thread did not stop in time")
 
-    def _loop_main(self) -> None:
+    def _pc_loop_main(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            self.loop.run_until_complete(self._main())
+            self.loop.run_until_complete(self._pc_main())
         except BaseException as exc:  # reported through start()
-            self._fail(exc)
+            self._pc_fail(exc)
         finally:
             pending = asyncio.all_tasks(self.loop)
             for task in pending:
@@ -309,22 +312,22 @@ class PluginCore:
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
             if self.phase is not Phase.STOPPING and self.phase not in _ENDED:
-                self._fail(PluginFailed("event delivery ended unexpectedly"))
+                self._pc_fail(PluginFailed("event delivery ended unexpectedly"))
 
-    async def _main(self) -> None:
+    async def _pc_main(self) -> None:
         # ZeroMQ bounds what it queues for us too: beyond it, events are lost (a seq gap)
         subscriber = EventSubscriber(self.pubsub_endpoint, topics=self.subscribe_topics,
                                      hwm=max(self.queue_size, 1000))
         subscriber.connect()
-        client = self._dealer = AsyncCommandClient(self.endpoint, timeout=self.call_timeout)
+        client = self._pc_dealer = AsyncCommandClient(self.endpoint, timeout=self.call_timeout)
         reader: asyncio.Task[None] | None = None
         try:
-            await self._await_daemon(client)
-            reader = asyncio.create_task(self._read(subscriber), name="circus-plugin-events")
-            await self._run_init()
-            self._init_done = True
-            self._set_phase(Phase.RUNNING, unless=(Phase.STOPPING, *_ENDED))
-            await self._done.wait()
+            await self._pc_await_daemon(client)
+            reader = asyncio.create_task(self._pc_read(subscriber), name="circus-plugin-events")
+            await self._pc_run_init()
+            self._pc_init_done = True
+            self._pc_set_phase(Phase.RUNNING, unless=(Phase.STOPPING, *_ENDED))
+            await self._pc_done.wait()
         finally:
             if reader is not None:
                 reader.cancel()
@@ -332,72 +335,75 @@ class PluginCore:
             subscriber.close()
             await client.close()
 
-    async def _await_daemon(self, client: AsyncCommandClient) -> None:
+    async def _pc_await_daemon(self, client: AsyncCommandClient) -> None:
+        if self.connect_timeout <= 0:
+            return
         try:
             await client.call("numwatchers", timeout=self.connect_timeout)
         except CallTimeout:
             raise PluginFailed(f"no circusd answered at {self.endpoint} within "
                                f"{self.connect_timeout:g} s") from None
 
-    async def _read(self, subscriber: EventSubscriber) -> None:
-        put = self._put_events
+    async def _pc_read(self, subscriber: EventSubscriber) -> None:
+        put = self._pc_put_events
         try:
             while True:
                 put(await subscriber.recv_batch())
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._report("events", exc)
-            self._fail(exc)
-            self._done.set()
+            self._pc_report("events", exc)
+            self._pc_fail(exc)
+            self._pc_done.set()
 
-    def _put_events(self, batch: list[Event]) -> None:
+    def _pc_put_events(self, batch: list[Event]) -> None:
         """Hand a batch to the flavour's bounded queue (on the loop)."""
         raise NotImplementedError
 
-    async def _run_init(self) -> None:
+    async def _pc_run_init(self) -> None:
         """Run ``handle_init`` where the flavour runs handlers; raise what it raised."""
         raise NotImplementedError
 
     # -- delivery (both flavours) ---------------------------------------------------------
 
-    def _prepared(self, events: list[Event], dropped: int
+    def _pc_prepared(self, events: list[Event], dropped: int
                   ) -> Iterator[tuple[Gap | None, tuple[str, str] | None]]:
         """Each event's gap report (if any) and its decoded form (``None``: a hook dropped
         it), until ``stop()`` halts delivery."""
-        observe = self._sequence.observe
+        observe = self._pc_sequence.observe
         for topic, payload in events:
-            if self._halted:
+            if self._pc_halted:
                 return
             gap = observe(payload, dropped)
             dropped = 0
-            yield gap, self._filter(topic, payload)
+            yield gap, self._pc_filter(topic, payload)
 
-    def _filter(self, topic: bytes, payload: bytes) -> tuple[str, str] | None:
+    def _pc_filter(self, topic: bytes, payload: bytes) -> tuple[str, str] | None:
         """Decode an event and run the event hooks; ``None`` when a hook dropped it."""
         event = PluginEvent(topic.decode("utf-8", "replace"), payload.decode("utf-8", "replace"))
-        call_each(self._hooks.circus_plugin_event, self._hook_failed, plugin=self, event=event)
+        call_each(self._pc_hooks.circus_plugin_event, self._pc_hook_failed,
+                  plugin=self, event=event)
         if event.dropped:
             return None
         return event.topic, event.message
 
-    def _gap_stage(self, gap: Gap) -> Any:
-        notify(self._hooks.circus_plugin_gap, self, gap=gap)
+    def _pc_gap_stage(self, gap: Gap) -> Any:
+        notify(self._pc_hooks.circus_plugin_gap, self, gap=gap)
         return self.handle_gap(gap)
 
-    def _hook_failed(self, error: BaseException, implementation: str) -> None:
+    def _pc_hook_failed(self, error: BaseException, implementation: str) -> None:
         self.log.error("event hook failed", implementation=implementation, exc_info=error)
-        notify(self._hooks.circus_plugin_failed, self, stage="hook", error=error)
+        notify(self._pc_hooks.circus_plugin_failed, self, stage="hook", error=error)
 
-    def _report(self, stage: str, error: BaseException) -> None:
+    def _pc_report(self, stage: str, error: BaseException) -> None:
         """Log a failure (one line for configuration errors, else with traceback) and notify."""
         if isinstance(error, CircusError):
             self.log.error(f"{stage} failed: {error}", stage=stage)
         else:
             self.log.error(f"{stage} failed", stage=stage, exc_info=error)
-        notify(self._hooks.circus_plugin_failed, self, stage=stage, error=error)
+        notify(self._pc_hooks.circus_plugin_failed, self, stage=stage, error=error)
 
-    def _run_stage(self, stage: str, func: Callable[[], Any], *, in_loop: bool) -> None:
+    def _pc_run_stage(self, stage: str, func: Callable[[], Any], *, in_loop: bool) -> None:
         """Run a handler, awaiting it on the loop if it is a coroutine; report failures."""
         try:
             result = func()
@@ -406,36 +412,36 @@ class PluginCore:
                     task = asyncio.ensure_future(result)
                     task.add_done_callback(
                         lambda t: None if t.cancelled() or t.exception() is None
-                        else self._report(stage, t.exception())  # type: ignore[arg-type]
+                        else self._pc_report(stage, t.exception())  # type: ignore[arg-type]
                     )
                 else:
                     asyncio.run_coroutine_threadsafe(_awaited(result), self.loop).result(
                         self.stop_timeout)
         except Exception as exc:
-            self._report(stage, exc)
+            self._pc_report(stage, exc)
 
-    def _dispatch(self, job: Callable[[], None]) -> None:
+    def _pc_dispatch(self, job: Callable[[], None]) -> None:
         """Run ``job`` where this flavour runs handlers (any thread may call it)."""
         raise NotImplementedError
 
     def reload(self) -> None:
         """Run ``handle_reload`` where handlers run (thread-safe; the runner's SIGHUP)."""
         with contextlib.suppress(RuntimeError):
-            self._dispatch(
-                lambda: self._run_stage("handle_reload", self.handle_reload, in_loop=True)
+            self._pc_dispatch(
+                lambda: self._pc_run_stage("handle_reload", self.handle_reload, in_loop=True)
             )
 
     # -- commands -------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _call_hooks(self, command: str, props: dict[str, Any], *, cast: bool
+    def _pc_call_hooks(self, command: str, props: dict[str, Any], *, cast: bool
                     ) -> Iterator[CallRecord]:
         """Wrap one call or cast in the before/after-call hooks (timing, reply, error).
 
         Shared by the blocking and the async flavours so that every hook implementation sees
         the same arguments whichever base class the plugin uses.
         """
-        notify(self._hooks.circus_plugin_before_call, self,
+        notify(self._pc_hooks.circus_plugin_before_call, self,
                command=command, properties=props, cast=cast)
         record = CallRecord()
         started = time.perf_counter()
@@ -446,24 +452,24 @@ class PluginCore:
             error = exc
             raise
         finally:
-            notify(self._hooks.circus_plugin_after_call, self, command=command,
+            notify(self._pc_hooks.circus_plugin_after_call, self, command=command,
                    properties=props, cast=cast, reply=record.reply, error=error,
                    duration=time.perf_counter() - started)
 
-    def _blocking_call(self, command: str, timeout: float | None, props: dict[str, Any]
+    def _pc_blocking_call(self, command: str, timeout: float | None, props: dict[str, Any]
                        ) -> dict[str, Any]:
         """A call on the calling thread's own socket: no thread handoff."""
         wait = self.call_timeout if timeout is None else timeout
-        with self._call_hooks(command, props, cast=False) as record:
-            record.reply = self._calls.call(command, wait, props)
+        with self._pc_call_hooks(command, props, cast=False) as record:
+            record.reply = self._pc_calls.call(command, wait, props)
             return record.reply
 
-    def _blocking_cast(self, command: str, props: dict[str, Any]) -> None:
-        with self._call_hooks(command, props, cast=True):
-            self._calls.cast(command, props)
+    def _pc_blocking_cast(self, command: str, props: dict[str, Any]) -> None:
+        with self._pc_call_hooks(command, props, cast=True):
+            self._pc_calls.cast(command, props)
 
-    def _loop_client(self) -> AsyncCommandClient:
-        client = self._dealer
+    def _pc_loop_client(self) -> AsyncCommandClient:
+        client = self._pc_dealer
         if client is None:
             raise CallError("the plugin is not running: no control connection")
         return client
@@ -473,17 +479,17 @@ class PluginCore:
     def schedule(self, delay: float, callback: Callable[..., Any], *args: Any) -> Scheduled:
         """Run ``callback(*args)`` once where handlers run, after ``delay`` s (any thread)."""
         return Scheduled(self.loop, delay, callback, args, interval=None,
-                         on_error=lambda exc: self._report("callback", exc),
-                         dispatch=self._timer_dispatch())
+                         on_error=lambda exc: self._pc_report("callback", exc),
+                         dispatch=self._pc_timer_dispatch())
 
     def every(self, interval: float, callback: Callable[..., Any], *args: Any) -> Scheduled:
         """Run ``callback(*args)`` every ``interval`` s where handlers run, first after one
         interval. Coroutine functions are run as tasks. Cancel the result to stop it."""
         return Scheduled(self.loop, interval, callback, args, interval=interval,
-                         on_error=lambda exc: self._report("callback", exc),
-                         dispatch=self._timer_dispatch())
+                         on_error=lambda exc: self._pc_report("callback", exc),
+                         dispatch=self._pc_timer_dispatch())
 
-    def _timer_dispatch(self) -> Dispatch | None:
+    def _pc_timer_dispatch(self) -> Dispatch | None:
         return None
 
     @staticmethod

@@ -12,6 +12,8 @@ run it by hand the same way. Differences from the 0.19 runner, all deliberate:
 * An inactive plugin (``active = false``) idles until stopped instead of exiting 1, which made
   circusd respawn it forever (P8).
 * ``--ssh`` is refused with a clear message: SSH tunnels are not supported.
+* When no circusd answers at ``--endpoint`` within ``--connect-timeout`` seconds (10), the
+  runner says so and exits 1 instead of waiting forever.
 
 Exit status: 0 normal end (also after SIGTERM/SIGINT), 1 plugin not found / failed to load /
 failed to start, 2 bad arguments.
@@ -62,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                         type=_key_value, metavar="KEY=VALUE", help="one plugin option")
     parser.add_argument("--check-delay", type=float, default=5.0, metavar="SECONDS",
                         help="circusd's check_delay, passed to the plugin")
+    parser.add_argument("--connect-timeout", type=float, default=None, metavar="SECONDS",
+                        help="fail when circusd does not answer within this many seconds "
+                        "(default 10; 0 = do not ask, e.g. to feed events from elsewhere)")
     parser.add_argument("--log-level", default="info", help="debug, info, warning, error...")
     parser.add_argument("--log-output", default="-", help="'-' (stdout), 'stderr' or a file")
     parser.add_argument("--log-format", default="auto", choices=FORMATS)
@@ -125,6 +130,8 @@ def _run(args: argparse.Namespace, state: dict[str, Any]) -> int:
     log.info(f"Endpoint: {args.endpoint!r}")
     log.info(f"Pub/sub: {args.pubsub!r}")
     plugin = _construct(cls, args, config)
+    if args.connect_timeout is not None:
+        plugin.connect_timeout = args.connect_timeout
     state["plugin"] = plugin
     try:
         if getattr(plugin, "active", True) is False:

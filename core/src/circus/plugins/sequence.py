@@ -15,6 +15,7 @@ escaped). This keeps the per-event cost to two ``rfind`` calls. Events without t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,6 +23,7 @@ GapKind = Literal["start", "gap", "restart"]
 
 _SEQ_KEY = b'"seq": '
 _BOOT_KEY = b'"boot": "'
+_DIGITS = re.compile(rb"\d+")
 
 
 @dataclass(frozen=True)
@@ -59,11 +61,8 @@ def read_stamp(payload: bytes) -> tuple[str, int] | None:
     at = payload.rfind(_SEQ_KEY)
     if at < 0:
         return None
-    start = at + len(_SEQ_KEY)
-    end = start
-    while end < len(payload) and 48 <= payload[end] <= 57:  # ASCII digits
-        end += 1
-    if end == start:
+    digits = _DIGITS.match(payload, at + len(_SEQ_KEY))
+    if digits is None:
         return None
     at_boot = payload.rfind(_BOOT_KEY)
     if at_boot < 0:
@@ -72,7 +71,7 @@ def read_stamp(payload: bytes) -> tuple[str, int] | None:
     boot_end = payload.find(b'"', boot_start)
     if boot_end < 0:
         return None
-    return payload[boot_start:boot_end].decode("ascii", "replace"), int(payload[start:end])
+    return payload[boot_start:boot_end].decode("ascii", "replace"), int(digits.group())
 
 
 class SequenceTracker:

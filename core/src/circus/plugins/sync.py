@@ -30,8 +30,8 @@ class CircusPlugin(PluginCore):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._inbox = ThreadInbox(self.queue_size, self.name or type(self).__name__)
-        self._handler: threading.Thread | None = None
+        self._pc_inbox = ThreadInbox(self.queue_size, self.name or type(self).__name__)
+        self._pc_handler: threading.Thread | None = None
 
     def handle_recv(self, data: tuple[str, str]) -> None:
         """Called in the handler thread for every event: ``data`` is ``(topic, message)``."""
@@ -43,11 +43,11 @@ class CircusPlugin(PluginCore):
         Raises :class:`circus.errors.CallTimeout` after ``timeout`` seconds (default
         ``self.call_timeout``) instead of blocking forever.
         """
-        return self._blocking_call(command, timeout, props)
+        return self._pc_blocking_call(command, timeout, props)
 
     def cast(self, command: str, **props: Any) -> None:
         """Send ``command`` without waiting; circusd sends no reply (errors are lost)."""
-        self._blocking_cast(command, props)
+        self._pc_blocking_cast(command, props)
 
     def snapshot(self) -> Snapshot:
         """The daemon's watchers, their states and pids now (``status`` + ``list``)."""
@@ -55,60 +55,60 @@ class CircusPlugin(PluginCore):
 
     # -- the handler thread -----------------------------------------------------------------
 
-    def _put_events(self, batch: list[Event]) -> None:
-        self._inbox.put(batch)
+    def _pc_put_events(self, batch: list[Event]) -> None:
+        self._pc_inbox.put(batch)
 
-    def _dispatch(self, job: Job) -> None:
-        self._inbox.submit(job)
+    def _pc_dispatch(self, job: Job) -> None:
+        self._pc_inbox.submit(job)
 
-    def _timer_dispatch(self) -> Dispatch | None:
-        return self._inbox.submit
+    def _pc_timer_dispatch(self) -> Dispatch | None:
+        return self._pc_inbox.submit
 
-    async def _run_init(self) -> None:
+    async def _pc_run_init(self) -> None:
         started: asyncio.Future[None] = self.loop.create_future()
-        self._handler = threading.Thread(
-            target=self._handler_main, args=(started,), daemon=True,
+        self._pc_handler = threading.Thread(
+            target=self._pc_handler_main, args=(started,), daemon=True,
             name=f"circus-plugin-{self.name or 'handlers'}",
         )
-        self._handler.start()
+        self._pc_handler.start()
         await started
 
-    def _handler_main(self, started: asyncio.Future[None]) -> None:
+    def _pc_handler_main(self, started: asyncio.Future[None]) -> None:
         try:
             self.handle_init()
         except Exception as exc:
-            self._report("handle_init", exc)
+            self._pc_report("handle_init", exc)
             self.loop.call_soon_threadsafe(_settle, started, exc)
-            self._calls.close_mine()
+            self._pc_calls.close_mine()
             return
         self.loop.call_soon_threadsafe(_settle, started, None)
         try:
-            self._handle_events()
+            self._pc_handle_events()
         finally:
-            self._calls.close_mine()
+            self._pc_calls.close_mine()
 
-    def _handle_events(self) -> None:
-        take = self._inbox.take
+    def _pc_handle_events(self) -> None:
+        take = self._pc_inbox.take
         while (work := take()) is not None:
             jobs, events, dropped = work
             for job in jobs:
                 job()
-            for gap, data in self._prepared(events, dropped):
+            for gap, data in self._pc_prepared(events, dropped):
                 if gap is not None:
                     try:
-                        self._gap_stage(gap)
+                        self._pc_gap_stage(gap)
                     except Exception as exc:
-                        self._report("handle_gap", exc)
+                        self._pc_report("handle_gap", exc)
                 if data is not None:
                     try:
                         self.handle_recv(data)
                     except Exception as exc:
-                        self._report("handle_recv", exc)
+                        self._pc_report("handle_recv", exc)
 
-    def _halt(self) -> None:
-        self._halted = True
-        self._inbox.close()
-        handler = self._handler
+    def _pc_halt(self) -> None:
+        self._pc_halted = True
+        self._pc_inbox.close()
+        handler = self._pc_handler
         if handler is not None and handler is not threading.current_thread():
             handler.join(self.stop_timeout)
             if handler.is_alive():
