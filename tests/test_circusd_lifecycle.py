@@ -27,7 +27,7 @@ def _topic(name: str, action: str) -> str:
 
 
 def test_respawn_after_kill9_publishes_reap_then_spawn(tmp_path: Path) -> None:
-    config = _watcher("sleeper", "sleep 120", numprocesses=2)
+    config = _watcher("sleeper", "sleep 120", numprocesses=2, min_uptime=0)  # no backoff
     with CircusdProcess(config, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
         ev.wait_ready(daemon, "sleeper")
         pids = daemon.call("list", name="sleeper")["pids"]

@@ -58,7 +58,9 @@ def test_plugin_section_becomes_argv_watcher(tmp_path: Path) -> None:
     assert watcher.is_plugin
     assert (watcher.singleton, watcher.numprocesses) == (True, 1)
     assert (watcher.copy_env, watcher.copy_path) == (True, True)
-    assert (watcher.close_child_stdout, watcher.close_child_stderr) == (True, True)
+    # the plugin's output goes to circusd's log, tagged with its name (issue 8 item 7)
+    log_stream = {"class": "LogStream", "tag": "plugin:Flap"}
+    assert watcher.stdout_stream == watcher.stderr_stream == log_stream
     # watcher options in the section are typed and applied (P7)
     assert watcher.graceful_timeout == 4.5
     assert watcher.respawn is False
@@ -300,3 +302,20 @@ def test_decode_rules() -> None:
 def test_encode_refuses_unrepresentable(config: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="cannot be passed to a plugin"):
         encode_config(config)
+
+
+def test_plugin_streams_or_close_child_replace_the_log_stream(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        [plugin:a]
+        use = {PLUGIN}
+        stdout_stream.class = FileStream
+        stdout_stream.filename = {tmp_path / "a.log"}
+        close_child_stderr = true
+        """,
+    )
+    (watcher,) = load_config(path).watchers
+    assert watcher.stdout_stream == {"class": "FileStream", "filename": str(tmp_path / "a.log")}
+    assert watcher.stderr_stream == {}
+    assert watcher.close_child_stderr is True

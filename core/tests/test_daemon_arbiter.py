@@ -80,8 +80,8 @@ def test_get_arbiter_starts_by_priority_and_quits(tmp_path: Path) -> None:
             assert arbiter.get_watcher("high").state == "active"
             assert arbiter.get_watcher("manual").state == "stopped"
             high, low = arbiter.get_watcher("HIGH"), arbiter.get_watcher("low")
-            assert min(p.started for p in high.processes.values()) <= min(
-                p.started for p in low.processes.values()
+            assert min(p.started for p in high.processes.all()) <= min(
+                p.started for p in low.processes.all()
             )
             with pytest.raises(MessageError, match="program nope not found"):
                 arbiter.get_watcher("nope")
@@ -234,7 +234,7 @@ def test_rm_nostop_leaves_processes_running_but_reaps_them(tmp_path: Path) -> No
             await arbiter.remove_watcher("w", nostop=True)
             assert [w.name for w in arbiter.watchers] == []
             assert pid_state(pid) in ("S", "R")  # still running
-            proc = watcher.processes[pid]
+            proc = watcher.processes.get(pid)
             os.kill(pid, signal.SIGTERM)
             assert await asyncio.wait_for(proc.exited, 20) == -15
             assert watcher.pids() == []  # not respawned

@@ -60,7 +60,7 @@ def _no_leftover_children() -> Iterator[None]:
     """A failed test must not leave children behind."""
     yield
     for watcher in WATCHERS:
-        for proc in [*watcher.processes.values(), *watcher.dying]:
+        for proc in watcher.processes.all():
             kill_tree(proc.pid)
     WATCHERS.clear()
 

@@ -16,7 +16,7 @@ import pytest
 from circus.config import WatcherConfig
 from circus.stats import Sampler
 from circus.testing import kill_tree, wait_dead, wait_gone
-from circus.watcher import Watcher
+from circus.watcher import SpawnFailed, Watcher
 
 TIMEOUT = 20.0
 
@@ -65,7 +65,7 @@ def run(factory: Callable[[Recorder], Awaitable[None]]) -> None:
             await asyncio.wait_for(factory(rec), 60)
         finally:  # a failed test must not leave children behind
             for watcher in rec.watchers:
-                for proc in [*watcher.processes.values(), *watcher.dying]:
+                for proc in watcher.processes.all():
                     kill_tree(proc.pid)
                 watcher.close()
 
@@ -95,7 +95,7 @@ def test_start_stop_events_and_expected_flags() -> None:
 
 def test_crash_is_reaped_and_respawned_at_once() -> None:
     async def body(rec: Recorder) -> None:
-        w = make(rec)
+        w = make(rec, min_uptime=0.0)  # any exit counts as healthy: no backoff
         await w.start()
         (pid,) = w.pids()
         mark = len(rec.events)
@@ -124,19 +124,26 @@ def test_respawn_false_stops_the_watcher_when_the_last_process_dies() -> None:
 
 def test_max_retry_gives_up_and_minus_one_keeps_trying_without_freezing() -> None:
     async def body(rec: Recorder) -> None:
-        w = make(rec, cmd="/nonexistent/prog", max_retry=2)
-        await w.start()
+        w = make(rec, cmd="/nonexistent/prog", max_retry=2, backoff_start=0.05)
+        with pytest.raises(SpawnFailed, match=r"started 0 of 1 .*\(ENOENT\); next try in"):
+            await w.start()
+        assert w.state == "backoff"
+        await rec.wait(lambda a: a[-1:] == ["stop"])
+        # three failed spawns (max_retry + 1), each followed by a backoff until the last
+        assert rec.actions() == ["start", "backoff", "backoff", "stop"]
+        assert rec.events[-1][1]["expected"] is False
         assert w.state == "stopped"
-        assert rec.actions() == ["stop"]
-        forever = make(rec, cmd="/nonexistent/prog", max_retry=-1)
-        task = asyncio.create_task(forever.start())
-        # the loop stays responsive while it retries
-        for _ in range(5):
-            await asyncio.sleep(0.05)
-        assert not task.done()
+        forever = make(rec, cmd="/nonexistent/prog", max_retry=-1, backoff_start=0.01)
+        with pytest.raises(SpawnFailed):
+            await forever.start()
+        mark = len(rec.events)
+        await rec.wait(lambda a: a.count("backoff") >= 4, mark)
+        delays = [p["delay"] for a, p in rec.events[mark:] if a == "backoff"]
+        assert delays[:4] == [0.02, 0.04, 0.08, 0.16]  # the loop stays responsive meanwhile
+        assert forever.state == "backoff"
         await forever.stop()
-        await asyncio.wait_for(task, TIMEOUT)
         assert forever.state == "stopped"
+        assert rec.actions()[-1] == "stop"
 
     run(body)
 
@@ -274,11 +281,14 @@ def test_kill_and_signal_commands_count_as_expected() -> None:
         await w.start()
         (pid,) = w.pids()
         mark = len(rec.events)
-        await w.kill(signum=signal.SIGINT)
+        # Not SIGINT: a shell starting a background job (pytest ... &) makes its children
+        # ignore SIGINT and SIGQUIT, and the child inherited that, so the kill waited for the
+        # graceful timeout and escalated ("kill, kill, reap"). SIGUSR2 is never ignored that way.
+        await w.kill(signum=signal.SIGUSR2)
         await rec.wait(lambda a: a[-1:] == ["spawn"], mark)
         assert rec.actions(mark) == ["kill", "reap", "spawn"]
         assert rec.events[mark + 1][1] | {"time": 0} == {
-            "process_pid": pid, "time": 0, "exit_code": -2, "expected": True,
+            "process_pid": pid, "time": 0, "exit_code": -signal.SIGUSR2, "expected": True,
             "seq": rec.events[mark + 1][1]["seq"],
         }  # fmt: skip
         mark = len(rec.events)

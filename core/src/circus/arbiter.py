@@ -9,6 +9,7 @@ close the controller and the publisher.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
 import importlib
@@ -34,7 +35,7 @@ from circus.output_tail import with_defaults
 from circus.stats.report import daemon_stats
 from circus.stats.sampler import Sampler
 from circus.stats.stream import StatsStream
-from circus.watcher import Watcher
+from circus.watcher import SpawnFailed, Watcher
 
 log = structlog.get_logger("circus.arbiter")
 
@@ -172,7 +173,8 @@ class Arbiter:
             pubsub=self.settings.pubsub_endpoint,
             watchers=len(self._watchers),
         )
-        await self.start_watchers()
+        with contextlib.suppress(SpawnFailed):  # logged by the watcher, retried after a backoff
+            await self.start_watchers()
 
     async def _start_controller(self) -> None:
         try:
@@ -249,7 +251,12 @@ class Arbiter:
         return sorted(chosen, key=lambda w: w.priority, reverse=descending)
 
     async def start_watchers(self, watchers: list[Watcher] | None = None) -> None:
-        """Start autostart watchers, highest priority first, ``warmup_delay`` between them."""
+        """Start autostart watchers, highest priority first, ``warmup_delay`` between them.
+
+        A watcher that cannot start every process does not hold the others back; the failures
+        are raised together at the end (the reply of ``start`` names them).
+        """
+        failures: list[str] = []
         first = True
         for watcher in self._by_priority(watchers, descending=True):
             if self._quitting is not None:
@@ -261,7 +268,12 @@ class Arbiter:
             elif not first:
                 await asyncio.sleep(0)  # let the controller answer during a long startup
             first = False
-            await watcher.start()
+            try:
+                await watcher.start()
+            except SpawnFailed as exc:
+                failures.append(exc.reason)
+        if failures:
+            raise SpawnFailed("; ".join(failures))
 
     async def stop_watchers(self, watchers: list[Watcher] | None = None) -> None:
         """Stop concurrently, initiated lowest priority first."""
@@ -312,9 +324,7 @@ class Arbiter:
         del self._watchers[watcher.name.lower()]
         self._loaded.pop(watcher.name.lower(), None)
         if nostop:
-            # the processes keep running, unsupervised: never respawned, but still reaped when
-            # they exit (no zombies) and their output still reaches the streams
-            watcher.state = "stopped"
+            watcher.abandon()
             return
         await watcher.stop()
         watcher.close_streams()
@@ -346,23 +356,30 @@ class Arbiter:
         wanted = {cfg.name.lower(): cfg for cfg in new.watchers}
         for key in [k for k in self._watchers if k not in wanted]:
             await self.remove_watcher_quietly(key)
+        failures: list[str] = []
         for key, cfg in wanted.items():
             old = self._loaded.get(key)
             current = self._watchers.get(key)
-            if current is None or old is None:
-                watcher = self._register(cfg)
-                if watcher.autostart:
-                    await watcher.start()
-            elif old == cfg:
-                continue
-            elif dataclasses.replace(old, numprocesses=cfg.numprocesses) == cfg:
-                self._loaded[key] = copy.deepcopy(cfg)
-                await current.apply_count(cfg.numprocesses)
-            else:
-                await self.remove_watcher_quietly(key)
-                watcher = self._register(cfg)
-                if watcher.autostart:
-                    await watcher.start()
+            try:
+                if current is None or old is None:
+                    await self._register_and_start(cfg)
+                elif old == cfg:
+                    continue
+                elif dataclasses.replace(old, numprocesses=cfg.numprocesses) == cfg:
+                    self._loaded[key] = copy.deepcopy(cfg)
+                    await current.apply_count(cfg.numprocesses)
+                else:
+                    await self.remove_watcher_quietly(key)
+                    await self._register_and_start(cfg)
+            except SpawnFailed as exc:  # the other watchers are still applied
+                failures.append(exc.reason)
+        if failures:
+            raise SpawnFailed("; ".join(failures))
+
+    async def _register_and_start(self, cfg: WatcherConfig) -> None:
+        watcher = self._register(cfg)
+        if watcher.autostart:
+            await watcher.start()
 
     async def remove_watcher_quietly(self, key: str) -> None:
         """Stop and drop a watcher without a ``remove`` event (what reloadconfig does)."""

@@ -78,6 +78,42 @@ class FancyStdoutStream(StdoutStream):
         sys.stdout.buffer.flush()
 
 
+class LogStream:
+    """Sends output to circusd's own log: one record per line, tagged with ``tag``.
+
+    What a ``[plugin:NAME]`` section without streams uses (issue 8 item 7), so a plugin's
+    traceback is never lost. Partial lines wait for their end, per process and stream, but never
+    beyond ``max_line`` bytes (then they are logged as they are): a process writing without
+    newlines cannot make circusd buffer without bound.
+    """
+
+    def __init__(self, tag: str = "", max_line: int | str = 65536, **_: Any) -> None:
+        self.tag = tag
+        self.max_line = int(max_line)
+        self._partial: dict[tuple[int, str], bytes] = {}
+
+    def __call__(self, chunk: Chunk) -> None:
+        key = (int(chunk["pid"]), str(chunk["name"]))
+        data = self._partial.pop(key, b"") + chunk["data"]
+        *lines, rest = data.split(b"\n")
+        if len(rest) >= self.max_line:
+            lines.append(rest)
+            rest = b""
+        for line in lines:
+            self._emit(key, line)
+        if rest:
+            self._partial[key] = rest
+
+    def _emit(self, key: tuple[int, str], line: bytes) -> None:
+        text = line.decode("utf-8", "replace").rstrip("\r")
+        log.info(text, source=self.tag, pid=key[0], stream=key[1])
+
+    def close(self) -> None:
+        for key, rest in list(self._partial.items()):
+            self._emit(key, rest)
+        self._partial.clear()
+
+
 class QueueStream:
     """Keeps chunks in memory (bounded), for tests and embedding."""
 
@@ -202,6 +238,7 @@ _SHORT_NAMES: dict[str, Callable[..., Any]] = {
     "watchedfilestream": WatchedFileStream,
     "timedrotatingfilestream": TimedRotatingFileStream,
     "queuestream": QueueStream,
+    "logstream": LogStream,
     "stdoutstream": StdoutStream,
     "fancystdoutstream": FancyStdoutStream,
     "null": NullStream,

@@ -142,11 +142,22 @@ def plugin_watcher(
         watcher_options["stdout_stream"] = {"class": "StdoutStream"}
         watcher_options["stderr_stream"] = {"class": "StdoutStream"}
     else:
-        watcher_options["close_child_stdout"] = True
-        watcher_options["close_child_stderr"] = True
+        # visible by default (issue 8 item 7): one log record per line, tagged with the plugin;
+        # `stdout_stream.*`/`stderr_stream.*` or `close_child_*` in the section replace this
+        for stream in ("stdout_stream", "stderr_stream"):
+            watcher_options[stream] = {"class": "LogStream", "tag": name}
     for key, value in options.items():
         if is_plugin_watcher_option(key):
+            if key.startswith(("stdout_stream", "stderr_stream")):
+                stream = key.partition(".")[0]
+                if watcher_options.get(stream, {}).get("class") == "LogStream":
+                    watcher_options[stream] = {}  # the section configures its own stream
             watcher_options[key] = value
+    for closed, stream in (("close_child_stdout", "stdout_stream"),
+                           ("close_child_stderr", "stderr_stream")):  # fmt: skip
+        with contextlib.suppress(ValueError):  # a bad value is reported when converting
+            if closed in options and convert.to_bool(options[closed]):
+                watcher_options.pop(stream, None)
     if "copy_env" in options and "copy_path" not in options:
         # copy_path needs copy_env: turning copy_env off alone must not be an error
         with contextlib.suppress(ValueError):
