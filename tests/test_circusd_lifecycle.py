@@ -215,7 +215,8 @@ def test_missing_config_exits_1(tmp_path: Path, missing: str) -> None:
 
 
 def test_no_zombie_after_crash_loop(tmp_path: Path) -> None:
-    config = _watcher("crash", "sh -c 'exit 3'", numprocesses=2)
+    # min_uptime = 0: a fast crash loop (no backoff) is what could leave zombies
+    config = _watcher("crash", "sh -c 'exit 3'", numprocesses=2, min_uptime=0)
     with CircusdProcess(config, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
         ev.wait_count(lambda t, p: t == _topic("crash", "reap") and p["exit_code"] == 3, 20)
         daemon.call("stop", name="crash", waiting=True)

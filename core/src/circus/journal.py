@@ -2,7 +2,7 @@
 
 ``circusctl status -l`` and ``circus-top`` show a restart count per process, as ``pm2 list``
 does. Circus 0.19 keeps no such count, so this journal derives it from the watcher's own events
-(fed by :meth:`circus.watcher_base.WatcherBase.notify`), which keeps the watcher code untouched.
+(fed by :meth:`circus.watcher.Watcher.notify`), which keeps the watcher code untouched.
 
 A *slot* is a worker id (``wid``): a process that dies is replaced in the same slot, so "slot 2
 was spawned 4 times" means "restarted 3 times", whatever the cause (crash, ``restart``,

@@ -20,7 +20,8 @@ LINE = re.compile(r"circus\.app\.watcher\.[A-Za-z0-9_.-]+\.[a-z_]+:[0-9]+(\.[0-9
 
 def config(port: int, gauge_interval: str = "0.5") -> str:
     return (
-        "[watcher:web]\ncmd = sleep 120\nnumprocesses = 2\n\n"
+        # min_uptime = 0: the SIGKILL below is a normal exit, respawned without a backoff event
+        "[watcher:web]\ncmd = sleep 120\nnumprocesses = 2\nmin_uptime = 0\n\n"
         "[plugin:statsd]\nuse = statsd\nhost = 127.0.0.1\n"
         f"port = {port}\ngauge_interval = {gauge_interval}\n"
     )

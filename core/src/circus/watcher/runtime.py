@@ -646,7 +646,8 @@ class Watcher:
         if pid is not None:
             proc = self.processes.find(pid)
             return self._stats_of(sample, proc, extended)  # type: ignore[return-value]
-        return {str(p.pid): self._stats_of(sample, p, extended) for p in self.processes.select(None)}
+        procs = self.processes.select(None)
+        return {str(p.pid): self._stats_of(sample, p, extended) for p in procs}
 
     def _stats_of(self, sample: Sample, proc: Process, extended: bool) -> dict[str, Any] | str:
         info = self.processes.stats(sample, proc)
