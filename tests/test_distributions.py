@@ -27,6 +27,7 @@ BUNDLED = {
     "resource_watcher": "circus-plugin-resource-watcher",
     "command_reloader": "circus-plugin-command-reloader",
     "autoscale": "circus-plugin-autoscale",
+    "prometheus": "circus-plugin-prometheus",
 }
 FOLDERS = {"circus-core": "core", **{dist: f"plugins/{short}" for short, dist in BUNDLED.items()}}
 

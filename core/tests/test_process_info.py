@@ -16,6 +16,7 @@ from circus.procinfo import NO_SUCH_PROCESS, cpu_time, human_bytes, parse_human_
 from circus.stats import Sampler
 from circus.stats.cpu import MIN_WINDOW, WINDOW, CpuTracker
 from circus.stats.report import aggregate, daemon_stats, process_stats
+from circus.stats.sampler import SETTLED_AGE
 from circus.testing import kill_tree
 
 TIMEOUT = 20.0
@@ -232,3 +233,25 @@ def test_parse_human_bytes_inverts_human_bytes() -> None:
         assert abs(back - value) <= max(value * 0.005, 1)
     for bad in ("N/A", "", "12X", "M", "-1K", "abcB"):
         assert parse_human_bytes(bad) is None
+
+
+def test_an_exec_is_noticed_despite_the_identity_cache() -> None:
+    """The command name is cached once a process has settled, but an exec changes it at once."""
+    proc = subprocess.Popen(["sh", "-c", "read line; exec sleep 30"], stdin=subprocess.PIPE)
+    sampler = Sampler()
+    try:
+        _wait_exec(proc.pid, "sh")
+        time.sleep(SETTLED_AGE)  # not a wait for a condition: the age at which caching starts
+        first = asyncio.run(sampler.sample([proc.pid])).infos[proc.pid]
+        assert first["cmdline"] == "sh"
+        assert any(key[0] == proc.pid for key in sampler._identity)  # cached
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+        _wait_exec(proc.pid, "sleep")
+        again = asyncio.run(sampler.sample([proc.pid])).infos[proc.pid]
+        assert again["cmdline"] == "sleep"
+    finally:
+        sampler.close()
+        proc.kill()
+        proc.wait(TIMEOUT)

@@ -43,6 +43,8 @@ class ProcStat:
     """The fields of one ``/proc/<pid>/stat`` line that the stats use, in final units."""
 
     pid: int
+    #: the kernel's short command name (15 bytes at most); changes at exec
+    comm: bytes
     ppid: int
     state: str
     cpu_seconds: float
@@ -77,10 +79,12 @@ def _mem_total() -> int:
 def parse_stat(pid: int, raw: bytes, machine: Machine) -> ProcStat:
     """Parse one ``stat`` line. The command name (field 2) may hold spaces and parentheses,
     so fields are counted from the *last* ``)``."""
-    fields = raw[raw.rindex(b")") + 2 :].split()
+    end = raw.rindex(b")")
+    fields = raw[end + 2 :].split()
     ticks = machine.clock_ticks
     return ProcStat(
         pid=pid,
+        comm=raw[raw.index(b"(") + 1 : end],
         ppid=int(fields[1]),
         state=fields[0].decode(),
         cpu_seconds=(int(fields[11]) + int(fields[12])) / ticks,

@@ -40,6 +40,11 @@ log = structlog.get_logger("circus.stats")
 
 #: seconds :meth:`Sampler.close` waits for a round in progress
 _JOIN_TIMEOUT = 5.0
+#: a process's command name and owner are read again after this many seconds; an exec is
+#: noticed at once (the kernel's ``comm`` in ``stat`` changes), a setuid within this delay
+IDENTITY_TTL = 10.0
+#: processes younger than this are not cached: they may not have exec'd yet
+SETTLED_AGE = 1.0
 _STOP = object()
 
 Info = dict[str, Any]
@@ -82,6 +87,9 @@ class Sampler:
         self._machine: Machine | None = None
         self._cpu = CpuTracker()
         self._users = UserNames()
+        #: (pid, create_time, comm) -> (read at, command name, user name): two of the three
+        #: extra reads per process, so a round over 1,000 processes costs about half as much
+        self._identity: dict[tuple[int, float, bytes], tuple[float, str, str]] = {}
         #: rounds completed (tests and benchmarks read it)
         self.rounds = 0
 
@@ -160,13 +168,32 @@ class Sampler:
             ]
             infos[pid] = info
         self._cpu.prune(now)
+        self._forget_identities(now)
         self.rounds += 1
         return Sample(infos, taken, time.monotonic() - started, len(table))
 
-    def _info(self, stat: ProcStat, machine: Machine, now: float, wall: float) -> Info:
-        age = max(wall - stat.create_time, 0.0)
+    def _identity_of(self, stat: ProcStat, now: float, age: float) -> tuple[str, str]:
+        """(command name, user name), cached per process once it has settled."""
+        key = (stat.pid, stat.create_time, stat.comm)
+        cached = self._identity.get(key)
+        if cached is not None and now - cached[0] < IDENTITY_TTL:
+            return cached[1], cached[2]
         uid = real_uid(stat.pid)
         cmd = command_name(stat.pid)
+        found = ("N/A" if cmd is None else cmd, "N/A" if uid is None else self._users.name(uid))
+        if age >= SETTLED_AGE and cmd is not None and uid is not None:
+            self._identity[key] = (now, *found)
+        return found
+
+    def _forget_identities(self, now: float) -> None:
+        if len(self._identity) > 256:  # bounded: drop entries too old to be used again
+            stale = [k for k, v in self._identity.items() if now - v[0] >= IDENTITY_TTL]
+            for key in stale:
+                del self._identity[key]
+
+    def _info(self, stat: ProcStat, machine: Machine, now: float, wall: float) -> Info:
+        age = max(wall - stat.create_time, 0.0)
+        cmd, user = self._identity_of(stat, now, age)
         rss, vms = memory(stat.pid, machine) or (stat.rss, stat.vms)
         return {
             "pid": stat.pid,
@@ -176,9 +203,9 @@ class Sampler:
             "mem_info1": human_bytes(rss),
             "mem_info2": human_bytes(vms),
             "ctime": cpu_time(stat.cpu_seconds),
-            "username": "N/A" if uid is None else self._users.name(uid),
+            "username": user,
             "nice": stat.nice,
-            "cmdline": "N/A" if cmd is None else cmd,
+            "cmdline": cmd,
             "age": age,
             "children": [],
         }
