@@ -4,6 +4,7 @@ real SMTP server. Every count is checked after a quiet window, so a repeated ale
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
@@ -112,3 +113,26 @@ def test_a_dead_smtp_server_is_retried_then_reported_lost() -> None:
     ok = asyncio.run(deliver(EmailChannel(settings), alert, 1, structlog.get_logger()))
     assert ok is False
     assert time.monotonic() - started >= 1.0  # one retry after RETRY_DELAY
+
+
+def test_watcher_stopped_by_circusd_itself(tmp_path: Path, webhook: WebhookReceiver) -> None:
+    """``respawn = false`` and the process exits: circusd stops the watcher on its own."""
+    config = (
+        "[circus]\ndebug = true\n\n"
+        '[watcher:once]\ncmd = sh -c "sleep 0.3; exit 0"\nrespawn = false\nautostart = false\n\n'
+        "[plugin:notify]\nuse = notify\n"
+        f"webhook_url = {webhook.url}\nmin_interval = 0\n"
+    )
+    with CircusdProcess(config, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
+        deadline = time.monotonic() + TIMEOUT
+        while not webhook.bodies:  # until the plugin's subscription is live (slow joiner)
+            assert time.monotonic() < deadline, daemon.log_text()
+            mark = len(ev.events)
+            daemon.call("start", name="once")
+            ev.wait_for(lambda t, p: t == "watcher.once.stop", timeout=TIMEOUT, start=mark)
+            with contextlib.suppress(AssertionError):
+                webhook.wait(1, timeout=2.0)
+        quiet(1.0)
+        (alert,) = webhook.bodies
+        assert alert["kind"] == "stopped"
+        assert alert["text"].startswith("once: stopped by circusd itself")

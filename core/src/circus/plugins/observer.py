@@ -70,6 +70,13 @@ def _opt(config: Mapping[str, Any], key: str, convert: Any, default: Any) -> Any
         raise ConfigError(str(exc), key=key) from None
 
 
+#: circusd 0.19 refuses commands during its tick with this reason (errno 5); the command is
+#: sent again every CONFLICT_DELAY s, CONFLICT_ATTEMPTS times at most.
+CONFLICT_TEXT = "already running"
+CONFLICT_DELAY = 0.25
+CONFLICT_ATTEMPTS = 20
+
+
 class HealthObserver(AsyncCircusPlugin):
     """Probe every ``loop_rate`` s; restart (or signal) the watcher after repeated failures."""
 
@@ -224,17 +231,25 @@ class HealthObserver(AsyncCircusPlugin):
 
     async def _act(self, watcher: str) -> None:
         signum = self.settings.signal
-        try:
-            if signum is not None:
-                self.log.warning(f"sending {signal_name(signum)} to {watcher}", watcher=watcher)
-                reply = await self.call("signal", name=watcher, signum=signum)
-            else:
-                self.log.warning(f"restarting {watcher}", watcher=watcher)
-                reply = await self.call("restart", timeout=self.restart_timeout,
-                                        name=watcher, match="simple")
-        except CallError as exc:
-            self.log.error(f"{watcher}: the command got no answer: {exc}", watcher=watcher)
-            return
-        if reply.get("status") != "ok":
-            self.log.error(f"{watcher}: the command failed: {reply.get('reason')}",
-                           watcher=watcher)
+        if signum is not None:
+            self.log.warning(f"sending {signal_name(signum)} to {watcher}", watcher=watcher)
+        else:
+            self.log.warning(f"restarting {watcher}", watcher=watcher)
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                if signum is not None:
+                    reply = await self.call("signal", name=watcher, signum=signum)
+                else:
+                    reply = await self.call("restart", timeout=self.restart_timeout,
+                                            name=watcher, match="simple")
+            except CallError as exc:
+                self.log.error(f"{watcher}: the command got no answer: {exc}", watcher=watcher)
+                return
+            if reply.get("status") == "ok":
+                return
+            reason = str(reply.get("reason", ""))
+            if CONFLICT_TEXT not in reason or attempt == CONFLICT_ATTEMPTS:
+                self.log.error(f"{watcher}: the command failed: {reason}", watcher=watcher)
+                return
+            # circusd 0.19 refuses commands while its periodic tick runs (contract C3/F4)
+            await asyncio.sleep(CONFLICT_DELAY)
