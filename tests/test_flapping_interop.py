@@ -9,16 +9,14 @@ stopped (the plugin falls back to the ``kill`` events to recognise expected exit
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from circus.testing import EventCollector, terminate
+from circus.testing import EventCollector, run_plugin
 from circus.transports import CommandClient
 
 TIMEOUT = 40.0
@@ -33,17 +31,9 @@ numprocesses = 2
 """
 
 
-@contextlib.contextmanager
-def our_flapping(endpoint: str, pubsub: str, log: Path, **options: str) -> Iterator[None]:
-    argv = [sys.executable, "-m", "circus.plugins.runner", "--endpoint", endpoint,
-            "--pubsub", pubsub, "--log-output", str(log), "--log-format", "text", "flapping"]
-    argv += [f"{k}={v}" for k, v in options.items()]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT)
-    try:
-        yield
-    finally:
-        terminate(proc, TIMEOUT)
+def our_flapping(endpoint: str, pubsub: str, log: Path, **options: str
+                 ) -> contextlib.AbstractContextManager[object]:
+    return run_plugin(endpoint, pubsub, "flapping", log, options, stop_timeout=TIMEOUT)
 
 
 def read(log: Path) -> str:

@@ -9,17 +9,15 @@ must be sent again, and notify must still tell a crash loop (one alert) from a m
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from circus.testing import EventCollector, free_port, terminate, wait_until
+from circus.testing import EventCollector, free_port, run_plugin, wait_until
 from circus.transports import CommandClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,17 +30,10 @@ TIMEOUT = 40.0
 pytestmark = pytest.mark.interop
 
 
-@contextlib.contextmanager
-def our_plugin(daemon: Any, log: Path, plugin: str, **options: str) -> Iterator[None]:
-    argv = [sys.executable, "-m", "circus.plugins.runner", "--endpoint", daemon.endpoint,
-            "--pubsub", daemon.pubsub_endpoint, "--log-output", str(log), "--log-format",
-            "text", plugin, *(f"{k}={v}" for k, v in options.items())]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT)
-    try:
-        yield
-    finally:
-        terminate(proc, TIMEOUT)
+def our_plugin(daemon: Any, log: Path, plugin: str, **options: str
+               ) -> contextlib.AbstractContextManager[object]:
+    return run_plugin(daemon.endpoint, daemon.pubsub_endpoint, plugin, log, options,
+                      stop_timeout=TIMEOUT)
 
 
 def read(log: Path) -> str:

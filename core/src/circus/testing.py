@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -420,6 +420,25 @@ def wait_dead(pid: int, timeout: float = 20.0) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def run_plugin(
+    endpoint: str, pubsub: str, plugin: str, log: str | os.PathLike[str],
+    options: Mapping[str, str] | None = None, *, stop_timeout: float = 20.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``plugin`` (short name or dotted path) with ``options`` through our runner against
+    any circusd (ours or the original), logging in text format to ``log``; ended by pid on exit
+    (SIGTERM, so its ``handle_stop`` runs, then SIGKILL after ``stop_timeout``)."""
+    argv = [sys.executable, "-m", "circus.plugins.runner", "--endpoint", endpoint,
+            "--pubsub", pubsub, "--log-output", str(log), "--log-format", "text", plugin,
+            *(f"{key}={value}" for key, value in (options or {}).items())]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        terminate(proc, stop_timeout)
+
+
 def wait_until(
     condition: Callable[[], bool], what: str, timeout: float = 30.0, *,
     daemon: CircusdProcess | None = None,
@@ -455,6 +474,7 @@ __all__ = [
     "kill_tree",
     "log_count",
     "pid_state",
+    "run_plugin",
     "start_circusd",
     "wait_dead",
     "wait_gone",
