@@ -120,3 +120,25 @@ def test_circusd_raises_its_soft_fd_limit_to_the_hard_one(tmp_path: Path) -> Non
         assert str(low) in daemon.log_text()
     finally:
         daemon.stop()
+
+
+def test_inserted_values_reach_the_child_as_written(tmp_path: Path) -> None:
+    """copy_env = true, a circusd variable holding ``$(circus.env.SECRET)``, an [env] value
+    with a quote and shell = false: the child sees the text as written, one argument each
+    (0.19: the secret leaked, and the quote made every spawn fail)."""
+    out = tmp_path / "out"
+    config = (
+        "[env:w]\nGREETING = it's\n"
+        "[watcher:w]\n"
+        f'cmd = sh -c \'echo "$1" > {out}; echo "$2" >> {out}; echo "$GREETING" >> {out}\''
+        " x $(circus.env.USER_VALUE) $(circus.env.GREETING)\n"
+        "copy_env = true\nrespawn = false\n"
+    )
+    env = {**os.environ, "SECRET": "s3cret", "USER_VALUE": "$(circus.env.SECRET) ; $(circus.wid)"}
+    with CircusdProcess(config, tmp_path, env=env):
+        assert wait_file(out, "it's\nit's")
+        assert out.read_text().splitlines() == [
+            "$(circus.env.SECRET) ; $(circus.wid)",
+            "it's",
+            "it's",
+        ]

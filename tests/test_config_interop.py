@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import textwrap
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from circus.config import load_config
+from circus.config.environment import substitute_env
 from circus.plugins.codec import decode_config, encode_config
 
 pytestmark = pytest.mark.interop
@@ -144,9 +146,12 @@ def test_same_watchers_as_the_original(
         for hook, value in w.hooks.items():
             target, _, flag = value.partition(",")
             hooks[hook] = [target.strip(), flag.strip().lower() in ("yes", "true", "on", "1")]
+        # Deliberate deviation (issue 9 item 5): cmd/args stay templates, split and then
+        # substituted at spawn; substituting them here gives what 0.19 stores at load.
+        variables = {**os.environ, **w.env}
         assert {
-            "cmd": w.cmd,
-            "args": w.args,
+            "cmd": substitute_env(w.cmd, variables),
+            "args": substitute_env(w.args, variables) if isinstance(w.args, str) else w.args,
             "numprocesses": w.numprocesses,
             "priority": w.priority,
             "stop_signal": w.stop_signal,

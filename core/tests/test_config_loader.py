@@ -12,6 +12,7 @@ import pytest
 from circus.config import CircusConfig, WatcherConfig, load_config
 from circus.config.watcher_options import parse_hook
 from circus.errors import ConfigError
+from circus.spawn import build_argv, child_env
 
 
 def write(folder: Path, text: str, name: str = "circus.ini") -> Path:
@@ -514,7 +515,14 @@ def test_load_time_substitution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     )
     assert config.settings.pidfile == "/run/from-process.pid"
     web = watcher(config, "web")
-    assert web.cmd == "serve --port 8000 --who web --id $(circus.wid)"
-    assert web.args == "$(circus.env.NOT_DEFINED_ANYWHERE) $(circus.sockets.web) from-process"
-    assert watcher(config, "other").cmd == "echo global"
+    # command templates are split, then substituted at spawn (issue 9 item 5, docs/daemon.md)
+    assert web.cmd == (
+        "serve --port $(CIRCUS.ENV.PORT) --who ((circus.env.h3_over)) --id $(circus.wid)"
+    )
+    assert build_argv(web, 2, child_env(web)) == [
+        "serve", "--port", "8000", "--who", "web", "--id", "2",
+        "$(circus.env.NOT_DEFINED_ANYWHERE)", "$(circus.sockets.web)", "from-process",
+    ]
+    other = watcher(config, "other")
+    assert build_argv(other, 1, child_env(other)) == ["echo", "global"]
     assert config.plugins[0].options["target"] == "8000"

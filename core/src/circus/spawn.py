@@ -2,8 +2,10 @@
 
 Spawn-time work that depends on the worker id lives here: the child's environment
 (``copy_env``/``copy_path``/``virtualenv``), ``$(circus.*)`` substitution in ``cmd``, ``args`` and
-``shell_args``, shell-style splitting, user/group resolution and rlimits. The result is a
-:class:`~circus.process.SpawnSpec`, so :mod:`circus.process` never sees configuration types.
+``shell_args`` (split into arguments first, then each argument substituted in one pass, so a
+value is exactly one argument and is never expanded again), user/group resolution and rlimits.
+The result is a :class:`~circus.process.SpawnSpec`, so :mod:`circus.process` never sees
+configuration types.
 """
 
 from __future__ import annotations
@@ -12,19 +14,16 @@ import dataclasses
 import glob
 import os
 import pwd
-import re
 import resource
 import shlex
 import sys
 from typing import Any
 
+from circus.config.environment import Lookup, expand, lookup_name, split_template
 from circus.config.model import WatcherConfig
 from circus.credentials import REGISTRY
 from circus.output_tail import capture_enabled
 from circus.process import Output, SpawnSpec
-
-_VARIABLE = re.compile(r"\$\(circus\.([\w.-]+)\)|\(\(circus\.([\w.-]+)\)\)", re.IGNORECASE)
-_LEGACY_WID = re.compile(r"\$WID\b")
 
 
 def child_env(cfg: WatcherConfig) -> dict[str, str]:
@@ -70,46 +69,44 @@ def variables(cfg: WatcherConfig, wid: int, env: dict[str, str]) -> dict[str, st
     return values
 
 
-def substitute(text: str, values: dict[str, str], env: dict[str, str]) -> str:
-    """Replace known ``$(circus.KEY)``/``((circus.KEY))`` variables; unknown ones stay as is."""
+def spawn_lookup(cfg: WatcherConfig, wid: int, env: dict[str, str]) -> Lookup:
+    """Values of ``$(circus.KEY)`` for one spawn: ``env.X`` from the child's environment, then
+    circusd's (as at load), other keys from :func:`variables` (computed only when needed)."""
+    computed: dict[str, str] = {}
 
-    def repl(match: re.Match[str]) -> str:
-        key = match.group(1) or match.group(2)
+    def lookup(key: str) -> str | None:
         lowered = key.lower()
         if lowered.startswith("env."):
             name = key[4:]
-            if name in env:
-                return env[name]
-            for env_name, value in env.items():
-                if env_name.lower() == name.lower():
-                    return value
-            return match.group(0)
-        return values.get(lowered, match.group(0))
+            found = lookup_name(name, env)
+            return found if found is not None else lookup_name(name, os.environ)
+        if not computed:
+            computed.update(variables(cfg, wid, env))
+        return computed.get(lowered)
 
-    if "circus." in text.lower():
-        text = _VARIABLE.sub(repl, text)
-    if "$WID" in text and "wid" in values:
-        text = _LEGACY_WID.sub(values["wid"], text)
-    return text
+    return lookup
 
 
 def build_argv(cfg: WatcherConfig, wid: int, env: dict[str, str]) -> list[str]:
-    """The argument vector: ``argv`` verbatim for plugin watchers, else cmd + args, split."""
+    """The argument vector: ``argv`` verbatim for plugin watchers, else cmd + args.
+
+    Templates are split shell-style *first*, then each argument is substituted: with
+    ``shell = false`` a value with spaces, quotes or ``;`` stays one argument. Raises
+    ``ValueError`` for a template that cannot be split (configs are checked at load; ``add``
+    and ``set`` values are not).
+    """
     if cfg.argv is not None:
         return list(cfg.argv)
-    raw_args = cfg.args if isinstance(cfg.args, str) else " ".join(map(str, cfg.args))
-    raw = f"{cfg.cmd} {raw_args} {cfg.shell_args or ''}"
-    values = variables(cfg, wid, env) if ("circus." in raw.lower() or "$WID" in raw) else {}
-    cmd = substitute(cfg.cmd, values, env) if values else cfg.cmd
+    lookup = spawn_lookup(cfg, wid, env)
     if isinstance(cfg.args, list):
-        args = [substitute(str(a), values, env) for a in cfg.args]
+        args = [expand(str(a), lookup) for a in cfg.args]
     else:
-        args = shlex.split(substitute(cfg.args, values, env)) if cfg.args else []
+        args = [expand(a, lookup) for a in split_template(cfg.args, "args")] if cfg.args else []
     if cfg.shell:
-        line = " ".join([cmd, *(shlex.quote(a) for a in args)])
-        extra = shlex.split(substitute(cfg.shell_args, values, env)) if cfg.shell_args else []
-        return ["/bin/sh", "-c", line, *extra]
-    return [*shlex.split(cmd), *args]
+        line = " ".join([expand(cfg.cmd, lookup), *(shlex.quote(a) for a in args)])
+        extra = split_template(cfg.shell_args, "shell_args") if cfg.shell_args else []
+        return ["/bin/sh", "-c", line, *(expand(a, lookup) for a in extra)]
+    return [*(expand(a, lookup) for a in split_template(cfg.cmd)), *args]
 
 
 def _output(stream: dict[str, str], close: bool, capture: bool) -> Output:

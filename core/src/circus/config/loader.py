@@ -15,6 +15,8 @@ import structlog
 from circus.config.environment import (
     ENV_PREFIX,
     ENV_SECTION,
+    TEMPLATE_KEYS,
+    check_templates,
     env_section_patterns,
     expand_dollar_names,
     substitute_env,
@@ -109,14 +111,19 @@ class _Sections:
     def env_for(self, watcher_name: str) -> dict[str, str]:
         return watcher_env(watcher_name, self.global_env, self.pattern_sections)
 
-    def options(self, section: str, env: Mapping[str, str]) -> dict[str, str]:
-        """Options of ``section`` after ``$(circus.env.X)`` substitution.
+    def options(
+        self, section: str, env: Mapping[str, str], keep: frozenset[str] = frozenset()
+    ) -> dict[str, str]:
+        """Options of ``section`` after ``$(circus.env.X)`` substitution, except ``keep``.
 
         Precedence of variables: ``env`` (``[env]`` + ``[env:...]``) over circusd's environment.
         """
         variables = {**self.environ, **env}
         items = self.data.items(section).items()
-        return {key: substitute_env(value, variables) for key, value in items}
+        return {
+            key: value if key in keep else substitute_env(value, variables)
+            for key, value in items
+        }
 
     def locate(self, exc: ConfigError, section: str) -> ConfigError:
         """Re-raise an error from a builder with the file of the offending key added."""
@@ -172,7 +179,7 @@ def load_config(path: str | os.PathLike[str]) -> CircusConfig:
 def _load_watcher(section: str, sections: _Sections) -> WatcherConfig:
     name = section[len(WATCHER_PREFIX) :]
     env = sections.env_for(name)
-    options = sections.options(section, env)
+    options = sections.options(section, env, keep=TEMPLATE_KEYS)  # substituted at spawn
     if "env" in options:
         log.warning(
             "'env' is ignored in a watcher section; use an [env:NAME] section",
@@ -181,7 +188,9 @@ def _load_watcher(section: str, sections: _Sections) -> WatcherConfig:
         )
         del options["env"]
     try:
-        return watcher_from_options(name, {**options, "env": env})
+        watcher = watcher_from_options(name, {**options, "env": env})
+        check_templates(watcher)
+        return watcher
     except ConfigError as exc:
         raise sections.locate(exc, section) from None
 
