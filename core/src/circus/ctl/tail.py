@@ -50,15 +50,19 @@ def _call(client: CircusClient, command: str, **props: Any) -> dict[str, Any]:
     return reply
 
 
-def pubsub_endpoint(client: CircusClient) -> str:
-    """The event channel, reachable from here (a wildcard bind address means this host)."""
-    endpoint = str(_call(client, "globaloptions").get("options", {}).get("pubsub_endpoint"))
+def reachable(endpoint: str) -> str:
+    """An endpoint circusd *binds* as one to connect to: a wildcard address means this host."""
     if not endpoint.startswith("tcp://"):
         return endpoint
     host = urlsplit(endpoint).hostname or ""
     if host in ("0.0.0.0", "*", "::", ""):
         return endpoint.replace(f"//{host}:" if host != "::" else "//[::]:", "//127.0.0.1:", 1)
     return endpoint
+
+
+def pubsub_endpoint(client: CircusClient) -> str:
+    """The event channel, as ``globaloptions`` gives it, reachable from here."""
+    return reachable(str(_call(client, "globaloptions").get("options", {}).get("pubsub_endpoint")))
 
 
 class Follower:

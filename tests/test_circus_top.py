@@ -1,0 +1,108 @@
+"""Our circus-top, used as a person would: in tmux against a real circusd, keys sent, the screen
+read. What it shows is checked against the daemon (pids from ``list``, a real crash's restart).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tmux_session import NO_TMUX, TmuxSession, have_tmux
+
+from circus.testing import CircusdProcess
+
+HOG = "import time; hold = bytearray(60_000_000); time.sleep(1000)"
+TOP = f"{sys.executable} -m circus.top.cli"
+
+
+@pytest.fixture
+def stats_endpoint() -> Iterator[str]:
+    folder = tempfile.mkdtemp(prefix="circus-top-")
+    try:
+        yield f"ipc://{folder}/stats.sock"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def data_rows(screen: str) -> list[list[str]]:
+    """The table's rows (header, title and help lines left out), split on blanks."""
+    lines = screen.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("WATCHER")) + 1
+    return [line.split() for line in lines[start:]
+            if line.strip() and not line.startswith(("c cpu", "filter:"))]
+
+
+def pids(daemon: CircusdProcess, name: str) -> list[int]:
+    return list(daemon.call("list", name=name)["pids"])
+
+
+@pytest.mark.skipif(not have_tmux(), reason=NO_TMUX)
+def test_circus_top_shows_sorts_filters_and_follows_changes(
+    tmp_path: Path, stats_endpoint: str
+) -> None:
+    config = (
+        f"[circus]\nstatsd = true\nstats_endpoint = {stats_endpoint}\n\n"
+        "[watcher:web]\ncmd = sleep 1000\nnumprocesses = 2\n\n"
+        f"[watcher:hog]\ncmd = {sys.executable} -c \"{HOG}\"\n\n"
+        "[watcher:idle]\ncmd = sleep 1000\nautostart = false\n"
+    )
+    with CircusdProcess(config, tmp_path) as daemon:
+        web = pids(daemon, "web")
+        (hog,) = pids(daemon, "hog")
+        with TmuxSession(f"{TOP} --control {daemon.endpoint}", width=110, height=30) as top:
+            screen = top.wait_screen("3 watchers, 3 processes", *map(str, web), str(hog),
+                                     "circusd", "stopped")
+            rows = data_rows(screen)
+            by_pid = {row[2]: row for row in rows if row[2] != "-"}
+            assert by_pid[str(hog)][:4] == ["hog", "1", str(hog), "active"]
+            assert {by_pid[str(p)][1] for p in web} == {"1", "2"}
+            assert next(r for r in rows if r[0] == "idle")[:4] == ["idle", "-", "-", "stopped"]
+
+            top.send("m")  # by memory, largest first: the 60 MB hog leads
+            screen = top.wait_screen("MEM%v")
+            assert data_rows(screen)[0][0] == "hog"
+            top.send("n")  # by name, a to z
+            names = [row[0] for row in data_rows(top.wait_screen("WATCHER^"))]
+            assert names == sorted(names)
+
+            top.send("/", "web")  # filters as you type
+            screen = top.wait_screen("filter: 'web'", absent=("hog ",))
+            assert {row[0] for row in data_rows(screen)} == {"web"}
+            top.send("Enter")
+            top.wait_screen("c cpu")  # the help line is back
+            top.send("Escape")
+            top.wait_screen("hog", absent=("filter: 'web'",))
+
+            os.kill(web[0], signal.SIGKILL)  # a crash: the new pid shows with one restart
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and len(set(pids(daemon, "web")) - {web[0]}) < 2:
+                time.sleep(0.05)
+            (new,) = set(pids(daemon, "web")) - set(web)
+            screen = top.wait_screen(str(new), absent=(f" {web[0]} ",))
+            assert next(r for r in data_rows(screen) if r[2] == str(new))[-1] == "1"
+
+            daemon.call("stop", name="web", waiting=True)
+            screen = top.wait_screen("1 processes", absent=(str(new),))
+            web_rows = [r for r in data_rows(screen) if r[0] == "web"]
+            assert [r[:4] for r in web_rows] == [["web", "-", "-", "stopped"]]
+
+            top.send("q")
+            assert top.program_ended(), "q did not end circus-top"
+
+
+def test_circus_top_refuses_without_a_terminal_and_ssh() -> None:
+    for args in ([], ["--ssh", "me@host"]):
+        done = subprocess.run([*TOP.split(), *args], capture_output=True, text=True,
+                              timeout=60, check=False, stdin=subprocess.DEVNULL)
+        assert done.returncode == 2
+        assert re.search(r"needs a terminal|--ssh is not supported", done.stderr)
+        assert "Traceback" not in done.stderr
