@@ -99,25 +99,33 @@ def _apt_get(*args: str) -> int:
         return 1
 
 
-def ensure_redis_server() -> None:
-    """Install the Debian package redis-server when missing and possible (root with apt-get):
-    the redis_observer plugin's tests run a real one (they skip when it cannot be had)."""
-    if shutil.which("redis-server") is not None:
-        return
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        say("redis-server not found (and not root with apt-get): redis_observer tests will skip")
-        return
-    say("installing redis-server (apt-get)")
-    if _apt_get("install", "redis-server") != 0:
-        _apt_get("update")  # the package lists may be missing or stale
-        if _apt_get("install", "redis-server") != 0:
-            say("apt-get install redis-server failed: redis_observer tests will skip")
+# Debian packages some tests drive for real (they skip, with the reason, when one is missing)
+DEBIAN_TOOLS = {
+    "redis-server": ("redis-server", "redis_observer tests"),
+    "tmux": ("tmux", "circus-top tests (ours and 0.19's, run in tmux)"),
+}
+
+
+def ensure_debian_tools() -> None:
+    """Install the Debian packages of :data:`DEBIAN_TOOLS` that are missing, when possible
+    (root with apt-get)."""
+    for command, (package, users) in DEBIAN_TOOLS.items():
+        if shutil.which(command) is not None:
+            continue
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            say(f"{command} not found (and not root with apt-get): {users} will skip")
+            continue
+        say(f"installing {package} (apt-get)")
+        if _apt_get("install", package) != 0:
+            _apt_get("update")  # the package lists may be missing or stale
+            if _apt_get("install", package) != 0:
+                say(f"apt-get install {package} failed: {users} will skip")
 
 
 def cmd_test(extra: list[str]) -> int:
     ensure_venv()
     ensure_node_packages()
-    ensure_redis_server()
+    ensure_debian_tools()
     env = dict(os.environ, CIRCUS_NODE_DIR=str(NODE_DIR))
     say("ruff check")
     run(BIN / "ruff", "check", ROOT, cwd=ROOT)

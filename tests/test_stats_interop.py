@@ -3,21 +3,17 @@ person would run it) and circusctl's rendering of ``stats`` and ``dstats``."""
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import subprocess
 import tempfile
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from original_circus import OriginalCircus, run_original_circusctl
+from tmux_session import NO_TMUX, TmuxSession, have_tmux
 
-from circus.testing import CircusdProcess, kill_tree
+from circus.testing import CircusdProcess
 
-TIMEOUT = 30.0
 TOP_CODE = "import sys; sys.argv[0] = 'circus-top'; from circus.stats.client import main; main()"
 
 
@@ -30,34 +26,7 @@ def stats_endpoint() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-class Tmux:
-    """A tmux server of our own (``-L``), so other tests' sessions are never touched."""
-
-    def __init__(self) -> None:
-        self.socket = f"circus-stats-{uuid.uuid4().hex[:8]}"
-
-    def run(self, *args: str) -> str:
-        done = subprocess.run(
-            ["tmux", "-L", self.socket, *args],
-            capture_output=True, text=True, timeout=TIMEOUT, check=True,
-        )  # fmt: skip
-        return done.stdout
-
-    def pane_pid(self) -> int:
-        return int(self.run("display-message", "-p", "-t", "top", "#{pane_pid}").strip())
-
-    def wait_screen(self, *needles: str) -> str:
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            screen = self.run("capture-pane", "-p", "-t", "top")
-            if all(needle in screen for needle in needles):
-                return screen
-            if time.monotonic() > deadline:
-                raise AssertionError(f"never showed {needles}; the screen:\n{screen}")
-            time.sleep(0.2)
-
-
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (apt-get install tmux)")
+@pytest.mark.skipif(not have_tmux(), reason=NO_TMUX)
 def test_original_circus_top_shows_our_watchers(
     original_circus: OriginalCircus, tmp_path: Path, stats_endpoint: str
 ) -> None:
@@ -69,19 +38,12 @@ def test_original_circus_top_shows_our_watchers(
     with CircusdProcess(config, tmp_path) as daemon:
         web = daemon.call("list", name="web")["pids"]
         (worker,) = daemon.call("list", name="worker")["pids"]
-        tmux = Tmux()
         command = f"{original_circus.python} -c \"{TOP_CODE}\" --endpoint {stats_endpoint}"
-        tmux.run("new-session", "-d", "-s", "top", "-x", "120", "-y", "40", command)
-        pane = tmux.pane_pid()
-        try:
+        with TmuxSession(command, width=120, height=40) as tmux:
             screen = tmux.wait_screen(
                 "Circus Top", "web", "worker", *map(str, web), str(worker),
                 f"{daemon.pid} (circusd)", "(avg)", "(sum)",
             )  # fmt: skip
-        finally:
-            kill_tree(pane)
-            with contextlib.suppress(subprocess.SubprocessError):
-                tmux.run("kill-server")
     lines = screen.splitlines()
     assert any(line.startswith("web") for line in lines)
     assert any(line.startswith("worker") for line in lines)
