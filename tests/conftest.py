@@ -7,7 +7,9 @@ paths; ``original_circusd`` is a factory that starts the original daemon from co
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -67,3 +69,14 @@ def original_circusd(
     yield start
     for daemon in reversed(started):
         daemon.stop()
+
+
+@pytest.fixture
+def stats_endpoint() -> Iterator[str]:
+    """An ``ipc://`` stats endpoint in a short temporary folder (``stats_endpoint`` of a
+    ``[circus]`` section), removed at teardown."""
+    folder = tempfile.mkdtemp(prefix="circus-stats-")
+    try:
+        yield f"ipc://{folder}/stats.sock"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

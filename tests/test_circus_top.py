@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,15 +19,6 @@ from circus.testing import CircusdProcess
 
 HOG = "import time; hold = bytearray(60_000_000); time.sleep(1000)"
 TOP = f"{sys.executable} -m circus.top.cli"
-
-
-@pytest.fixture
-def stats_endpoint() -> Iterator[str]:
-    folder = tempfile.mkdtemp(prefix="circus-top-")
-    try:
-        yield f"ipc://{folder}/stats.sock"
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def data_rows(screen: str) -> list[list[str]]:

@@ -3,9 +3,6 @@ person would run it) and circusctl's rendering of ``stats`` and ``dstats``."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +12,6 @@ from tmux_session import NO_TMUX, TmuxSession, have_tmux
 from circus.testing import CircusdProcess
 
 TOP_CODE = "import sys; sys.argv[0] = 'circus-top'; from circus.stats.client import main; main()"
-
-
-@pytest.fixture
-def stats_endpoint() -> Iterator[str]:
-    folder = tempfile.mkdtemp(prefix="circus-top-")
-    try:
-        yield f"ipc://{folder}/stats.sock"
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.skipif(not have_tmux(), reason=NO_TMUX)
