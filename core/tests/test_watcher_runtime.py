@@ -386,6 +386,8 @@ def test_plugin_watcher_crash_backoff_grows() -> None:
         gaps = [b - a for a, b in itertools.pairwise(spawns)]
         assert gaps[1] >= 0.15  # 0.1, 0.2, 0.4...: not a tight loop
         assert gaps[3] >= gaps[1]
+        # a plugin in a crash loop does not look active: it is held back between tries
+        assert rec.actions().count("backoff") >= 4
         await w.stop()
 
     run(body)
@@ -453,5 +455,59 @@ def test_setting_a_stream_reloads_so_output_reaches_it(tmp_path: Path) -> None:
             await asyncio.sleep(0.05)
         await w.stop()
         w.close_streams()
+
+    run(body)
+
+
+def test_crash_loop_backs_off_then_gives_up_and_start_tries_again() -> None:
+    async def body(rec: Recorder) -> None:
+        w = make(rec, cmd="sh", args=["-c", "exit 1"], backoff_start=0.05, give_up_after=4)
+        await w.start()
+        await rec.wait(lambda a: "fatal" in a)
+        assert w.state == "fatal"
+        acts = rec.actions()
+        assert acts[:2] == ["spawn", "start"]
+        assert acts.count("backoff") == 3
+        assert acts[-2:] == ["reap", "fatal"]
+        backoffs = [p for a, p in rec.events if a == "backoff"]
+        assert [p["delay"] for p in backoffs] == [0.05, 0.1, 0.2]
+        assert all(p["retry_at"] > p["time"] and "min_uptime" in p["reason"] for p in backoffs)
+        gaps = [b["time"] - a["time"] for a, b in itertools.pairwise(
+            [p for a, p in rec.events if a == "spawn"])]  # fmt: skip
+        assert gaps[1] >= 0.09  # the second retry waited its 0.1 s
+        fatal = rec.events[-1][1]
+        assert fatal["failures"] == 4
+        assert w.pids() == []
+        mark = len(rec.events)
+        await w.start()  # a fresh start: the count starts over
+        assert rec.actions(mark)[:2] == ["spawn", "start"]
+        await rec.wait(lambda a: "backoff" in a, mark)
+        await w.stop()
+        assert w.state == "stopped"
+        assert rec.actions()[-1] == "stop"
+
+    run(body)
+
+
+def test_a_process_that_ran_normally_is_respawned_at_once() -> None:
+    async def body(rec: Recorder) -> None:
+        w = make(rec, min_uptime=0.3, backoff_start=5.0)
+        await w.start()
+        (pid,) = w.pids()
+        await asyncio.sleep(0.4)  # past min_uptime
+        mark = len(rec.events)
+        os.kill(pid, signal.SIGKILL)
+        await rec.wait(lambda a: a == ["reap", "spawn"], mark)
+        (young,) = w.pids()
+        mark = len(rec.events)
+        os.kill(young, signal.SIGKILL)  # died young: held back 5 s
+        await rec.wait(lambda a: a == ["reap", "backoff"], mark)
+        assert w.state == "backoff"
+        assert w.pids() == []
+        await w.stop()  # stop while backing off: no late respawn
+        assert w.state == "stopped"
+        await asyncio.sleep(0.1)
+        assert rec.actions(mark)[-1] == "stop"
+        assert "spawn" not in rec.actions(mark)
 
     run(body)
