@@ -7,8 +7,10 @@ the fixed loopback ports, so it cannot collide with anything else on the machine
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import socket
 import time
 from pathlib import Path
@@ -33,7 +35,8 @@ def test_demo_config_loads_the_three_plugins_by_short_name() -> None:
     names = {w.name for w in cfg.watchers}
     assert {"worker", "crasher", "statsd-receiver"} <= names
     assert {"plugin:logger", "plugin:statsd", "plugin:flapping", "plugin:notify",
-            "plugin:http_observer"} <= names
+            "plugin:http_observer", "plugin:watchdog", "plugin:command_reloader",
+            "plugin:autoscale"} <= names
 
 
 def test_demo_runs_as_documented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,6 +46,7 @@ def test_demo_runs_as_documented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     text = re.sub(r"^(endpoint|pubsub_endpoint) = .*\n", "", text, flags=re.MULTILINE)
     text = text.replace("18125", str(free_udp_port()))
     text = text.replace("18080", str(free_port()))
+    text = text.replace("11664", str(free_udp_port()))
     monkeypatch.chdir(demo)  # circusd (and so the relative paths) run from the demo directory
     with CircusdProcess(text, demo) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
         # The flapping plugin stops the crasher, retries twice (5 s apart), then gives up.
@@ -66,3 +70,29 @@ def test_demo_runs_as_documented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert "alert <- crasher: stopped " in alerts[0]
         assert daemon.call("status", name="webhook-receiver")["status"] == "active"
         assert all("::{" in line for line in events)
+        check_plugins_a(demo, daemon, ev)
+
+
+def check_plugins_a(demo: Path, daemon: CircusdProcess, ev: EventCollector) -> None:
+    """watchdog, command_reloader and autoscale do what demo/README.md says."""
+    # watchdog: a frozen (SIGSTOP) heartbeat process is killed and replaced
+    (frozen,) = daemon.call("list", name="heartbeat")["pids"]
+    os.kill(frozen, signal.SIGSTOP)
+    ev.wait_for(lambda t, p: t == "watcher.heartbeat.kill"
+                and p["process_pid"] == frozen, timeout=TIMEOUT)
+    ev.wait_for(lambda t, p: t == "watcher.heartbeat.spawn", timeout=TIMEOUT)
+    # autoscale: a high figure in demo/load adds worker processes up to max (4)
+    (demo / "load").write_text("90\n")
+    deadline = time.monotonic() + TIMEOUT
+    while len(daemon.call("list", name="worker")["pids"]) < 4:
+        assert time.monotonic() < deadline, daemon.log_text()[-3000:]
+        time.sleep(0.1)
+    assert "worker: 2 -> 3 processes (command 90.0 above 75 for" in daemon.log_text()
+    # command_reloader: a new worker.py restarts the worker
+    before = set(daemon.call("list", name="worker")["pids"])
+    mark = len(ev.events)
+    (demo / "worker.py").write_text((demo / "worker.py").read_text() + "\n")
+    ev.wait_for(lambda t, p: t == "watcher.worker.kill" and p["process_pid"] in before,
+                timeout=TIMEOUT, start=mark)
+    ev.wait_for(lambda t, p: t == "watcher.worker.spawn", timeout=TIMEOUT, start=mark)
+    assert "worker.py modified. Restarting." in daemon.log_text()
