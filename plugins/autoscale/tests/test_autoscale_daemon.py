@@ -64,6 +64,8 @@ def test_scales_up_to_max_under_load_and_back_to_min(tmp_path: Path) -> None:
         assert up == [(1, 2), (2, 3)]  # one step at a time, never beyond max
         spawns = ev.wait_count(lambda t, p: t == "watcher.burn.spawn", 2, timeout=TIMEOUT)
         spawned_at = [p["time"] for _, p in spawns[-2:]]
+        # the decisions are visible on the event channel: circusd names who asked
+        assert [p.get("by") for _, p in spawns[-2:]] == ["plugin:autoscale"] * 2
         assert spawned_at[1] - spawned_at[0] >= 1.5  # the cooldown between two changes
         (tmp_path / "load").unlink()
         wait_count(daemon, 1)
