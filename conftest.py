@@ -1,1 +1,15 @@
-"""Root conftest: makes the fixtures shipped in circus.testing available to every test folder."""
+"""Root conftest: the suite holds whatever else is installed in the venv.
+
+The fixtures for plugin authors (``circusd``, ``circus_plugin``, ``circus_events``,
+``plugin_harness``) come from circus-core's ``pytest11`` entry point, like in any plugin's own
+suite. Third-party hook distributions (``circus.hooks`` entry points) are not loaded, here or in
+the circusd and plugin processes the tests start (they inherit the variable): a hook that drops
+or rewrites events must not change what our tests see. Tests of hook loading set
+``CIRCUS_LOAD_HOOKS`` themselves.
+"""
+
+import os
+
+os.environ["CIRCUS_LOAD_HOOKS"] = ""
+
+pytest_plugins = ["pytester"]

@@ -3,12 +3,23 @@
 Built-in behaviours are ordinary hook implementations registered first (as simonw/llm does),
 then third-party ones from the ``circus.hooks`` entry-point group. A third-party module that
 fails to import is logged and skipped; it never stops a plugin from running.
+
+Which third-party hooks load is switchable, as llm's ``LLM_LOAD_PLUGINS``: ``CIRCUS_LOAD_HOOKS``
+unset loads every entry point, empty loads none (what a test suite wants, whatever else is
+installed), ``a,b`` loads those entry-point names only. Scoping, per plugin:
+
+* a hook implementation (module or object) may set ``circus_plugins = {"statsd", ...}``: it
+  then applies only to plugins of those names;
+* a plugin class may set ``use_hooks = False`` (no third-party hook applies to it) or
+  ``use_hooks = frozenset({"audit"})`` (only those entry-point names). Built-in hooks (the
+  ``topics`` option, call logging) always apply.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import logging
+import os
 import re
 import threading
 import weakref
@@ -25,6 +36,9 @@ from circus.logs import get_logger
 __all__ = ["HOOKS_GROUP", "get_plugin_manager", "hookimpl", "notify"]
 
 HOOKS_GROUP = "circus.hooks"
+#: environment variable choosing the third-party hooks to load (see the module docstring)
+LOAD_ENV = "CIRCUS_LOAD_HOOKS"
+BUILTINS = frozenset({"circus.topics", "circus.call_log"})
 log = get_logger("circus.hooks")
 _stdlib_log = logging.getLogger("circus.hooks")
 
@@ -88,9 +102,18 @@ _lock = threading.Lock()
 _manager: list[pluggy.PluginManager] = []
 
 
+def wanted_hooks() -> frozenset[str] | None:
+    """The entry-point names ``CIRCUS_LOAD_HOOKS`` allows; ``None``: all of them."""
+    value = os.environ.get(LOAD_ENV)
+    if value is None:
+        return None
+    return frozenset(part for part in re.split(r"[,\s]+", value.strip()) if part)
+
+
 def _load_third_party(pm: pluggy.PluginManager) -> None:
+    wanted = wanted_hooks()
     for ep in entry_points(group=HOOKS_GROUP):
-        if pm.get_plugin(ep.name) is not None:
+        if pm.get_plugin(ep.name) is not None or (wanted is not None and ep.name not in wanted):
             continue
         try:
             pm.register(ep.load(), name=ep.name)
@@ -116,6 +139,40 @@ def get_plugin_manager() -> pluggy.PluginManager:
         return _manager[0]
 
 
+def applies(impl: Any, plugin: Any) -> bool:
+    """Whether the hook implementation ``impl`` is in scope for ``plugin`` (module docstring)."""
+    scope = getattr(impl.plugin, "circus_plugins", None)
+    if scope is not None and getattr(plugin, "name", None) not in scope:
+        return False
+    if impl.plugin_name in BUILTINS:
+        return True
+    use = getattr(plugin, "use_hooks", True)
+    if use is True:
+        return True
+    if use is False:
+        return False
+    return impl.plugin_name in use
+
+
+_scoped: weakref.WeakKeyDictionary[Any, dict[str, tuple[tuple[Any, ...], list[Any]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _in_scope(hook: Any, impls: list[Any], plugin: Any) -> list[Any]:
+    """``impls`` filtered for ``plugin``, cached per plugin until the registrations change."""
+    try:
+        per_plugin = _scoped.setdefault(plugin, {})
+    except TypeError:  # not weak-referenceable: no cache
+        return [impl for impl in impls if applies(impl, plugin)]
+    key = tuple(impls)
+    cached = per_plugin.get(hook.name)
+    if cached is None or cached[0] != key:
+        cached = (key, [impl for impl in impls if applies(impl, plugin)])
+        per_plugin[hook.name] = cached
+    return cached[1]
+
+
 def call_each(hook: Any, on_error: Callable[[BaseException, str], None], **kwargs: Any) -> None:
     """Call every implementation of ``hook`` in pluggy's order, isolating failures.
 
@@ -124,8 +181,13 @@ def call_each(hook: Any, on_error: Callable[[BaseException, str], None], **kwarg
     each failure. Old- and new-style wrappers need pluggy's machinery, so if any is registered
     the hook is called normally (failures then still reported, not propagated).
     """
-    impls = hook.get_hookimpls()
+    every = hook.get_hookimpls()
+    impls = _in_scope(hook, every, kwargs["plugin"]) if "plugin" in kwargs else every
     if any(impl.hookwrapper or impl.wrapper for impl in impls):
+        if len(impls) != len(every):  # pluggy's own subset, without the out-of-scope ones
+            kept = {id(impl.plugin) for impl in impls}
+            hook = get_plugin_manager().subset_hook_caller(
+                hook.name, [impl.plugin for impl in every if id(impl.plugin) not in kept])
         try:
             hook(**kwargs)
         except Exception as exc:

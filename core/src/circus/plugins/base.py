@@ -102,6 +102,17 @@ def parse_queue_size(value: Any) -> int:
     return size
 
 
+#: events of this watcher reach a plugin's socket whatever it subscribes to, and are counted but
+#: never delivered to a plugin that did not ask for them: the test helpers provoke them to learn
+#: that a plugin with a narrow subscription is subscribed (circus.plugins.testing)
+PROBE_TOPIC = "watcher.circus-probe."
+
+
+def _covers(topics: Sequence[str | bytes], topic: str) -> bool:
+    wanted = topic.encode()
+    return any(wanted.startswith(t.encode() if isinstance(t, str) else t) for t in topics)
+
+
 def _covers_all(topics: Sequence[str | bytes]) -> bool:
     """Whether the subscription receives every event (only then is a ``seq`` jump a loss)."""
     prefix = EVENT_PREFIX.encode() if isinstance(EVENT_PREFIX, str) else EVENT_PREFIX
@@ -159,6 +170,8 @@ class PluginCore:
         self.phase = Phase.NEW
         self.log = get_logger(f"circus.plugins.{self.name or type(self).__name__}")
         self._pc_sequence = SequenceTracker(contiguous=_covers_all(self.subscribe_topics))
+        # the probe's events are not the plugin's: received (counted), never delivered
+        self._pc_probe_only = not _covers(self.subscribe_topics, PROBE_TOPIC)
         self._pc_hooks = get_plugin_manager().hook
         self._pc_phase_changed = threading.Condition()
         self._pc_failure: BaseException | None = None
@@ -316,7 +329,8 @@ class PluginCore:
 
     async def _pc_main(self) -> None:
         # ZeroMQ bounds what it queues for us too: beyond it, events are lost (a seq gap)
-        subscriber = EventSubscriber(self.pubsub_endpoint, topics=self.subscribe_topics,
+        topics = [*self.subscribe_topics, *([PROBE_TOPIC] if self._pc_probe_only else [])]
+        subscriber = EventSubscriber(self.pubsub_endpoint, topics=topics,
                                      hwm=max(self.queue_size, 1000))
         subscriber.connect()
         client = self._pc_dealer = AsyncCommandClient(self.endpoint, timeout=self.call_timeout)
@@ -371,12 +385,16 @@ class PluginCore:
         """Each event's gap report (if any) and its decoded form (``None``: a hook dropped
         it), until ``stop()`` halts delivery."""
         observe = self._pc_sequence.observe
+        probe = PROBE_TOPIC.encode() if self._pc_probe_only else None
         for topic, payload in events:
             if self._pc_halted:
                 return
             gap = observe(payload, dropped)
             dropped = 0
-            yield gap, self._pc_filter(topic, payload)
+            if probe is not None and topic.startswith(probe):
+                yield gap, None
+            else:
+                yield gap, self._pc_filter(topic, payload)
 
     def _pc_filter(self, topic: bytes, payload: bytes) -> tuple[str, str] | None:
         """Decode an event and run the event hooks; ``None`` when a hook dropped it."""
