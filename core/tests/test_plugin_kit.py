@@ -203,3 +203,23 @@ def test_fixtures_in_a_plugin_project_outside_this_repo(pytester: pytest.Pyteste
     '''))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
     result.assert_outcomes(passed=2)
+
+
+def _doc_block(text: str, starts_with: str) -> str:
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    (block,) = [b for b in blocks if b.startswith(starts_with)]
+    return block
+
+
+def test_the_worked_example_of_docs_plugins_md_passes(pytester: pytest.Pytester) -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text()
+    plugin = _doc_block(doc, "class Tracker(CircusPlugin)")
+    tests = _doc_block(doc, "# tests/test_tracker.py")
+    pytester.mkpydir("my_tracker")
+    (pytester.path / "my_tracker" / "plugin.py").write_text(
+        "from circus.plugins import CircusPlugin\n\n\n" + plugin)
+    pytester.makepyfile(test_tracker=tests)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
+    result.assert_outcomes(passed=2)
