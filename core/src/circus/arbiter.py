@@ -21,6 +21,7 @@ import structlog
 import zmq
 import zmq.asyncio
 
+from circus.binding import BindPolicy
 from circus.config import (
     CircusConfig,
     CircusSettings,
@@ -29,6 +30,8 @@ from circus.config import (
     plugin_watcher,
     watcher_from_options,
 )
+from circus.credentials import REGISTRY
+from circus.curve import CurveServer
 from circus.errors import ConfigError, ConflictError, MessageError
 from circus.events import EventPublisher
 from circus.output_tail import with_defaults
@@ -64,6 +67,7 @@ class Arbiter:
         self._watchers: dict[str, Watcher] = {}
         self._loaded: dict[str, WatcherConfig] = {}
         self.publisher: EventPublisher | None = None
+        self.bind_policy = BindPolicy()
         self.controller: Any = None
         #: gathers process statistics in a thread of its own (``stats``, ``dstats``, the stream)
         self.sampler = Sampler()
@@ -157,7 +161,10 @@ class Arbiter:
         """Bind the sockets, start the tick, then the autostart watchers."""
         if self._context is None:
             self._context = zmq.asyncio.Context()
-        self.publisher = EventPublisher(self._context, self.settings.pubsub_endpoint)
+        self.bind_policy = self._bind_policy(self._context)
+        self.publisher = EventPublisher(
+            self._context, self.settings.pubsub_endpoint, policy=self.bind_policy
+        )
         await self.publisher.start()
         await self._start_controller()
         if self.settings.statsd:
@@ -182,8 +189,21 @@ class Arbiter:
         except ImportError:
             log.warning("no control channel: circus.controller is not available")
             return
-        self.controller = module.Controller(self, self.settings.endpoint, self._context)
+        self.controller = module.Controller(
+            self, self.settings.endpoint, self._context, policy=self.bind_policy
+        )
         await self.controller.start()
+
+    def _bind_policy(self, context: zmq.asyncio.Context) -> BindPolicy:
+        """CURVE (started now, before any socket binds) and ipc ownership (circus.binding)."""
+        server = None
+        if self.settings.curve_server_key:
+            server = CurveServer.from_paths(
+                self.settings.curve_server_key, self.settings.curve_authorized_keys
+            )
+            server.start(context)
+            REGISTRY.curve = server
+        return BindPolicy(curve=server, owner=self.settings.endpoint_owner)
 
     async def run(self) -> None:
         """Start, then serve until :meth:`quit` finished; closes every socket on the way out."""
@@ -216,6 +236,9 @@ class Arbiter:
         if self.publisher is not None:
             await self.publisher.close()
             self.publisher = None
+        if self.bind_policy.curve is not None:
+            self.bind_policy.curve.stop()
+            REGISTRY.curve = None
         if self._context is not None and self._own_context:
             self._context.term()
             self._context = None

@@ -26,11 +26,14 @@ from circus.ctl.commands import COMMANDS, LONG_STATUS, UsageError
 from circus.ctl.listen import listen
 from circus.ctl.render import as_json, is_error, render
 from circus.ctl.shell import CtlShell
+from circus.curve import ClientKeys, CurveKeyError, load_public, load_secret_pair, write_pair
 from circus.errors import CallError, CallTimeout
 from circus.logs import configure_logging, get_logger
 from circus.protocol import DEFAULT_ENDPOINT, DEFAULT_PUBSUB
 
 ENDPOINT_ENV = "CIRCUSCTL_ENDPOINT"
+CURVE_SERVER_KEY_ENV = "CIRCUSCTL_CURVE_SERVER_KEY"
+CURVE_KEY_ENV = "CIRCUSCTL_CURVE_KEY"
 DEFAULT_TIMEOUT = 5.0
 EXIT_OK, EXIT_CLIENT, EXIT_USAGE, EXIT_ERROR_REPLY = 0, 1, 2, 3
 
@@ -49,7 +52,9 @@ log = get_logger("circusctl")
 
 def _connect(settings: _Settings) -> CircusClient:
     """circusctl's client: its label makes events say ``"by": "circusctl"``."""
-    return CircusClient(settings.endpoint, settings.timeout, label=CIRCUSCTL_LABEL)
+    return CircusClient(
+        settings.endpoint, settings.timeout, label=CIRCUSCTL_LABEL, curve=settings.curve
+    )
 
 
 def _positive_float(text: str) -> float:
@@ -75,6 +80,12 @@ def _add_global_options(parser: argparse.ArgumentParser) -> None:
                         help="print the raw JSON reply")
     parser.add_argument("--prettify", action="store_true", default=sup,
                         help="indent the JSON output (with --json)")
+    parser.add_argument("--curve-server-key", default=sup, metavar="FILE|KEY",
+                        help=f"circusd's public CURVE key: its .key file or the 40 z85 "
+                        f"characters (default ${CURVE_SERVER_KEY_ENV})")
+    parser.add_argument("--curve-key", default=sup, metavar="FILE",
+                        help=f"this client's .key_secret file (default ${CURVE_KEY_ENV}); "
+                        "make one with circusctl keygen")
     parser.add_argument("--ssh", default=sup, metavar="USER@HOST:PORT",
                         help="not supported: tunnel the endpoint yourself (ssh -L)")
     parser.add_argument("--ssh_keyfile", default=sup, help=argparse.SUPPRESS)
@@ -115,6 +126,21 @@ class _Settings:
         self.prettify = bool(pick("prettify", False))
         self.ssh: str | None = pick("ssh", None)
         self.ssh_keyfile: str | None = pick("ssh_keyfile", None)
+        self.curve_server_key: str | None = pick(
+            "curve_server_key", os.environ.get(CURVE_SERVER_KEY_ENV) or None
+        )
+        self.curve_key: str | None = pick("curve_key", os.environ.get(CURVE_KEY_ENV) or None)
+        self.curve: ClientKeys | None = None
+
+    def load_keys(self) -> None:
+        """Read the CURVE keys named by the options (:class:`CurveKeyError` if unusable)."""
+        if self.curve_server_key is None and self.curve_key is None:
+            self.curve = None
+            return
+        if self.curve_server_key is None or self.curve_key is None:
+            raise CurveKeyError("CURVE needs both --curve-server-key and --curve-key")
+        public, secret = load_secret_pair(self.curve_key)
+        self.curve = ClientKeys(load_public(self.curve_server_key), public, secret)
 
 
 def _call(settings: _Settings, command: str, props: dict[str, object],
@@ -156,12 +182,16 @@ def run_command(ns: argparse.Namespace, settings: _Settings,
     command = COMMANDS[ns.command]
     try:
         props = command.properties(ns)
-    except UsageError as exc:
+        if command.name != "keygen":
+            settings.load_keys()
+    except (UsageError, CurveKeyError) as exc:
         print(f"circusctl {command.name}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if command.name == "keygen":
+        return _keygen(props["directory"], props["name"])
     if command.name == "listen":
         endpoint = settings.endpoint if settings.explicit_endpoint else DEFAULT_PUBSUB
-        return listen(endpoint, props["topics"])
+        return listen(endpoint, props["topics"], curve=settings.curve)
     if command.name in ("tail", "logs"):
         return _tail(settings, props)
     if props.pop(LONG_STATUS, False):
@@ -171,7 +201,7 @@ def run_command(ns: argparse.Namespace, settings: _Settings,
 
 def _tail(settings: _Settings, props: dict[str, Any]) -> int:
     """``tail``/``logs``: backlog from the ``tail`` command, then the output channel."""
-    with CircusClient(settings.endpoint, settings.timeout) as client:
+    with _connect(settings) as client:
         try:
             tail.run(client, props["names"], props["lines"], follow=props["follow"],
                      prefixed=props["prefixed"])
@@ -186,6 +216,24 @@ def _tail(settings: _Settings, props: dict[str, Any]) -> int:
         except tail.TailError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_ERROR_REPLY
+    return EXIT_OK
+
+
+def _keygen(directory: str, name: str) -> int:
+    """Write a key pair locally (no daemon involved) and say what to do with it."""
+    try:
+        public_path, secret_path = write_pair(directory, name)
+    except FileExistsError as exc:
+        print(f"circusctl keygen: error: {exc.filename} exists; not overwriting a key",
+              file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"circusctl keygen: error: {exc}", file=sys.stderr)
+        return EXIT_CLIENT
+    print(f"public key: {public_path}\nsecret key: {secret_path} (mode 0600: keep it private)")
+    print("For circusd: curve_server_key = <the .key_secret>; give clients the .key. For a "
+          "client: copy the .key into circusd's curve_authorized_keys directory and use "
+          "--curve-key <the .key_secret>.")
     return EXIT_OK
 
 
@@ -220,6 +268,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = _Settings(ns)
     try:
         if ns.command is None:
+            try:
+                settings.load_keys()
+            except CurveKeyError as exc:
+                print(f"circusctl: error: {exc}", file=sys.stderr)
+                return EXIT_USAGE
             return _interactive(parser, settings)
         return run_command(ns, settings)
     except KeyboardInterrupt:

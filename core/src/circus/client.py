@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from circus.curve import ClientKeys
 from circus.protocol import DEFAULT_ENDPOINT
 from circus.transports import DEFAULT_TIMEOUT, CommandClient
 
@@ -32,12 +33,14 @@ class CircusClient:
         timeout: float = DEFAULT_TIMEOUT,
         *,
         label: str | None = None,
+        curve: ClientKeys | None = None,
     ) -> None:
-        """``label`` names the client in the events its commands cause (``"by"``)."""
+        """``label`` names the client in the events its commands cause (``"by"``); ``curve``
+        makes it a CURVE client (default: keys from the environment, if any)."""
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         self.endpoint = endpoint
-        self._transport = CommandClient(endpoint, timeout=timeout, label=label)
+        self._transport = CommandClient(endpoint, timeout=timeout, label=label, curve=curve)
 
     @property
     def timeout(self) -> float:

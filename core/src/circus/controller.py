@@ -34,9 +34,9 @@ from collections import deque
 import zmq
 import zmq.asyncio
 
+from circus.binding import BindPolicy
 from circus.commands.api import ArbiterAPI
 from circus.commands.dispatch import MAX_MESSAGE_SIZE, Dispatcher, Request, oversize_reply
-from circus.config.convert import to_uid
 from circus.credentials import REGISTRY, Grant, requester
 from circus.errors import Errno
 from circus.events import REQUESTER
@@ -66,12 +66,14 @@ class Incoming:
     total over the size limit is kept as ``None`` (its bytes were never copied).
     """
 
-    __slots__ = ("count", "frames", "size")
+    __slots__ = ("count", "frames", "size", "user")
 
-    def __init__(self, identity: bytes) -> None:
+    def __init__(self, identity: bytes, user: str | None = None) -> None:
         self.frames: list[bytes | None] = [identity]
         self.count = 1
         self.size = 0
+        #: with CURVE, the z85 public key that authenticated the sender (ZeroMQ's User-Id)
+        self.user = user
 
 
 class Controller:
@@ -85,6 +87,7 @@ class Controller:
         *,
         max_message_size: int = MAX_MESSAGE_SIZE,
         hard_limit: int = HARD_FRAME_LIMIT,
+        policy: BindPolicy | None = None,
     ) -> None:
         self.arbiter = arbiter
         self.endpoint = endpoint
@@ -92,6 +95,7 @@ class Controller:
         self.max_message_size = max_message_size
         self.hard_limit = max(hard_limit, max_message_size)
         self._warn = Throttle("circus.controller")
+        self.policy = policy or BindPolicy(owner=getattr(arbiter, "endpoint_owner", None))
         self.dispatcher = Dispatcher(arbiter)
         self._outbox: deque[list[bytes]] = deque()
         self._wakeup = asyncio.Event()
@@ -142,8 +146,7 @@ class Controller:
             socket.setsockopt(zmq.LINGER, 0)
             socket.setsockopt(zmq.MAXMSGSIZE, self.hard_limit)
             self._refuse_live_ipc()
-            socket.bind(self.endpoint)
-            self._chown_ipc()
+            self.policy.bind(socket, self.endpoint)
         except BaseException:
             socket.close(linger=0)
             raise
@@ -169,12 +172,6 @@ class Controller:
         raise zmq.ZMQError(
             errno.EADDRINUSE, f"Address already in use: another process listens on {self.endpoint}"
         )
-
-    def _chown_ipc(self) -> None:
-        owner = getattr(self.arbiter, "endpoint_owner", None)
-        if owner is None or not self.endpoint.startswith("ipc://"):
-            return
-        os.chown(self.endpoint[len("ipc://") :], to_uid(owner), -1)
 
     async def _serve(self, bound: asyncio.Future[None]) -> None:
         try:
@@ -224,7 +221,12 @@ class Controller:
         ZeroMQ hands a multipart message over only once it is complete, so after the first
         frame the rest is already there and the blocking-API ``recv`` never waits.
         """
-        incoming = Incoming(socket.recv(zmq.NOBLOCK))
+        if self.policy.curve is None:
+            incoming = Incoming(socket.recv(zmq.NOBLOCK))
+        else:
+            first = socket.recv(zmq.NOBLOCK, copy=False)
+            user = first.get("User-Id")
+            incoming = Incoming(first.bytes, user if isinstance(user, str) else None)
         limit = self.max_message_size
         while socket.getsockopt(zmq.RCVMORE):
             frame = socket.recv(copy=False)
@@ -273,7 +275,8 @@ class Controller:
             self._reply(envelope, prepared)
             return False
         routing_id = frames[0] or b""
-        grant = REGISTRY.grant_for(routing_id)
+        # With CURVE a plugin's own key decides who it is, whatever routing id it sends.
+        grant = REGISTRY.grant_for_key(incoming.user) or REGISTRY.grant_for(routing_id)
         if grant is not None and not grant.permits(prepared.name):
             self._refuse(envelope, prepared, grant)
             return False

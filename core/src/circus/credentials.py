@@ -32,6 +32,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from circus.curve import CurveServer
+
 #: Environment variable holding a plugin's token (set by circusd, read by the plugin runtime).
 TOKEN_ENV = "CIRCUS_PLUGIN_TOKEN"
 #: Routing-id prefix of a plugin's sockets.
@@ -101,6 +103,8 @@ class Registry:
     """
 
     def __init__(self) -> None:
+        #: the daemon's CURVE server when CURVE is on: plugins then get key pairs too
+        self.curve: CurveServer | None = None
         self._allowed: dict[str, frozenset[str] | None] = {}
         self._by_name: dict[str, Grant] = {}
         self._by_token: dict[str, Grant] = {}
@@ -128,7 +132,17 @@ class Registry:
     def child_env(self, watcher_name: str) -> dict[str, str]:
         """Variables to add to the environment of the watcher's processes."""
         grant = self.issue(watcher_name)
-        return {} if grant is None else {TOKEN_ENV: grant.token}
+        if grant is None:
+            return {}
+        env = {TOKEN_ENV: grant.token}
+        if self.curve is not None:
+            env.update(self.curve.plugin_env(watcher_name))
+        return env
+
+    def grant_for_key(self, user_id: str | None) -> Grant | None:
+        """With CURVE, the plugin whose key authenticated a request (``User-Id``)."""
+        name = self.curve.plugin_of(user_id) if self.curve is not None else None
+        return None if name is None else self._by_name.get(name)
 
     def grant_for(self, routing_id: bytes) -> Grant | None:
         """The grant named by a routing id, or ``None`` (not a plugin, or a forged token)."""

@@ -25,6 +25,7 @@ import structlog
 import zmq
 import zmq.asyncio
 
+from circus.binding import BindPolicy
 from circus.protocol import event_topic
 
 log = structlog.get_logger("circus.events")
@@ -47,15 +48,19 @@ RAW_BACKLOG = 256
 
 
 def bind_publisher(
-    context: zmq.asyncio.Context, endpoint: str, ready: asyncio.Future[None]
+    context: zmq.asyncio.Context,
+    endpoint: str,
+    ready: asyncio.Future[None],
+    policy: BindPolicy | None = None,
 ) -> zmq.asyncio.Socket | None:
     """A PUB socket bound to ``endpoint`` for the calling task (which then owns it), or
     ``None``; either way the outcome is reported on ``ready``, so whoever started the task
-    learns of a bind failure (address in use...) at once. Shared with the stats stream."""
+    learns of a bind failure (address in use...) at once. Shared with the stats stream.
+    ``policy`` adds CURVE and owner-only ipc files (the default: owner-only files only)."""
     sock = context.socket(zmq.PUB)
     sock.setsockopt(zmq.LINGER, 0)
     try:
-        sock.bind(endpoint)
+        (policy or BindPolicy()).bind(sock, endpoint)
     except zmq.ZMQError as exc:
         sock.close()
         ready.set_exception(exc)
@@ -67,9 +72,13 @@ def bind_publisher(
 class EventPublisher:
     """Publishes watcher events on ``pubsub_endpoint`` (ZeroMQ PUB, bound)."""
 
-    def __init__(self, context: zmq.asyncio.Context, endpoint: str) -> None:
+    def __init__(
+        self, context: zmq.asyncio.Context, endpoint: str, *, policy: BindPolicy | None = None
+    ) -> None:
         self.context = context
         self.endpoint = endpoint
+        #: CURVE and ipc file permissions (circus.binding)
+        self.policy = policy
         self.seq = 0
         #: this daemon run's id, sent with every event as ``boot``
         self.boot = uuid.uuid4().hex
@@ -138,7 +147,7 @@ class EventPublisher:
         self._task = None
 
     async def _run(self, ready: asyncio.Future[None]) -> None:
-        sock = bind_publisher(self.context, self.endpoint, ready)
+        sock = bind_publisher(self.context, self.endpoint, ready, self.policy)
         if sock is None:
             return
         try:

@@ -7,7 +7,9 @@ the thread that uses it.
 
 Requests carry a fresh ``id`` and replies are matched on it, so a reply that arrives after its
 call timed out is recognised as stale and dropped instead of being taken as the answer to the
-next call (the original plugin ``call`` had no ids and no timeout, contract P4). ZeroMQ
+next call (the original plugin ``call`` had no ids and no timeout, contract P4). Every socket
+is a CURVE client when given keys or when circusd put keys in the environment (``circus.curve``),
+and carries the plugin token or client label in its routing id (``circus.credentials``). ZeroMQ
 reconnects by itself when circusd restarts on the same endpoint; nothing here has to.
 """
 
@@ -24,6 +26,7 @@ import zmq
 import zmq.asyncio
 
 from circus.credentials import routing_id
+from circus.curve import ClientKeys, client_keys_from_env, configure_client
 from circus.errors import CallError, CallTimeout
 from circus.protocol import EVENT_PREFIX, cast_message, decode, encode, make_message, new_id
 
@@ -89,8 +92,10 @@ class EventSubscriber:
         *,
         hwm: int = 0,
         context: zmq.asyncio.Context | None = None,
+        curve: ClientKeys | None = None,
     ) -> None:
         self.endpoints = _as_list(endpoints)
+        self.curve = curve or client_keys_from_env()
         self.topics = [_as_bytes(t) for t in topics]
         # 0 = unbounded queue: a subscriber that falls behind during a burst catches up later
         # instead of silently losing events (ZeroMQ's default drops beyond 1000)
@@ -105,6 +110,7 @@ class EventSubscriber:
             sock = ctx.socket(zmq.SUB)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.RCVHWM, self.hwm)
+            configure_client(sock, self.curve)
             for topic in self.topics:
                 sock.setsockopt(zmq.SUBSCRIBE, topic)
             for endpoint in self.endpoints:
@@ -186,10 +192,12 @@ class AsyncCommandClient:
         timeout: float = DEFAULT_TIMEOUT,
         context: zmq.asyncio.Context | None = None,
         label: str | None = None,
+        curve: ClientKeys | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
         self.label = label
+        self.curve = curve or client_keys_from_env()
         self.identity = _identity(self.label)
         self._context = context
         # frames to send, or None: "drop the socket and open a fresh one" (after a timeout)
@@ -216,6 +224,7 @@ class AsyncCommandClient:
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.IDENTITY, self.identity.encode("ascii"))
         sock.setsockopt(zmq.LINGER, 0)
+        configure_client(sock, self.curve)
         sock.connect(self.endpoint)
         return sock
 
@@ -355,10 +364,12 @@ class CommandClient:
         timeout: float = DEFAULT_TIMEOUT,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         label: str | None = None,
+        curve: ClientKeys | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
         self.label = label
+        self.curve = curve or client_keys_from_env()
         self._context = context
         self._socket: zmq.Socket[bytes] | None = None
         self.identity = _identity(self.label)
@@ -370,6 +381,7 @@ class CommandClient:
             self.identity = _identity(self.label)
             sock.setsockopt(zmq.IDENTITY, self.identity.encode("ascii"))
             sock.setsockopt(zmq.LINGER, 0)
+            configure_client(sock, self.curve)
             sock.connect(self.endpoint)
             self._socket = sock
         return self._socket

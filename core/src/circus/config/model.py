@@ -57,6 +57,9 @@ class CircusSettings:
     multicast_endpoint: str = DEFAULT_MULTICAST
     check_delay: float = 5.0
     endpoint_owner: str | None = None
+    #: CURVE (circus.curve): the daemon's .key_secret file and the directory of admitted keys.
+    curve_server_key: str | None = None
+    curve_authorized_keys: str | None = None
     statsd: bool = False
     umask: int | None = None
     warmup_delay: float = 0.0

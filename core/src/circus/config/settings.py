@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from circus import curve
 from circus.config import convert
 from circus.config.model import CircusSettings
 from circus.errors import ConfigError
@@ -35,6 +36,21 @@ def _owner(value: Any) -> str | None:
     return text
 
 
+def _curve_server_key(value: Any) -> str | None:
+    """Checked at load (readable, holds a secret key), so a typo stops circusd at start."""
+    text = convert.to_optional_str(value)
+    if text:
+        curve.load_secret_pair(text)
+    return text or None
+
+
+def _curve_authorized(value: Any) -> str | None:
+    text = convert.to_optional_str(value)
+    if text:
+        curve.load_authorized(text)
+    return text or None
+
+
 def _loglevel(value: Any) -> str | None:
     text = convert.to_optional_str(value)
     if text is not None and text.strip().lower() not in LOG_LEVELS:
@@ -58,6 +74,8 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "multicast_endpoint": _endpoint,
     "check_delay": convert.to_float,
     "endpoint_owner": _owner,
+    "curve_server_key": _curve_server_key,
+    "curve_authorized_keys": _curve_authorized,
     "statsd": convert.to_bool,
     "umask": lambda v: None if not convert.to_str(v).strip() else convert.to_umask(v),
     "warmup_delay": lambda v: convert.to_float(v, minimum=0.0),

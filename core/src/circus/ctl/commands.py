@@ -291,6 +291,18 @@ def _logs_props(ns: argparse.Namespace) -> Properties:
             "prefixed": True}
 
 
+def _keygen_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("directory", help="where to write the files (created if missing)")
+    p.add_argument("--name", default="client",
+                   help="file name stem: NAME.key (public) and NAME.key_secret (default client)")
+
+
+def _keygen_props(ns: argparse.Namespace) -> Properties:
+    if not ns.name or "/" in ns.name or ns.name.startswith("."):
+        raise UsageError(f"--name must be a plain file name, got {ns.name!r}")
+    return {"directory": ns.directory, "name": ns.name}
+
+
 def _name_props(ns: argparse.Namespace) -> Properties:
     return {"name": ns.name}
 
@@ -308,6 +320,8 @@ _COMMANDS = [
                lambda ns: _optional(ns, "option")),
     CtlCommand("incr", "add processes to a watcher", _count_args, _count_props),
     CtlCommand("ipython", "ask circusd for an IPython kernel", _none, _empty),
+    CtlCommand("keygen", "write a CURVE key pair (NAME.key, NAME.key_secret, mode 0600); "
+               "runs locally", _keygen_args, _keygen_props),
     CtlCommand("kill", "stop processes gracefully, then SIGKILL", _kill_args, _kill_props),
     CtlCommand("list", "watcher names, or the pids of one watcher", _optional_name_args,
                _optional_name_props),

@@ -13,17 +13,20 @@ import signal
 import sys
 from typing import TextIO
 
+from circus.curve import ClientKeys
 from circus.transports import EventSubscriber
 
 
-async def _print_events(endpoint: str, topics: list[str], out: TextIO) -> None:
+async def _print_events(
+    endpoint: str, topics: list[str], out: TextIO, curve: ClientKeys | None = None
+) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     stopper = asyncio.ensure_future(stop.wait())
     try:
-        async with EventSubscriber(endpoint, topics) as subscriber:
+        async with EventSubscriber(endpoint, topics, curve=curve) as subscriber:
             while not stop.is_set():
                 receiver = asyncio.ensure_future(subscriber.recv_batch())
                 done, _ = await asyncio.wait(
@@ -42,8 +45,10 @@ async def _print_events(endpoint: str, topics: list[str], out: TextIO) -> None:
             loop.remove_signal_handler(signum)
 
 
-def listen(endpoint: str, topics: list[str], out: TextIO = sys.stdout) -> int:
+def listen(
+    endpoint: str, topics: list[str], out: TextIO = sys.stdout, curve: ClientKeys | None = None
+) -> int:
     """Subscribe to ``topics`` (prefixes; ``[""]`` = everything) and print until interrupted."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_print_events(endpoint, topics, out))
+        asyncio.run(_print_events(endpoint, topics, out, curve))
     return 0

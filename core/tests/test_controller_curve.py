@@ -1,0 +1,194 @@
+"""CURVE on the control and event channels, against a real circusd (issue 9, item 2).
+
+Keys are made by ``circusctl keygen``; the daemon admits the keys of its authorised directory and
+those it gives to the plugins it starts. The test process's own clients (``CircusdProcess``
+included) read their keys from the environment, as a plugin does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zmq
+
+from circus.curve import (
+    PUBLIC_KEY_ENV,
+    SECRET_KEY_ENV,
+    SERVER_KEY_ENV,
+    ClientKeys,
+    configure_client,
+    load_public,
+    load_secret_pair,
+)
+from circus.errors import CallTimeout
+from circus.testing import CircusdProcess
+from circus.transports import CommandClient
+
+NO_REPLY_S = 1.5
+WAIT = 30.0
+
+LISTER = '''
+import json
+from circus.plugins import CircusPlugin
+
+class Lister(CircusPlugin):
+    def handle_init(self):
+        with open(self.config['out'], 'w') as out:
+            out.write(json.dumps(self.call('list')))
+    def handle_recv(self, data):
+        pass
+'''
+
+
+def circusctl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "circus.circusctl", *args],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )
+
+
+def keys_of(secret_file: Path, server_key: Path) -> ClientKeys:
+    public, secret = load_secret_pair(secret_file)
+    return ClientKeys(load_public(str(server_key)), public, secret)
+
+
+@pytest.fixture(scope="module")
+def keydir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    keys = tmp_path_factory.mktemp("keys")
+    for name in ("server", "admin", "stranger"):
+        done = circusctl("keygen", str(keys), "--name", name)
+        assert done.returncode == 0, done.stderr
+    (keys / "clients").mkdir()
+    shutil.copy(keys / "admin.key", keys / "clients" / "admin.key")
+    return keys
+
+
+@pytest.fixture(scope="module")
+def daemon(
+    keydir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CircusdProcess]:
+    tmp = tmp_path_factory.mktemp("curve")
+    (tmp / "lister_mod.py").write_text(LISTER)
+    config = textwrap.dedent(f"""\
+        [circus]
+        curve_server_key = {keydir / 'server.key_secret'}
+        curve_authorized_keys = {keydir / 'clients'}
+
+        [watcher:w]
+        cmd = sleep 600
+
+        [plugin:lister]
+        use = lister_mod.Lister
+        out = {tmp / 'plugin.json'}
+        """)
+    daemon_env = dict(os.environ, PYTHONPATH=str(tmp))
+    admin = keys_of(keydir / "admin.key_secret", keydir / "server.key")
+    saved = {k: os.environ.get(k) for k in (SERVER_KEY_ENV, PUBLIC_KEY_ENV, SECRET_KEY_ENV)}
+    os.environ.update(admin.environ())  # the test's own clients are the admin
+    try:
+        with CircusdProcess(config, tmp, env=daemon_env) as running:
+            yield running
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_keygen_writes_owner_only_files(keydir: Path) -> None:
+    for name in ("server.key", "server.key_secret"):
+        assert stat.S_IMODE(os.stat(keydir / name).st_mode) == 0o600
+    assert load_secret_pair(keydir / "server.key_secret")[0] == load_public(
+        str(keydir / "server.key")
+    )
+    again = circusctl("keygen", str(keydir), "--name", "server")
+    assert again.returncode == 2
+    assert "not overwriting" in again.stderr
+
+
+def test_authorised_key_gets_replies_and_events(daemon: CircusdProcess, keydir: Path) -> None:
+    assert daemon.call("numwatchers")["numwatchers"] == 2
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        configure_client(sub, keys_of(keydir / "admin.key_secret", keydir / "server.key"))
+        sub.setsockopt(zmq.SUBSCRIBE, b"watcher.w.")
+        sub.connect(daemon.pubsub_endpoint)
+        deadline = time.monotonic() + WAIT
+        received = False
+        while not received and time.monotonic() < deadline:
+            daemon.call("set", name="w", options={"graceful_timeout": 5})
+            received = bool(sub.poll(300))
+        assert received, "no event over CURVE"
+        topic, body = sub.recv_multipart()
+        assert topic == b"watcher.w.updated"
+        assert json.loads(body)["by"] == "client"
+    finally:
+        ctx.destroy(linger=0)
+
+
+def test_no_key_and_wrong_key_get_nothing(daemon: CircusdProcess, keydir: Path) -> None:
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        plain = ctx.socket(zmq.DEALER)
+        plain.setsockopt(zmq.LINGER, 0)
+        plain.connect(daemon.endpoint)
+        plain.send(b'{"id": "x", "command": "numwatchers"}')
+        assert not plain.poll(int(NO_REPLY_S * 1000)), "a client without a key got a reply"
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        configure_client(sub, keys_of(keydir / "stranger.key_secret", keydir / "server.key"))
+        sub.connect(daemon.pubsub_endpoint)
+        daemon.call("set", name="w", options={"graceful_timeout": 6})
+        assert not sub.poll(int(NO_REPLY_S * 1000)), "an unknown key received events"
+    finally:
+        ctx.destroy(linger=0)
+    stranger = keys_of(keydir / "stranger.key_secret", keydir / "server.key")
+    with CommandClient(daemon.endpoint, timeout=NO_REPLY_S, curve=stranger) as client, \
+            pytest.raises(CallTimeout):
+        client.call("numwatchers")
+    assert daemon.call("status")["status"] == "ok"
+
+
+def test_plugin_started_by_circusd_works_with_curve(daemon: CircusdProcess) -> None:
+    out = daemon.tmp_path / "plugin.json"
+    deadline = time.monotonic() + WAIT
+    while not (out.exists() and out.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    reply = json.loads(out.read_text())
+    assert reply["status"] == "ok"
+    assert sorted(reply["watchers"]) == ["plugin:lister", "w"]
+
+
+def test_circusctl_options_and_environment(daemon: CircusdProcess, keydir: Path) -> None:
+    plain_env = {k: v for k, v in os.environ.items()
+                 if k not in (SERVER_KEY_ENV, PUBLIC_KEY_ENV, SECRET_KEY_ENV)}
+    base = ["--endpoint", daemon.endpoint, "--timeout", str(NO_REPLY_S)]
+    keyed = ["--curve-server-key", str(keydir / "server.key"),
+             "--curve-key", str(keydir / "admin.key_secret")]
+    done = circusctl(*base, *keyed, "numwatchers", env=plain_env)
+    assert (done.returncode, done.stdout.strip()) == (0, "2"), done.stderr
+    env = dict(plain_env, CIRCUSCTL_CURVE_SERVER_KEY=str(keydir / "server.key"),
+               CIRCUSCTL_CURVE_KEY=str(keydir / "admin.key_secret"))
+    done = circusctl(*base, "numwatchers", env=env)
+    assert (done.returncode, done.stdout.strip()) == (0, "2"), done.stderr
+    done = circusctl(*base, "numwatchers", env=plain_env)
+    assert done.returncode == 1  # no key: no reply
+    done = circusctl(*base, "--curve-key", str(keydir / "admin.key"), "numwatchers",
+                     env=plain_env)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "error:" in done.stderr
