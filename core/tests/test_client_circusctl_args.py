@@ -87,7 +87,7 @@ def test_every_command_of_the_contract_has_a_cli_form() -> None:
     }
     assert contract <= set(COMMANDS)
     # our additions (docs/circusctl.md)
-    assert set(COMMANDS) - contract <= {"logs", "tail"}
+    assert set(COMMANDS) - contract <= {"keygen", "logs", "tail"}
 
 
 def test_global_options_are_accepted_after_the_command() -> None:
