@@ -5,7 +5,7 @@ Scenarios (our circusd; the original 0.19 for reference where it runs the same c
 * crash loop: a ``cmd = false`` watcher of 5 processes runs for 10 s next to a watcher of 5
   ``sleep`` processes. Measured over the window: circusd's CPU (% of one core, from its own
   cpu_times), the ``spawn`` events of the crashing watcher, and for the normal watcher (each
-  process up for more than ``min_uptime`` before it is SIGKILLed, kills spread over the window):
+  process up for more than ``min_uptime`` before it is SIGKILLed, 15 kills spread over the window):
   kill -> ``reap`` event and kill -> ``spawn`` event of its replacement, as received by a
   subscriber. Targets: CPU <= 5 %, <= 100 spawns, p50 reap <= 2 ms, p50 respawn <= 3 ms.
 * big watchers: 1,100 ``sleep`` processes in one watcher, then 400 with stdout/stderr file
@@ -52,12 +52,14 @@ from harness import (
 from circus.client import CircusClient
 
 Result = dict[str, float]
+#: processes of the normal watcher; killed oldest first, each lives > min_uptime (1 s)
+NORMAL = 5
 
 
 def crash_loop(side: Side, window: float) -> Result:
     config = (
         "[watcher:crash]\ncmd = false\nnumprocesses = 5\n\n"
-        "[watcher:normal]\ncmd = sleep 1000\nnumprocesses = 5\n"
+        f"[watcher:normal]\ncmd = sleep 1000\nnumprocesses = {NORMAL}\n"
     )
     with running(side.start(config)) as daemon, CircusClient(daemon.endpoint, 20) as client, \
             Recorder(daemon.pubsub_endpoint) as events:
@@ -67,12 +69,12 @@ def crash_loop(side: Side, window: float) -> Result:
         cpu_before = sum(handle.cpu_times()[:2])
         reaps: list[float] = []
         respawns: list[float] = []
-        kills = 5
+        kills = max(int(window * 1.5), 3)
         for index in range(kills):
             # every victim has been up for more than min_uptime (1 s): a normal exit
             due = begin + (index + 1) * window / (kills + 1)
             time.sleep(max(due - time.monotonic(), 0))
-            pids = wait_pids(client, "normal", 5)
+            pids = wait_pids(client, "normal", NORMAL)
             victim = min(pids, key=lambda pid: psutil.Process(pid).create_time())
             killed = time.monotonic()
             os.kill(victim, signal.SIGKILL)
