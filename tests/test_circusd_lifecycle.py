@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -26,12 +27,34 @@ def _topic(name: str, action: str) -> str:
     return f"watcher.{name}.{action}"
 
 
-def test_respawn_after_kill9_publishes_reap_then_spawn(tmp_path: Path) -> None:
+def _fd_targets(pid: int) -> list[str]:
+    targets = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile
+            targets.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    return targets
+
+
+#: both ways of noticing exits: pidfds, and the SIGCHLD fallback forced on (circus.child_exits)
+EXIT_PATHS = pytest.mark.parametrize(
+    "exit_env", [{}, {"CIRCUS_NO_PIDFD": "1"}], ids=["pidfd", "sigchld"]
+)
+
+
+@EXIT_PATHS
+def test_respawn_after_kill9_publishes_reap_then_spawn(
+    tmp_path: Path, exit_env: dict[str, str]
+) -> None:
     config = _watcher("sleeper", "sleep 120", numprocesses=2, min_uptime=0)  # no backoff
-    with CircusdProcess(config, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
+    env = {**os.environ, **exit_env}
+    with (
+        CircusdProcess(config, tmp_path, env=env) as daemon,
+        EventCollector(daemon.pubsub_endpoint) as ev,
+    ):
         ev.wait_ready(daemon, "sleeper")
         pids = daemon.call("list", name="sleeper")["pids"]
         assert len(pids) == 2
+        assert ("anon_inode:[pidfd]" in _fd_targets(daemon.pid)) == (not exit_env)  # path taken
         victim = pids[0]
         mark = len(ev.events)
         killed_at = time.time()
@@ -54,9 +77,14 @@ def test_respawn_after_kill9_publishes_reap_then_spawn(tmp_path: Path) -> None:
         assert wait_gone(victim)
 
 
-def test_numprocesses_incr_decr_and_no_zombie(tmp_path: Path) -> None:
+@EXIT_PATHS
+def test_numprocesses_incr_decr_and_no_zombie(tmp_path: Path, exit_env: dict[str, str]) -> None:
     config = _watcher("w", "sleep 120", numprocesses=3, graceful_timeout=5)
-    with CircusdProcess(config, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
+    env = {**os.environ, **exit_env}
+    with (
+        CircusdProcess(config, tmp_path, env=env) as daemon,
+        EventCollector(daemon.pubsub_endpoint) as ev,
+    ):
         ev.wait_ready(daemon, "w")
         pids = daemon.call("list", name="w")["pids"]
         assert len(pids) == 3

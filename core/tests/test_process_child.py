@@ -6,6 +6,7 @@ import asyncio
 import os
 import resource
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,16 @@ def _no_leftover_children() -> Iterator[None]:
     for proc in SPAWNED:
         kill_tree(proc.pid)
     SPAWNED.clear()
+
+
+@pytest.fixture(autouse=True, params=["pidfd", "sigchld"])
+def exit_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with pidfds and with the SIGCHLD fallback (circus.child_exits)."""
+    if request.param == "sigchld":
+        monkeypatch.setenv("CIRCUS_NO_PIDFD", "1")
+    else:
+        monkeypatch.delenv("CIRCUS_NO_PIDFD", raising=False)
+    return str(request.param)
 
 
 def spawn(spec: SpawnSpec, **kwargs: Any) -> Process:
@@ -143,5 +154,45 @@ def test_executable_is_honoured() -> None:
         proc = spawn(spec, on_output=lambda n, p, d: chunks.append(d))
         assert await asyncio.wait_for(proc.exited, TIMEOUT) == 0
         assert b"".join(chunks) == b"hello\n"
+
+    run(main())
+
+
+def test_exit_path_is_the_one_asked_for(exit_path: str) -> None:
+    async def main() -> None:
+        proc = spawn(SpawnSpec(["sleep", "60"]))
+        assert (proc._pidfd >= 0) == (exit_path == "pidfd")
+        proc.send_signal(signal.SIGKILL)
+        assert await asyncio.wait_for(proc.exited, TIMEOUT) == -9
+
+    run(main())
+
+
+def test_foreign_children_are_not_reaped(exit_path: str) -> None:
+    """Only our own pids are waited for: another child of this process stays its owner's to
+    reap (its exit status is still there for it), on both exit paths."""
+
+    async def main() -> None:
+        foreign = subprocess.Popen(["sh", "-c", "exit 3"])
+        deadline = time.monotonic() + TIMEOUT
+        while pid_state(foreign.pid) != "Z":  # exited, not reaped yet
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        proc = spawn(SpawnSpec(["sh", "-c", "exit 4"]))
+        assert await asyncio.wait_for(proc.exited, TIMEOUT) == 4  # SIGCHLD handled meanwhile
+        assert pid_state(foreign.pid) == "Z"
+        assert foreign.wait(TIMEOUT) == 3
+
+    run(main())
+
+
+def test_many_quick_exits_are_all_noticed_and_reaped(exit_path: str) -> None:
+    """SIGCHLD coalesces: 50 children exiting together are still each noticed, none left."""
+
+    async def main() -> None:
+        procs = [spawn(SpawnSpec(["true"])) for _ in range(50)]
+        codes = await asyncio.wait_for(asyncio.gather(*(p.exited for p in procs)), TIMEOUT)
+        assert codes == [0] * 50
+        assert all(pid_state(p.pid) is None for p in procs)
 
     run(main())

@@ -37,6 +37,16 @@ def _no_leftover_children() -> Iterator[None]:
     STRAYS.clear()
 
 
+@pytest.fixture(autouse=True, params=["pidfd", "sigchld"])
+def exit_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with pidfds and with the SIGCHLD fallback (circus.child_exits)."""
+    if request.param == "sigchld":
+        monkeypatch.setenv("CIRCUS_NO_PIDFD", "1")
+    else:
+        monkeypatch.delenv("CIRCUS_NO_PIDFD", raising=False)
+    return str(request.param)
+
+
 def run(coro: object) -> object:
     return asyncio.run(asyncio.wait_for(coro, 90))  # type: ignore[arg-type]
 

@@ -4,7 +4,8 @@ Exits are noticed through a pidfd registered with the event loop (``os.pidfd_ope
 ``loop.add_reader``): the kernel wakes the loop the moment the child dies, so there is no
 polling, no SIGCHLD handler and no thread per child. Only then is the child reaped (through
 ``Popen.poll``, which does a non-blocking ``waitpid`` and decodes the status), so the pid cannot be
-reused while we still hold it.
+reused while we still hold it. Where pidfds are missing (or ``CIRCUS_NO_PIDFD=1``), a SIGCHLD
+handler gives the same guarantees (:mod:`circus.child_exits`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import ClassVar, Literal, Protocol
 import psutil
 import structlog
 
+from circus.child_exits import SigchldWatcher, pidfd_forced_off
 from circus.errors import SpawnError
 
 log = structlog.get_logger("circus.process")
@@ -142,23 +144,19 @@ class Process:
         self.exited: asyncio.Future[int | None] = self._loop.create_future()
         self._pipes: dict[int, str] = {}
         self._psutil: psutil.Process | None = None
-        try:
-            self._pidfd = os.pidfd_open(self.pid)
-        except OSError:
-            # e.g. out of file descriptors: a child we cannot watch must not run unsupervised
-            popen.kill()
-            popen.wait()
-            for pipe in (popen.stdout, popen.stderr):
-                if pipe is not None:
-                    pipe.close()
-            raise
-        self._loop.add_reader(self._pidfd, self._notice_exit)
+        self._pidfd = _open_pidfd(popen)
+        self._sigchld: SigchldWatcher | None = None
+        if self._pidfd >= 0:
+            self._loop.add_reader(self._pidfd, self._notice_exit)
         for stream, name in ((popen.stdout, "stdout"), (popen.stderr, "stderr")):
             if stream is not None:
                 fd = stream.fileno()
                 os.set_blocking(fd, False)
                 self._pipes[fd] = name
                 self._loop.add_reader(fd, self._read_pipe, fd)
+        if self._pidfd < 0:
+            self._sigchld = SigchldWatcher.of(self._loop)
+            self._sigchld.add(self.pid, popen.poll, self._notice_exit)
         if Process.tracker is not None:
             Process.tracker.add(self.pid)
 
@@ -228,9 +226,11 @@ class Process:
     # -- exit and output ---------------------------------------------------------------------
 
     def _notice_exit(self) -> None:
-        self._loop.remove_reader(self._pidfd)
-        os.close(self._pidfd)
-        self._pidfd = -1
+        if self._pidfd >= 0:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
+        self._sigchld = None
         code = self.popen.poll()
         if code is None:  # cannot happen for a readable pidfd; be safe and block briefly
             code = self.popen.wait()
@@ -281,6 +281,9 @@ class Process:
             self._loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = -1
+        if self._sigchld is not None:
+            self._sigchld.remove(self.pid)
+            self._sigchld = None
         for fd in list(self._pipes):
             self._close_pipe(fd)
 
@@ -448,6 +451,31 @@ class Process:
             reached.append(self.pid)
         reached.extend(signal_processes(found, signum))
         return reached
+
+
+_pidfd_missing = not hasattr(os, "pidfd_open")
+
+
+def _open_pidfd(popen: subprocess.Popen[bytes]) -> int:
+    """A pidfd for the child, or -1 where pidfds are missing or forced off (SIGCHLD path)."""
+    global _pidfd_missing  # noqa: PLW0603 - learnt once: the kernel will not grow the call
+    if _pidfd_missing or pidfd_forced_off():
+        return -1
+    try:
+        return os.pidfd_open(popen.pid)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSYS, errno.EPERM):  # old kernel, or a seccomp filter
+            _pidfd_missing = True
+            log.info("pidfd_open unavailable: child exits are noticed through SIGCHLD",
+                     error=exc.strerror)
+            return -1
+        # e.g. out of file descriptors: a child we cannot watch must not run unsupervised
+        popen.kill()
+        popen.wait()
+        for pipe in (popen.stdout, popen.stderr):
+            if pipe is not None:
+                pipe.close()
+        raise
 
 
 def group_alive_without_leader(pgid: int) -> bool:
