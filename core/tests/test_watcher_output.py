@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import structlog.testing
 
 from circus.config import WatcherConfig
 from circus.streams import LogStream
+from circus.testing import CircusdProcess
 from circus.watcher import Watcher
 
 TIMEOUT = 20.0
@@ -57,3 +60,36 @@ def test_a_real_process_output_reaches_the_log() -> None:
     logs = asyncio.run(main())
     lines = {(r["event"], r["stream"]) for r in logs if r.get("source") == "plugin:talk"}
     assert lines == {("hello", "stdout"), ("oops", "stderr")}
+
+
+CRASHING_PLUGIN = '''
+from circus.plugins import CircusPlugin
+
+
+class Boom(CircusPlugin):
+    def handle_init(self):
+        raise RuntimeError("boom at init, line for the log")
+
+    def handle_recv(self, data):
+        pass
+'''
+
+
+def test_a_crashing_plugin_shows_backoff_and_its_traceback_reaches_circusds_log(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "crashing_plugin.py").write_text(CRASHING_PLUGIN)
+    config = "[plugin:boom]\nuse = crashing_plugin.Boom\n"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    with CircusdProcess(config, tmp_path / "run", env=env) as daemon:
+        deadline = time.monotonic() + TIMEOUT
+        states: set[str] = set()
+        while "backoff" not in states:
+            assert time.monotonic() < deadline, (states, daemon.log_text())
+            states.add(daemon.call("status", name="plugin:boom")["status"])
+            time.sleep(0.02)
+        while "boom at init, line for the log" not in daemon.log_text():
+            assert time.monotonic() < deadline, daemon.log_text()
+            time.sleep(0.05)
+    lines = [line for line in daemon.log_text().splitlines() if "boom at init" in line]
+    assert all("source='plugin:boom'" in line for line in lines), lines
