@@ -8,6 +8,7 @@ run it by hand the same way. Differences from the 0.19 runner, all deliberate:
 * The plugin is constructed with keywords only, so a subclass may take its own parameters first
   (the seed ``Logger(filename, **kwargs)``).
 * ``PLUGIN`` may be a short name from an installed distribution; ``--list`` shows them.
+* ``circus-plugin new NAME`` writes a new plugin distribution (:mod:`circus.plugins.scaffold`).
 * Extra ``key=value`` arguments (or ``-o key=value``) are merged into the plugin's config.
 * An inactive plugin (``active = false``) idles until stopped instead of exiting 1, which made
   circusd respawn it forever (P8).
@@ -150,8 +151,13 @@ def _run(args: argparse.Namespace, state: dict[str, Any]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["new"]:  # `circus-plugin new NAME`: scaffold a plugin distribution
+        from circus.plugins.scaffold import main as scaffold
+
+        return scaffold(arguments[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     if args.ssh:
         parser.error("--ssh: SSH tunnels are not supported; run the plugin on circusd's host")
     if args.list or args.plugin == "list":
