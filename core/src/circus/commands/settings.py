@@ -5,6 +5,7 @@ from __future__ import annotations
 from circus.commands.api import ArbiterAPI
 from circus.commands.base import Background, Command, Fields, Props, QuickCommand, watcher_from
 from circus.commands.options import validate_options
+from circus.commands.owner import check_set
 from circus.errors import CommandError, MessageError
 
 GLOBAL_OPTIONS = (
@@ -64,6 +65,7 @@ class Set(Command):
         if not isinstance(raw, dict):
             raise MessageError("'options' property should be an object")
         options = validate_options(raw)
+        check_set(arbiter, watcher, options)
         count = options.get("numprocesses")
         if watcher.singleton and isinstance(count, int) and count > 1:
             raise CommandError(f"Cannot set numprocesses to {count} on a singleton watcher")

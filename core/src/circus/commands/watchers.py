@@ -15,7 +15,7 @@ from circus.commands.base import (
     watcher_from,
 )
 from circus.commands.options import validate_options
-from circus.config.convert import to_uid
+from circus.commands.owner import check_add
 from circus.errors import ConflictError, MessageError
 
 
@@ -52,25 +52,6 @@ class NumWatchers(QuickCommand):
         return {"numwatchers": len(arbiter.watchers)}
 
 
-def _owner_uid(owner: object) -> int | None:
-    try:
-        return to_uid(owner)
-    except ValueError:
-        return None
-
-
-def _check_endpoint_owner(arbiter: ArbiterAPI, options: Fields) -> None:
-    """With an ``ipc://`` endpoint owned by a user, only watchers running as that user are added.
-
-    Whoever can write to the socket could otherwise start processes as root.
-    """
-    owner = getattr(arbiter, "endpoint_owner", None)
-    if owner is None or not arbiter.endpoint.startswith("ipc://"):
-        return
-    if "uid" not in options or _owner_uid(options["uid"]) != _owner_uid(owner):
-        raise MessageError("uid does not match endpoint_owner")
-
-
 class Add(Command):
     """Add a watcher at run time; options are validated with the ``set`` table (C12)."""
 
@@ -96,7 +77,7 @@ class Add(Command):
         if not isinstance(raw_options, dict):
             raise MessageError("'options' property should be an object")
         options = validate_options(raw_options)
-        _check_endpoint_owner(arbiter, options)
+        check_add(arbiter, options)
         lowered = name.lower()
         if any(w.name.lower() == lowered for w in arbiter.watchers):
             raise ConflictError(f"{name!r} already exist")
