@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from circus.testing import CircusdProcess, free_port, wait_until
+from circus.testing import CircusdProcess, free_port, run_plugin, wait_until
 
 TIMEOUT = 30.0
 Values = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -102,3 +103,17 @@ def test_a_bad_option_stops_circusd_with_a_clear_message(tmp_path: Path) -> None
     assert "port" in done.stderr
     assert "must be at most 65535" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_taken_port_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with CircusdProcess("[watcher:w]\ncmd = sleep 120\n", tmp_path / "d") as daemon, \
+                run_plugin(daemon.endpoint, daemon.pubsub_endpoint, "prometheus",
+                           tmp_path / "plugin.log", {"port": str(port)}) as plugin:  # fmt: skip
+            assert plugin.wait(TIMEOUT) == 1
+    log = (tmp_path / "plugin.log").read_text()
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in log
+    assert "Traceback" not in log
