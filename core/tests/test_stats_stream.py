@@ -9,12 +9,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from circus.testing import CircusdProcess, EventCollector
+from circus.transports import CommandClient
 
 #: keys of a ``stat.<watcher>.<pid>`` payload, exactly those of 0.19's circusd-stats
 PROCESS_KEYS = {"pid", "create_time", "cpu", "mem", "mem_info1", "mem_info2", "ctime",
@@ -121,3 +123,42 @@ def test_a_taken_stats_endpoint_is_a_clear_startup_error(
     assert done.returncode == 1
     assert f"cannot bind: stats_endpoint {endpoint}: Address already in use" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_spawning_with_rlimits_while_the_sampler_runs(tmp_path: Path, stats_endpoint: str) -> None:
+    """rlimits are applied by a preexec function in the forked child while the sampler thread
+    runs rounds (a client sends ``stats`` back to back, the stream runs too): no spawn may hang
+    or fail because a thread was busy at fork time."""
+    text = (
+        f"[circus]\nstatsd = true\nstats_endpoint = {stats_endpoint}\n\n"
+        "[watcher:limited]\ncmd = sleep 120\nnumprocesses = 4\nrlimit_nofile = 512\n"
+        "min_uptime = 0\n"
+    )
+    with CircusdProcess(text, tmp_path) as daemon:
+        done = threading.Event()
+        rounds = [0]
+
+        def hammer() -> None:
+            with CommandClient(daemon.endpoint, timeout=20) as client:
+                while not done.is_set():
+                    client.call("stats")
+                    rounds[0] += 1
+
+        thread = threading.Thread(target=hammer, daemon=True)
+        thread.start()
+        try:
+            for _ in range(5):
+                old = sorted(daemon.call("list", name="limited")["pids"])
+                reply = daemon.call("restart", name="limited", waiting=True)
+                assert reply["status"] == "ok", reply
+                new = sorted(daemon.call("list", name="limited")["pids"])
+                assert len(new) == 4
+                assert not set(old) & set(new)
+        finally:
+            done.set()
+            thread.join(30)
+        assert rounds[0] > 0
+        for pid in new:
+            with open(f"/proc/{pid}/limits") as limits:
+                line = next(x for x in limits if x.startswith("Max open files"))
+            assert line.split()[3:5] == ["512", "512"]

@@ -204,7 +204,8 @@ class Process:
             group=spec.gid,
             extra_groups=spec.extra_groups,
             umask=-1 if spec.umask is None else spec.umask,
-            # only setrlimit runs there, and circusd starts no Python threads
+            # only setrlimit runs there; circusd's one thread (the stats sampler) holds no lock
+            # the child needs (test_spawning_with_rlimits_while_the_sampler_runs)
             preexec_fn=_rlimit_setter(spec.rlimits) if spec.rlimits else None,  # noqa: PLW1509
         )
 
