@@ -11,6 +11,8 @@ timestamps, to a file per plugin. Scenarios (each bounded in count and time):
   a separate subscriber's count for the original, which has no ``seq``).
 * max events/s of one plugin with the default hooks: a local PUB feeds the runner as fast as it
   can; the plugin counts what it handles.
+* a plugin blocked for 60 s under churn (ours only): its memory (RSS, sampled every 0.5 s) must
+  stay within what its ``queue_size`` allows, and it must report the events it dropped.
 * plugin ``call`` vs client call (ours only): the same ``numprocesses`` command, timed in a loop
   from a plugin's ``handle_recv`` and from a ``CircusClient``, the two alternating which goes
   first over the rounds so that neither always runs on a warmer machine.
@@ -48,6 +50,7 @@ from harness import (
     median,
     original,
     percentile,
+    rss_mb,
     running,
     sides,
     table,
@@ -253,6 +256,36 @@ def _ratio(numerator: float, denominator: float) -> str:
     return f"{value:,.0f}x" if value >= 100 else f"{value:.1f}x"
 
 
+# -- a plugin blocked under churn -----------------------------------------------------------------
+
+def blocked(side: Side, workdir: Path, seconds: float, queue_size: int) -> dict[str, float]:
+    out = workdir / f"blocked-{time.monotonic_ns()}.log"
+    config = ("[watcher:churn]\ncmd = true\nnumprocesses = 50\nautostart = false\n\n"
+              + _plugin_section("probe", out, "block")
+              + f"block = {seconds}\nqueue_size = {queue_size}\n")
+    with running(side.start(config, env=ENV)) as daemon, \
+            CircusClient(daemon.endpoint, 60) as client:
+        _poke_until(client, "churn", lambda: "ready" in _lines(out))
+        (pid,) = wait_pids(client, "plugin:probe", 1)
+        before = rss_mb(pid)
+        call_ok(client, "start", name="churn")
+        _wait(lambda: "blocked" in _lines(out), 60.0, "the plugin to block")
+        peak = before
+        deadline = time.monotonic() + seconds + 60
+        while "unblocked" not in _lines(out) and time.monotonic() < deadline:
+            peak = max(peak, rss_mb(pid))
+            time.sleep(0.5)
+        call_ok(client, "stop", name="churn", waiting=True)
+        with contextlib.suppress(RuntimeError):  # no report at all shows as 0 in the table
+            _wait(lambda: any(line.startswith("gap gap") for line in _lines(out)), 30.0,
+                  "the gap report")
+        gaps = [line.split() for line in _lines(out) if line.startswith("gap gap")]
+    return {"rss_before_mb": before, "rss_peak_mb": peak,
+            "missed": float(sum(int(g[2]) for g in gaps)),
+            "dropped": float(sum(int(g[3]) for g in gaps)), "seconds": seconds,
+            "queue_size": float(queue_size)}
+
+
 # -- plugin call vs client call ------------------------------------------------------------------
 
 def calls(side: Side, workdir: Path, count: int, rounds: int) -> dict[str, float]:
@@ -297,7 +330,7 @@ def _row_latency(label: str, r: dict[str, float]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
-    parser.add_argument("--only", default="latency,delivery,throughput,calls")
+    parser.add_argument("--only", default="latency,delivery,throughput,calls,blocked")
     parser.add_argument("--quick", action="store_true", help="tiny counts (CI smoke run)")
     args = parser.parse_args()
     if args.quick:
@@ -306,7 +339,7 @@ def main() -> int:
         if args.write:
             parser.error("--quick figures mean nothing: not writing them into the docs")
     chosen = {name.strip() for name in args.only.split(",") if name.strip()}
-    unknown = chosen - {"latency", "delivery", "throughput", "calls"}
+    unknown = chosen - {"latency", "delivery", "throughput", "calls", "blocked"}
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     header = machine_line()
@@ -373,6 +406,22 @@ def main() -> int:
                 "Most events/s one plugin consumes, default hooks, fed by a local PUB "
                 "(target ≥ 50,000/s):\n\n"
                 + table(["runner", "events/s handled", "handled of sent"], rows))
+        if "blocked" in chosen:
+            seconds, size = (2.0, 50) if args.quick else (60.0, 10_000)
+            result = blocked(ours, workdir, seconds, size)
+            print(f"blocked: {result}", flush=True)
+            growth = result["rss_peak_mb"] - result["rss_before_mb"]
+            short.append([f"plugin blocked {seconds:g} s under churn: memory growth, drops "
+                          "reported", f"{growth:+.1f} MB, {result['dropped']:,.0f} dropped",
+                          "", f"queue_size {size:,}"])
+            sections.append(
+                f"A plugin blocked {seconds:g} s in `handle_recv` while 50 `true` processes "
+                f"churn (queue_size {size:,}; the previous runtime grew ~170 MB a minute):\n\n"
+                + table(["RSS before", "RSS peak while blocked", "growth",
+                         "events missed (reported)", "of which dropped by its queue"],
+                        [[f"{result['rss_before_mb']:.1f} MB", f"{result['rss_peak_mb']:.1f} MB",
+                          f"{growth:+.1f} MB", f"{result['missed']:,.0f}",
+                          f"{result['dropped']:,.0f}"]]))
         if "calls" in chosen:
             count, rounds = (20, 2) if args.quick else (300, 6)
             result = calls(ours, workdir, count, rounds)

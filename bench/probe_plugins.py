@@ -12,6 +12,9 @@ Modes (``mode`` option):
 ``log``      every event: ``<topic> <seq or -> <pid or ->``.
 ``count``    counts events between the first ``watcher.bench.go`` and ``watcher.bench.done``;
              writes ``count <n> <first time> <last time>`` on ``done``.
+``block``    ``ready`` on the first ``updated``; on the first ``watcher.churn.spawn`` blocks in
+             ``handle_recv`` for ``block`` (option) seconds, then writes ``unblocked``; every gap
+             report (ours only) as ``gap <kind> <missed> <dropped>``.
 ``calls``    ``ready`` on the first ``updated`` of watcher ``bench``; on each later one, times
              ``calls`` (option, 200) ``call numprocesses`` from ``handle_recv`` and writes
              ``calls <p50 s> <p95 s>``.
@@ -63,6 +66,9 @@ class Probe(CircusPlugin):
             self._count(_text(topic_raw), now)
             return
         topic = _text(topic_raw)
+        if self.mode == "block":
+            self._block(topic)
+            return
         if self.mode == "calls":
             self._calls(topic)
             return
@@ -78,6 +84,20 @@ class Probe(CircusPlugin):
             self._write(f"recv {pid} {now:.6f}")
             self.call("status")
             self._write(f"call {pid} {time.time():.6f}")
+
+    def _block(self, topic: str) -> None:
+        if topic.endswith(".updated") and not self.ready:
+            self.ready = True
+            self._write("ready")
+        elif topic == "watcher.churn.spawn" and not self.count:
+            self.count = 1
+            self._write("blocked")
+            time.sleep(float(self.config.get("block", 60)))
+            self._write("unblocked")
+
+    def handle_gap(self, gap: Any) -> None:
+        """Ours only (0.19 has no such callback): one line per report."""
+        self._write(f"gap {gap.kind} {gap.missed} {gap.dropped}")
 
     def _calls(self, topic: str) -> None:
         if topic != "watcher.bench.updated":
