@@ -57,6 +57,18 @@ def write_state(path: Path, owner: tuple[int, float], groups: list[list[float]])
     path.write_text(json.dumps(data))
 
 
+async def written(path: Path, count: int) -> list[list[float]]:
+    """The groups of the state file once it lists ``count`` of them (bounded wait)."""
+    deadline = time.monotonic() + 20
+    while True:
+        if path.exists():
+            groups: list[list[float]] = json.loads(path.read_text())["groups"]
+            if len(groups) == count:
+                return groups
+        assert time.monotonic() < deadline, "the state file was not written"
+        await asyncio.sleep(0.01)
+
+
 def test_registry_tracks_spawned_children_and_removes_the_file_on_close() -> None:
     async def main() -> None:
         path = state_path("ipc:///tmp/x.sock")
@@ -64,13 +76,11 @@ def test_registry_tracks_spawned_children_and_removes_the_file_on_close() -> Non
         Process.tracker = registry
         try:
             procs = [Process.spawn(SpawnSpec(["sleep", "60"]), w) for w in (1, 2)]
-            await asyncio.sleep(0)  # the write happens one loop iteration later
-            groups = json.loads(path.read_text())["groups"]
+            groups = await written(path, 2)  # the write comes FLUSH_DELAY later
             assert sorted(pid for pid, _ in groups) == sorted(p.pid for p in procs)
             assert dict(groups)[procs[0].pid] == started(procs[0].pid)
             await procs[0].terminate(signal.SIGTERM, 10)
-            await asyncio.sleep(0)
-            assert [pid for pid, _ in json.loads(path.read_text())["groups"]] == [procs[1].pid]
+            assert [pid for pid, _ in await written(path, 1)] == [procs[1].pid]
             await procs[1].terminate(signal.SIGTERM, 10)
         finally:
             Process.tracker = None

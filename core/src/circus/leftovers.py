@@ -15,7 +15,7 @@ The file lives in ``$CIRCUS_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR/circus``, els
 ``/run/circus`` for root, else ``/tmp/circus-<uid>``; the directory must belong to circusd's
 user and not be writable by others (it names processes to kill). The file is named after a hash
 of the control endpoint: only one circusd can bind an endpoint, so "the next circusd on this
-endpoint" is exactly the successor. It is written one loop iteration after a spawn or exit (a
+endpoint" is exactly the successor. It is written 50 ms after a spawn or exit (a
 burst of spawns costs one write), atomically (write + rename), and removed at a clean exit.
 """
 
@@ -41,6 +41,9 @@ log = structlog.get_logger("circus.leftovers")
 
 #: how long leftovers get to stop on SIGTERM before SIGKILL
 LEFTOVER_GRACE = 10.0
+#: spawns and exits within this delay share one write of the state file; it also keeps the
+#: write out of the exit -> respawn path (a circusd killed within it may miss its newest child)
+FLUSH_DELAY = 0.05
 _FORMAT = 1
 
 
@@ -95,7 +98,7 @@ class ChildRegistry:
     def __init__(self, path: Path, endpoint: str) -> None:
         self.path = path
         self.endpoint = endpoint
-        self._groups: dict[int, float] = {}
+        self._groups: dict[int, float | None] = {}
         self._pending = False
         started = _start_time(os.getpid())
         self._owner = {"pid": os.getpid(), "started": started}
@@ -105,10 +108,8 @@ class ChildRegistry:
         self._closed = False
 
     def add(self, pid: int) -> None:
-        started = _start_time(pid)
-        if started is not None:
-            self._groups[pid] = started
-            self._schedule()
+        self._groups[pid] = None  # start time read at the next write, off the spawn path
+        self._schedule()
 
     def discard(self, pid: int) -> None:
         if self._groups.pop(pid, None) is not None:
@@ -117,13 +118,20 @@ class ChildRegistry:
     def _schedule(self) -> None:
         if not self._pending:
             self._pending = True
-            self._loop.call_soon(self.flush)
+            self._loop.call_later(FLUSH_DELAY, self.flush)
 
     def flush(self) -> None:
         """Write the file now (atomically); a failure is logged once, then retried silently."""
         self._pending = False
         if self._closed:
             return
+        for pid, started in list(self._groups.items()):
+            if started is None:
+                found = _start_time(pid)
+                if found is None:  # already gone
+                    del self._groups[pid]
+                else:
+                    self._groups[pid] = found
         data = {
             "format": _FORMAT,
             "endpoint": self.endpoint,
