@@ -7,6 +7,7 @@ import os
 import resource
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from circus.errors import SpawnError
 from circus.process import Process, SpawnSpec
 from circus.testing import kill_tree, pid_state, wait_dead
 
@@ -196,3 +198,26 @@ def test_many_quick_exits_are_all_noticed_and_reaped(exit_path: str) -> None:
         assert all(pid_state(p.pid) is None for p in procs)
 
     run(main())
+
+
+def test_sigchld_path_outside_the_main_thread_is_a_spawn_error(
+    exit_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without pidfds a loop in another thread cannot get SIGCHLD: the spawn fails cleanly
+    (SpawnError, child killed and reaped, no fd left) instead of leaving a child unwatched."""
+    if exit_path == "pidfd":
+        pytest.skip("pidfds work in any thread")
+    result: list[object] = []
+
+    async def main() -> None:
+        before = sorted(os.listdir("/proc/self/fd"))
+        try:
+            Process.spawn(SpawnSpec(["sleep", "60"], stdout="pipe"), 1)
+        except SpawnError as exc:
+            result.append(exc.code)
+        result.append(sorted(os.listdir("/proc/self/fd")) == before)
+
+    thread = threading.Thread(target=lambda: asyncio.run(main()))
+    thread.start()
+    thread.join(TIMEOUT)
+    assert result == ["ENOSYS", True]

@@ -19,6 +19,7 @@ registered is caught by a check right after registration.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import weakref
@@ -49,7 +50,12 @@ class SigchldWatcher:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._children: dict[int, tuple[Poll, Callback]] = {}
-        loop.add_signal_handler(signal.SIGCHLD, self._on_sigchld)
+        try:
+            loop.add_signal_handler(signal.SIGCHLD, self._on_sigchld)
+        except (RuntimeError, ValueError) as exc:  # not the main thread's loop
+            raise OSError(
+                errno.ENOSYS, f"no pidfd, and SIGCHLD cannot be handled here ({exc})"
+            ) from None
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> SigchldWatcher:

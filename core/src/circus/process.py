@@ -155,10 +155,21 @@ class Process:
                 self._pipes[fd] = name
                 self._loop.add_reader(fd, self._read_pipe, fd)
         if self._pidfd < 0:
-            self._sigchld = SigchldWatcher.of(self._loop)
+            try:
+                self._sigchld = SigchldWatcher.of(self._loop)
+            except OSError:
+                self._abandon()  # a child we cannot watch must not run unsupervised
+                raise
             self._sigchld.add(self.pid, popen.poll, self._notice_exit)
         if Process.tracker is not None:
             Process.tracker.add(self.pid)
+
+    def _abandon(self) -> None:
+        """Kill and reap a child we failed to set up, closing its pipes."""
+        for fd in list(self._pipes):
+            self._close_pipe(fd)
+        self.popen.kill()
+        self.popen.wait()
 
     @classmethod
     def spawn(
