@@ -1,0 +1,277 @@
+"""Fuzz the control channel of a real circusd with hostile requests, then check it is unharmed.
+
+Usage: ``.venv/bin/python bench/bench_fuzz.py [--quick] [--write] [--seed N]``.
+
+Sends at least 100,000 requests (``--quick``: 5,000 and no 16 MiB ones, a CI smoke run) from
+several DEALER sockets and a REQ socket: random bytes, truncated and non-object JSON, wrong
+types, huge ids, deep nesting, non-UTF-8 bytes, lone surrogates, control characters, NaN, extra
+and empty frames, 1/4/16 MiB requests, and unfinished multipart messages sent over raw ZMTP (a
+libzmq client cannot send one: it holds a message until its last frame). Every state-changing
+command carries an invalid property, so nothing may change. Then checks: circusd alive,
+``numwatchers`` p50 within 1.5x of before, RSS growth <= 32 MB, the watchers' pids unchanged,
+every well-framed request answered. ``--write`` puts the table into docs/control-channel.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import socket
+import struct
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import zmq
+from harness import ROOT, machine_line, median, rss_mb, table, write_section
+
+from circus.client import CircusClient
+from circus.testing import CircusdProcess
+
+DOC = ROOT / "docs" / "control-channel.md"
+CONFIG = "[watcher:web]\ncmd = sleep 3600\nnumprocesses = 2\n\n[watcher:worker]\ncmd = sleep 3600\n"
+BATCH = 400  # replies outstanding per socket, below ZeroMQ's 1000-message high-water marks
+MiB = 1 << 20
+Frames = list[bytes]
+
+# Commands that change state are only ever sent with an invalid property (see ``_bad_name``);
+# quit/reload/reloadconfig are never sent: they take no property that could make them invalid.
+MUTATING = ["start", "stop", "restart", "incr", "decr", "kill", "signal", "set", "add", "rm"]
+READING = ["list", "status", "numprocesses", "options", "get", "stats", "globaloptions",
+           "numwatchers", "dstats", "listsockets"]
+
+
+def _bad_name(rng: random.Random) -> bytes:
+    """A JSON value for ``name`` that every command must refuse."""
+    return rng.choice([
+        b"5", b"[1, 2]", b'{"a": 1}', b"true", b'"web\\ud800"', b'"\\udfffx"', b'"we\\u0001b"',
+        b'"web\\n"', b"1e400", b'"' + b"[" * 40 + b'"', b"[" * 40 + b"]" * 40,
+    ])
+
+
+def _hostile(rng: random.Random) -> tuple[Frames, bool]:
+    """One request: (frames a DEALER sends, whether it is well framed so a reply is due)."""
+    kind = rng.randrange(14)
+    command = rng.choice(MUTATING + READING).encode()
+    if kind == 0:  # random bytes
+        return [rng.randbytes(rng.randrange(1, 200))], True
+    if kind == 1:  # truncated JSON
+        text = b'{"id": "t", "command": "' + command + b'", "properties": {"name": "web"}}'
+        return [text[: rng.randrange(1, len(text) - 1)]], True
+    if kind == 2:  # JSON that is not an object
+        return [rng.choice([b"[]", b"42", b'"status"', b"null", b"[{}]"])], True
+    if kind == 3:  # wrong types
+        return [b'{"id": 3, "command": ' + rng.choice([b"5", b"[]", b"null", b'{"x": 1}'])
+                + b', "properties": ' + rng.choice([b"[1]", b"3", b'"x"', b"null"]) + b"}"], True
+    if kind == 4:  # huge ids
+        huge = rng.choice([b'"' + b"i" * 200_000 + b'"', b"9" * 5000, b"[" * 300 + b"]" * 300])
+        return [b'{"id": ' + huge + b', "command": "numwatchers"}'], True
+    if kind == 5:  # deep nesting in properties
+        depth = rng.choice([20, 100, 1000, 5000])
+        return [b'{"command": "' + command + b'", "properties": {"name": '
+                + b"[" * depth + b"]" * depth + b"}}"], True
+    if kind == 6:  # non-UTF-8 inside the JSON
+        return [b'{"command": "list", "properties": {"name": "\xff\xfe\xc0"}}'], True
+    if kind == 7:  # invalid names for every command (lone surrogates, control chars, types)
+        return [b'{"id": 7, "command": "' + command + b'", "properties": {"name": '
+                + _bad_name(rng) + b', "cmd": "sleep 1", "options": {"cmd": "id"}}}'], True
+    if kind == 8:  # numbers that never end
+        value = rng.choice([b"NaN", b"Infinity", b'"inf"', b"1e300", b"-1", b"1e400"])
+        return [b'{"command": "kill", "properties": {"name": "web", "waiting": true,'
+                b' "graceful_timeout": ' + value + b', "signum": "NOPE"}}'], True
+    if kind == 9:  # extra frames
+        return [b"x"] * rng.randrange(2, 6) + [b'{"command": "list"}'], False
+    if kind == 10:  # empty frames
+        return rng.choice([[b""], [b"", b""], [b"", b"", b""]]), False  # _expects_reply decides
+    if kind == 11:  # REQ-style envelope around garbage
+        return [b"", rng.randbytes(rng.randrange(1, 64))], True
+    if kind == 12:  # unknown commands and bad properties objects
+        return [b'{"command": "' + rng.randbytes(8).hex().encode() + b'"}'], True
+    return [b'{"command": "' + command + b'", "properties": null}'], True
+
+
+def _expects_reply(frames: Frames, flagged: bool) -> bool:
+    # [b""] is a one-frame empty payload (answered: "empty payload"); [b"", b""] is a REQ
+    # envelope with an empty payload (answered); three empty frames are bad framing (dropped)
+    if frames and all(f == b"" for f in frames):
+        return len(frames) <= 2
+    return flagged
+
+
+def _dealer(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    return sock
+
+
+def _drain(sock: zmq.Socket[bytes], due: int, timeout: float = 30.0) -> int:
+    """Receive ``due`` replies (bounded); returns how many were missing."""
+    deadline = time.monotonic() + timeout
+    while due and time.monotonic() < deadline:
+        if sock.poll(100):
+            sock.recv_multipart()
+            due -= 1
+    return due
+
+
+def _zmtp_unfinished(path: str, frames: int, size: int) -> None:
+    """Speak ZMTP 3.0 (NULL) by hand: send ``frames`` frames with MORE set, never the last."""
+    greeting = b"\xff" + b"\x00" * 8 + b"\x7f\x03\x00" + b"NULL".ljust(20, b"\x00") + b"\x00" * 32
+    body = b"\x05READY\x0bSocket-Type" + struct.pack(">I", 6) + b"DEALER"
+    with socket.socket(socket.AF_UNIX) as raw:
+        raw.settimeout(10)
+        raw.connect(path)
+        raw.sendall(greeting)
+        raw.recv(64)
+        raw.sendall(b"\x04" + bytes([len(body)]) + body)
+        frame = b"\x03" + struct.pack(">Q", size) + b"u" * size  # MORE | LONG
+        for _ in range(frames):
+            raw.sendall(frame)
+
+
+def _round_trips(client: CircusClient, count: int) -> list[float]:
+    for _ in range(50):
+        client.call("numwatchers")
+    samples = []
+    for _ in range(count):
+        begin = time.perf_counter()
+        client.call("numwatchers")
+        samples.append(time.perf_counter() - begin)
+    return samples
+
+
+def _settle(pid: int, timeout: float = 10.0) -> float:
+    """Wait (bounded) until circusd has finished working off the fuzz: its CPU time stops
+    growing (under 5 ms per 200 ms). Returns the seconds waited."""
+    proc = psutil.Process(pid)
+    began = time.monotonic()
+    last = sum(proc.cpu_times()[:2])
+    while time.monotonic() - began < timeout:
+        time.sleep(0.2)
+        now = sum(proc.cpu_times()[:2])
+        if now - last < 0.005:
+            break
+        last = now
+    return time.monotonic() - began
+
+
+def _pids(client: CircusClient) -> dict[str, list[int]]:
+    return {name: client.call("list", name=name)["pids"] for name in ("web", "worker")}
+
+
+def _batches(rng: random.Random, total: int) -> Iterator[list[tuple[Frames, bool]]]:
+    sent = 0
+    while sent < total:
+        size = min(BATCH, total - sent)
+        yield [_hostile(rng) for _ in range(size)]
+        sent += size
+
+
+def fuzz(daemon: CircusdProcess, total: int, big_sizes: list[int], seed: int,
+         log: Callable[[str], None]) -> dict[str, float]:
+    rng = random.Random(seed)
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    counts = {"sent": 0, "due": 0, "missing": 0, "big": 0, "req": 0, "unfinished": 0}
+    try:
+        dealers = [_dealer(ctx, daemon.endpoint) for _ in range(4)]
+        req = ctx.socket(zmq.REQ)
+        req.setsockopt(zmq.LINGER, 0)
+        req.connect(daemon.endpoint)
+        began = time.monotonic()
+        for number, batch in enumerate(_batches(rng, total)):
+            sock = dealers[number % len(dealers)]
+            due = 0
+            for frames, flagged in batch:
+                sock.send_multipart(frames)
+                due += _expects_reply(frames, flagged)
+            counts["sent"] += len(batch)
+            counts["due"] += due
+            counts["missing"] += _drain(sock, due)
+            if number % 10 == 0:  # the REQ socket: one hostile request, one reply, in turn
+                req.send(_hostile(rng)[0][-1])
+                counts["req"] += 1
+                counts["due"] += 1
+                counts["missing"] += _drain(req, 1)
+            if number % 50 == 0:
+                log(f"  {counts['sent']} sent, {time.monotonic() - began:.1f} s")
+        for size in big_sizes:  # 1/4/16 MiB: over the 1 MiB limit, answered with errno 3
+            sock = dealers[0]
+            sock.send(b'{"id": "big", "command": "list", "pad": "' + b"p" * size + b'"}')
+            counts["sent"] += 1
+            counts["due"] += 1
+            counts["big"] += 1
+            counts["missing"] += _drain(sock, 1)
+        path = daemon.endpoint[len("ipc://"):]
+        for _ in range(8):  # unfinished multipart, then the connection goes away
+            _zmtp_unfinished(path, frames=4, size=MiB)
+            counts["unfinished"] += 1
+            counts["sent"] += 1
+        counts["seconds"] = time.monotonic() - began
+    finally:
+        ctx.destroy(linger=0)
+    return {key: float(value) for key, value in counts.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="CI smoke run: 5,000 requests")
+    parser.add_argument("--write", action="store_true", help="update docs/control-channel.md")
+    parser.add_argument("--seed", type=int, default=9)
+    args = parser.parse_args()
+    if args.quick and args.write:
+        parser.error("--quick figures are not for the docs: drop --write")
+    total = 5_000 if args.quick else 100_000
+    big = [MiB + 1, 4 * MiB] if args.quick else [MiB + 1] * 5 + [4 * MiB] * 3 + [16 * MiB] * 2
+    header = machine_line()
+    with tempfile.TemporaryDirectory(prefix="circus-fuzz-") as tmp:
+        daemon = CircusdProcess(CONFIG, Path(tmp)).start()
+        try:
+            with CircusClient(daemon.endpoint, 20) as client:
+                pids_before = _pids(client)
+                before = median(_round_trips(client, 300))
+                rss_before = rss_mb(daemon.pid)
+                result = fuzz(daemon, total, big, args.seed, lambda line: print(line, flush=True))
+                alive = daemon.popen is not None and daemon.popen.poll() is None
+                settled = _settle(daemon.pid)
+                after = median(_round_trips(client, 300))
+                rss_after = rss_mb(daemon.pid)
+                pids_after = _pids(client)
+        finally:
+            daemon.stop()
+        log_text = daemon.log_text()
+    warnings = sum("unexpected framing" in line for line in log_text.splitlines())
+    checks = [
+        ("circusd alive", "yes" if alive else "NO", alive),
+        ("requests sent", f"{result['sent']:.0f} in {result['seconds']:.1f} s",
+         result["sent"] >= total),
+        ("well-framed requests answered",
+         f"{result['due'] - result['missing']:.0f} / {result['due']:.0f}", result["missing"] == 0),
+        (f"`numwatchers` p50 before / after (idle after {settled:.1f} s)",
+         f"{before * 1000:.3f} / {after * 1000:.3f} ms ({after / before:.2f}x, limit 1.5x)",
+         after <= 1.5 * before),
+        ("RSS before / after", f"{rss_before:.1f} / {rss_after:.1f} MB "
+         f"(+{rss_after - rss_before:.1f}, limit 32)", rss_after - rss_before <= 32),
+        ("watchers' pids", "unchanged" if pids_after == pids_before else "CHANGED",
+         pids_after == pids_before),
+        ("tracebacks in circusd's log", str(log_text.count("Traceback")),
+         "Traceback" not in log_text),
+        ("framing warnings logged (rate-limited)", str(warnings), warnings <= 50),
+    ]
+    text = (f"Measured {header} (`bench/bench_fuzz.py`, seed {args.seed}; "
+            f"{result['req']:.0f} via REQ, {result['big']:.0f} of 1-16 MiB, "
+            f"{result['unfinished']:.0f} unfinished multipart over raw ZMTP).\n\n"
+            + table(["check", "result", "pass"],
+                    [[name, value, "yes" if ok else "**NO**"] for name, value, ok in checks]))
+    print()
+    print(text)
+    if args.write:
+        write_section("fuzz", text, DOC)
+    return 0 if all(ok for _, _, ok in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
