@@ -35,7 +35,7 @@ def test_lines_split_across_chunks_and_numbered() -> None:
     topics = {topic for topic, _ in published}
     assert topics == {b"output.web_app.1"}
     assert published[1][1]["seq"] == 2
-    assert published[1][1]["lines"] == ["two", ""]
+    assert published[1][1]["text"] == "two\n"  # two lines: "two" and ""
 
 
 def test_ring_bounded_by_lines_and_bytes() -> None:
@@ -46,6 +46,18 @@ def test_ring_bounded_by_lines_and_bytes() -> None:
     out.feed(10, 2, "stderr", b"x" * 600 + b"\n" + b"y" * 600 + b"\n")
     assert out.rings[2].size <= 1000
     assert [line.text[0] for line in out.recent(10, [2])] == ["y"]
+
+
+def test_one_big_chunk_is_trimmed_to_the_limits() -> None:
+    out, published = _collect()
+    out.feed(10, 1, "stdout", b"".join(f"{i:03d}\n".encode() for i in range(100)))
+    assert [line.text for line in out.recent(100)] == ["095", "096", "097", "098", "099"]
+    assert [line.seq for line in out.recent(2)] == [99, 100]
+    assert published[0][1]["text"].count("\n") == 99  # followers get every line
+    out.feed(10, 1, "stdout", b"z" * 999 + b"\n")  # the byte budget alone: one line fits
+    assert [len(line.text) for line in out.recent(10)] == [999]
+    assert out.rings[1].count == 1
+    assert out.rings[1].size == 999
 
 
 def test_long_lines_are_cut_and_unfinished_output_is_bounded() -> None:

@@ -120,14 +120,15 @@ class Follower:
             self.last[name] = first - 1
 
     def handle(self, body: Mapping[str, Any]) -> None:
-        """One published chunk: ``{"watcher", "pid", "wid", "stream", "time", "seq", "lines"}``."""
+        """One published chunk: ``{"watcher", "pid", "wid", "stream", "time", "seq", "text"}``
+        (``text``: the chunk's lines joined by newlines)."""
         name = str(body["watcher"])
         first = int(body["seq"])
         if name not in self.last:
             self.last[name] = 0
         if first > self.last[name] + 1:
             self._fill_gap(name, first)
-        for offset, text in enumerate(body.get("lines") or []):
+        for offset, text in enumerate(str(body.get("text", "")).split("\n")):
             self._print({**body, "seq": first + offset, "line": text})
         self.out.flush()
 
