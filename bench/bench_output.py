@@ -7,6 +7,8 @@ One writer process writes 100-byte lines in 64 KiB blocks for the window (10 s, 
   so that it measures writing into the page cache, not the disk: the ceiling;
 * **ours, no stream**: our circusd pipes the output into the per-slot ring (``circusctl tail``)
   and copies it to its own stdout, as an inheriting child would have written;
+* **ours, no stream, followed**: the same while ``circusctl tail -f`` follows the writer, so
+  that every chunk is also published on the event channel;
 * **ours, file stream**: ``stdout_stream.class = FileStream`` (ring included);
 * **ours, file stream, no ring**: the same with ``output_lines = 0``: what the ring costs;
 * **0.19, no stream**: the child inherits circusd's stdout (circusd never sees the bytes);
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +47,7 @@ from harness import (
 from original_circus import start_original_circusd
 
 from circus.client import CircusClient
-from circus.testing import CircusdProcess
+from circus.testing import CircusdProcess, terminate
 
 WRITER = """\
 import json, os, sys, time
@@ -123,6 +126,23 @@ def ours(workdir: Path, name: str, window: float, extra: str) -> Result:
         return through(daemon.pid, daemon.endpoint, result, window)
 
 
+def ours_followed(workdir: Path, name: str, window: float, extra: str) -> Result:
+    """As :func:`ours` while ``circusctl tail -f`` follows the writer (lines published)."""
+    config, result = _config(workdir, name, window, extra)
+    daemon = CircusdProcess(config, workdir / name, start_timeout=60)
+    daemon.log_path = Path(os.devnull)
+    with running(daemon.start()):
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "circus.circusctl", "--endpoint", daemon.endpoint,
+             "tail", "-f", "writer", "-n", "0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            return through(daemon.pid, daemon.endpoint, result, window)
+        finally:
+            terminate(follower)
+
+
 def theirs(workdir: Path, name: str, window: float, extra: str) -> Result:
     config, result = _config(workdir, name, window, extra)
     directory = workdir / name
@@ -135,6 +155,7 @@ def theirs(workdir: Path, name: str, window: float, extra: str) -> Result:
 
 SCENARIOS: list[tuple[str, Callable[[Path, str, float, str], Result], str]] = [
     ("ours, no stream (ring + copy to circusd's stdout)", ours, ""),
+    ("ours, no stream, followed by `circusctl tail -f`", ours_followed, ""),
     ("ours, file stream", ours, FILE_STREAM),
     ("ours, file stream, no ring (output_lines = 0)", ours, FILE_STREAM + "output_lines = 0\n"),
     ("ours, no stream, no ring (output_lines = 0: inherit)", ours, "output_lines = 0\n"),

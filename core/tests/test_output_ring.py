@@ -21,6 +21,7 @@ def _collect() -> tuple[WatcherOutput, list[tuple[bytes, dict[str, Any]]]]:
     published: list[tuple[bytes, dict[str, Any]]] = []
     out = WatcherOutput("Web App", Limits(lines=5, bytes=1000))
     out.sink = lambda topic, body: published.append((topic, body))
+    out.follow(60)  # a follower's lease: new lines are published
     return out, published
 
 
@@ -36,6 +37,19 @@ def test_lines_split_across_chunks_and_numbered() -> None:
     assert topics == {b"output.web_app.1"}
     assert published[1][1]["seq"] == 2
     assert published[1][1]["text"] == "two\n"  # two lines: "two" and ""
+
+
+def test_nothing_is_published_while_nobody_follows() -> None:
+    published: list[bytes] = []
+    out = WatcherOutput("w")
+    out.sink = lambda topic, body: published.append(topic)
+    out.feed(1, 1, "stdout", b"unseen\n")
+    out.follow(60)
+    out.feed(1, 1, "stdout", b"seen\n")
+    out.follow(0)  # a lease never shortens
+    out.feed(1, 1, "stdout", b"seen too\n")
+    assert published == [b"output.w.1", b"output.w.1"]
+    assert [line.text for line in out.recent(10)] == ["unseen", "seen", "seen too"]
 
 
 def test_ring_bounded_by_lines_and_bytes() -> None:

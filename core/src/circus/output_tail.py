@@ -13,9 +13,10 @@ on to circusd's own stdout/stderr, so what users saw with 0.19 (children inherit
 output) still shows.
 
 New lines are published on the event channel under ``output.<watcher>.<wid>`` (one message per
-chunk read from a pipe, its lines as one ``text``, see :func:`output_topic`). Subscribers of
-0.19 ask for ``watcher.`` and never receive them; ZeroMQ filters on the publishing side, so
-lines nobody follows cost no socket traffic.
+chunk read from a pipe, its lines as one ``text``, see :func:`output_topic`) while someone
+follows the watcher: followers hold a lease they renew with the ``tail`` command, so output
+nobody follows costs neither JSON encoding nor socket traffic. Subscribers of 0.19 ask for
+``watcher.`` and never receive these messages.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ OUTPUT_PREFIX = "output."
 DEFAULT_LINES = 1000
 DEFAULT_BYTES = 1 << 20
 MAX_LINE_BYTES = 16 * 1024
+#: longest follow lease (s) a ``tail`` request may ask for
+MAX_LEASE = 60.0
 LINES_KEY, BYTES_KEY = "output_lines", "output_bytes"
 
 Sink = Callable[[bytes, dict[str, Any]], None]
@@ -215,6 +218,14 @@ class WatcherOutput:
         self.seq = 0
         #: set by the arbiter once the event publisher exists
         self.sink: Sink | None = None
+        #: lines are published until then (monotonic): a follower's lease, see :meth:`follow`
+        self.followed_until = 0.0
+
+    def follow(self, seconds: float) -> None:
+        """Publish new lines for the next ``seconds`` (at most :data:`MAX_LEASE`): followers
+        renew this lease, so output nobody follows costs no encoding at all."""
+        until = time.monotonic() + min(max(seconds, 0.0), MAX_LEASE)
+        self.followed_until = max(self.followed_until, until)
 
     def feed(self, pid: int, wid: int, stream: str, data: bytes) -> None:
         """Keep and publish the complete lines of one chunk read from a pipe."""
@@ -243,7 +254,7 @@ class WatcherOutput:
         first = self.seq + 1
         self.seq += count
         ring.append(Batch(first, now, pid, wid, stream, text, count))
-        if self.sink is not None:
+        if self.sink is not None and time.monotonic() < self.followed_until:
             body = {"watcher": self.watcher_name, "pid": pid, "wid": wid, "stream": stream,
                     "time": now, "seq": first, "text": text}
             self.sink(output_topic(self.watcher_name, wid).encode(), body)

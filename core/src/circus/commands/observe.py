@@ -20,6 +20,7 @@ from circus.commands.base import (
     QuickCommand,
     Result,
     int_prop,
+    number_prop,
     watcher_from,
 )
 from circus.errors import MessageError
@@ -86,7 +87,9 @@ def _names(props: Props) -> list[str] | None:
 
 class Tail(QuickCommand):
     """The last ``lines`` output lines of some watchers (all by default), oldest first, and
-    each watcher's last line number so that a follower can skip what it already printed."""
+    each watcher's last line number so that a follower can skip what it already printed.
+    ``follow`` (seconds, at most 60) asks circusd to publish their new lines that long: a
+    follower renews it while it follows."""
 
     name = "tail"
 
@@ -100,6 +103,9 @@ class Tail(QuickCommand):
             watchers = list(arbiter.watchers)
         else:
             watchers = [arbiter.get_watcher(name) for name in names]
+        follow = number_prop(props, "follow", 0.0) or 0.0
+        for watcher in watchers:
+            watcher.output.follow(follow)
         pid = int_prop(props, "pid")
         lines: list[dict[str, Any]] = []
         for watcher in watchers:

@@ -1,12 +1,14 @@
 """``circusctl tail`` and ``circusctl logs``: recent output lines, then (``-f``) new ones.
 
 The backlog comes from the daemon's ``tail`` command (the rings of :mod:`circus.output_tail`);
-following reads ``output.<watcher>.`` on the event channel, whose endpoint ``globaloptions``
-gives. To lose nothing between the two, the follower subscribes *before* asking for the backlog
-and uses the per-watcher line numbers (``seq``): lines already printed are skipped, and a jump
-(lines published before the subscription took effect, or dropped by a flooded publisher) is
-filled from the rings with one more ``tail`` call, or reported on stderr when the rings no longer
-hold them. The subscription is by watcher name, so a restarted process's lines keep coming.
+following reads ``output.<watcher>.`` on the event channel (its endpoint from
+``globaloptions``) while a lease asked with ``tail`` and renewed every few seconds has circusd
+publish them. To lose nothing between the two, the follower subscribes *before* asking for the
+backlog and uses the per-watcher line numbers (``seq``): lines already printed are skipped, and
+a jump (lines published before the subscription took effect, or dropped by a flooded
+publisher) is filled from the rings with one more ``tail`` call, or reported on stderr when the
+rings no longer hold them. The subscription is by watcher name, so a restarted process's lines
+keep coming.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from circus.errors import CallError
 from circus.output_tail import OUTPUT_PREFIX, output_topic
 
 _POLL_MS = 200
+#: the follow lease asked from circusd, and how often it is renewed (well before it ends)
+LEASE = 15.0
+RENEW_EVERY = 5.0
 
 
 class TailError(RuntimeError):
@@ -78,15 +83,18 @@ class Follower:
         #: last line number printed, per watcher name
         self.last: dict[str, int] = {}
 
-    def _tail(self, count: int, names: list[str] | None = None) -> dict[str, Any]:
+    def _tail(self, count: int, names: list[str] | None = None,
+              follow: float = 0.0) -> dict[str, Any]:
         props: dict[str, Any] = {"lines": count}
+        if follow:
+            props["follow"] = follow
         chosen = self.names if names is None else names
         if chosen:
             props["names"] = chosen
         return _call(self.client, "tail", **props)
 
-    def backlog(self, count: int) -> None:
-        reply = self._tail(count)
+    def backlog(self, count: int, follow: float = 0.0) -> None:
+        reply = self._tail(count, follow=follow)
         for name, capture in (reply.get("capture") or {}).items():
             if not capture:
                 print(f"circusctl: {name} keeps no output (output_lines = 0)", file=self.err)
@@ -132,9 +140,13 @@ class Follower:
             self._print({**body, "seq": first + offset, "line": text})
         self.out.flush()
 
-    def follow(self, sub: zmq.Socket[bytes], deadline: float | None = None) -> None:
-        """Print published lines until interrupted (or ``deadline``, for tests)."""
-        while deadline is None or time.monotonic() < deadline:
+    def follow(self, sub: zmq.Socket[bytes]) -> None:
+        """Print published lines until interrupted, renewing the follow lease."""
+        renew_at = time.monotonic() + RENEW_EVERY
+        while True:
+            if time.monotonic() >= renew_at:
+                self._tail(0, follow=LEASE)  # new watchers of `logs` are followed from here
+                renew_at = time.monotonic() + RENEW_EVERY
             if not sub.poll(_POLL_MS, zmq.POLLIN):
                 continue
             for body in _drain(sub):
@@ -176,7 +188,7 @@ def run(client: CircusClient, names: list[str], count: int, *, follow: bool,
         for topic in _topics(names):
             sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
         sub.connect(endpoint)
-        follower.backlog(count)
+        follower.backlog(count, follow=LEASE)
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             follower.follow(sub)
