@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,3 +175,36 @@ def test_terminate_of_an_exited_process_returns_at_once() -> None:
         assert not done.forced
 
     run(main())
+
+
+SUBREAPER_SCRIPT = r"""
+import asyncio, ctypes, signal, time
+from circus.process import Process, SpawnSpec
+
+ctypes.CDLL(None, use_errno=True).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER, like a container init
+
+async def main():
+    proc = Process.spawn(SpawnSpec(["sh", "-c", "sleep 3600 & echo; wait"], stdout="pipe"), 1)
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    done = await proc.terminate(signal.SIGTERM, 10)
+    print(done.forced, time.monotonic() - started < 5)
+
+asyncio.run(main())
+"""
+
+
+def test_orphaned_members_adopted_as_subreaper_are_reaped(exit_path: str) -> None:
+    """As PID 1 or a subreaper circusd adopts the group's orphans: their zombies must not keep
+    the group "alive" until SIGKILL (stop of a shell-wrapped watcher in a container)."""
+    env = {**os.environ, "CIRCUS_NO_PIDFD": "1"} if exit_path == "sigchld" else None
+    out = subprocess.run(
+        [sys.executable, "-c", SUBREAPER_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1].split() == ["False", "True"]  # (logs come first)

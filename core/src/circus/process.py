@@ -444,12 +444,32 @@ class Process:
         """Wait until no process of the group is left, or ``deadline``; True when it is empty."""
         delay = _GROUP_POLL_MIN
         while self.group_alive():
+            if not self.alive:
+                self._reap_adopted_members()
+                if not self.group_alive():
+                    break
             remaining = deadline - self._loop.time()
             if remaining <= 0:
                 return False
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, _GROUP_POLL_MAX)
         return True
+
+    def _reap_adopted_members(self) -> None:
+        """Reap members of the child's group that became *our* children.
+
+        As PID 1 (a container's init) or a subreaper, circusd inherits the orphans of the
+        processes it spawned; dead, they would stay zombies that keep the group "alive" until
+        the SIGKILL timeout. ``waitpid(-pgid)`` only reaps children in that group, i.e. what we
+        spawned, and is only called once the leader itself has been reaped by its Popen.
+        """
+        while True:
+            try:
+                pid, _ = os.waitpid(-self.pgid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
 
     def signal_tree(self, signum: int, *, children: bool = True) -> list[int]:
         """Signal the process and (optionally) all its descendants; returns the pids reached.
