@@ -9,7 +9,17 @@ or rewrites events must not change what our tests see. Tests of hook loading set
 """
 
 import os
+from typing import Any
 
 os.environ["CIRCUS_LOAD_HOOKS"] = ""
 
 pytest_plugins = ["pytester"]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Count the skips on a line of their own: a skip is a test that proved nothing."""
+    skipped = len(terminalreporter.stats.get("skipped", []))
+    required = os.environ.get("CIRCUS_REQUIRE_PARTS", "") not in ("", "0")
+    terminalreporter.write_line(
+        f"circus: {skipped} test(s) skipped; missing real parts "
+        f"{'fail (CIRCUS_REQUIRE_PARTS is set, as in CI)' if required else 'are skipped'}")

@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 import psutil
 import zmq
@@ -439,6 +439,29 @@ def run_plugin(
         terminate(proc, stop_timeout)
 
 
+#: set (to anything but "" or "0") by ``python3 dev.py test``, i.e. in CI: a real part a test
+#: needs (the etsy statsd daemon, redis-server, tmux, the original Circus) must be there
+REQUIRE_PARTS_ENV = "CIRCUS_REQUIRE_PARTS"
+
+
+def parts_required() -> bool:
+    """Whether a missing real part fails the test instead of skipping it (CI)."""
+    return os.environ.get(REQUIRE_PARTS_ENV, "") not in ("", "0")
+
+
+def missing_part(what: str) -> NoReturn:
+    """A real part the test needs is not available: skip it, or fail it in CI.
+
+    A test that silently skips in CI proves nothing; locally, a developer without (say) npm can
+    still run the rest. The pytest summary counts the skips.
+    """
+    import pytest  # only test code calls this: circusd never imports pytest
+
+    if parts_required():
+        pytest.fail(f"{what} ({REQUIRE_PARTS_ENV} is set: CI must not skip it)", pytrace=False)
+    pytest.skip(what)
+
+
 def wait_until(
     condition: Callable[[], bool], what: str, timeout: float = 30.0, *,
     daemon: CircusdProcess | None = None,
@@ -473,6 +496,8 @@ __all__ = [
     "free_port",
     "kill_tree",
     "log_count",
+    "missing_part",
+    "parts_required",
     "pid_state",
     "run_plugin",
     "start_circusd",

@@ -6,14 +6,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
+from circus.testing import missing_part
 
 
 def redis_server_path() -> str:
     """The redis-server executable, or skip: the detection is ``shutil.which("redis-server")``."""
     path = shutil.which("redis-server")
     if path is None:
-        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+        missing_part("redis-server is not installed (Debian: apt-get install redis-server)")
     return path
 
 

@@ -13,6 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from statsd_servers import EtsyStatsd, EtsyUnavailable, UdpReceiver, run_etsy_statsd
 
+from circus.testing import missing_part
+
 
 @pytest.fixture
 def udp_receiver() -> Iterator[UdpReceiver]:
@@ -27,4 +29,4 @@ def etsy_statsd(tmp_path: Path) -> Iterator[EtsyStatsd]:
         with run_etsy_statsd(tmp_path) as daemon:
             yield daemon
     except EtsyUnavailable as exc:
-        pytest.skip(str(exc))
+        missing_part(str(exc))
