@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import socket
-import struct
 import sys
 import tempfile
 import time
@@ -29,7 +27,7 @@ import zmq
 from harness import ROOT, machine_line, median, rss_mb, table, write_section
 
 from circus.client import CircusClient
-from circus.testing import CircusdProcess
+from circus.testing import CircusdProcess, zmtp_unfinished
 
 DOC = ROOT / "docs" / "control-channel.md"
 CONFIG = "[watcher:web]\ncmd = sleep 3600\nnumprocesses = 2\n\n[watcher:worker]\ncmd = sleep 3600\n"
@@ -118,21 +116,6 @@ def _drain(sock: zmq.Socket[bytes], due: int, timeout: float = 30.0) -> int:
     return due
 
 
-def _zmtp_unfinished(path: str, frames: int, size: int) -> None:
-    """Speak ZMTP 3.0 (NULL) by hand: send ``frames`` frames with MORE set, never the last."""
-    greeting = b"\xff" + b"\x00" * 8 + b"\x7f\x03\x00" + b"NULL".ljust(20, b"\x00") + b"\x00" * 32
-    body = b"\x05READY\x0bSocket-Type" + struct.pack(">I", 6) + b"DEALER"
-    with socket.socket(socket.AF_UNIX) as raw:
-        raw.settimeout(10)
-        raw.connect(path)
-        raw.sendall(greeting)
-        raw.recv(64)
-        raw.sendall(b"\x04" + bytes([len(body)]) + body)
-        frame = b"\x03" + struct.pack(">Q", size) + b"u" * size  # MORE | LONG
-        for _ in range(frames):
-            raw.sendall(frame)
-
-
 def _round_trips(client: CircusClient, count: int) -> list[float]:
     for _ in range(50):
         client.call("numwatchers")
@@ -207,7 +190,7 @@ def fuzz(daemon: CircusdProcess, total: int, big_sizes: list[int], seed: int,
             counts["missing"] += _drain(sock, 1)
         path = daemon.endpoint[len("ipc://"):]
         for _ in range(8):  # unfinished multipart, then the connection goes away
-            _zmtp_unfinished(path, frames=4, size=MiB)
+            zmtp_unfinished(path, frames=4)
             counts["unfinished"] += 1
             counts["sent"] += 1
         counts["seconds"] = time.monotonic() - began

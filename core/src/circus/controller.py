@@ -42,6 +42,7 @@ from circus.errors import Errno
 from circus.events import REQUESTER
 from circus.logs import get_logger
 from circus.logthrottle import Throttle
+from circus.memguard import GrowthTrip, trim
 from circus.protocol import JsonDict, encode, error_reply
 
 log = get_logger("circus.controller")
@@ -57,6 +58,10 @@ MAX_FRAMES = 3
 #: Largest single frame ZeroMQ accepts at all; a bigger one drops the sender's connection.
 #: Between ``MAX_MESSAGE_SIZE`` and this, the sender gets an errno 3 reply instead.
 HARD_FRAME_LIMIT = 32 << 20
+#: Seconds between two samples of circusd's memory by the guard (circus.memguard).
+GUARD_INTERVAL = 0.02
+#: How long a re-bind may wait for libzmq to release the old listener.
+REBIND_TIMEOUT = 5.0
 
 
 class Incoming:
@@ -102,6 +107,9 @@ class Controller:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        self._trip = GrowthTrip()
+        self._reset_reason: str | None = None
+        self._guard: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Bind (errors such as "Address already in use" propagate) and start serving."""
@@ -115,6 +123,17 @@ class Controller:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
             raise
+        self._guard = asyncio.create_task(self._watch_memory(), name="circus-memory-guard")
+
+    async def _watch_memory(self) -> None:
+        """Ask the socket task for a fresh socket when memory balloons (circus.memguard)."""
+        while True:
+            await asyncio.sleep(GUARD_INTERVAL)
+            growth = self._trip.check()
+            if growth is not None and self._reset_reason is None:
+                self._reset_reason = f"circusd's memory grew by {growth >> 20} MiB within " \
+                    f"{self._trip.window:g} s"
+                self._wakeup.set()
 
     async def stop(self, grace: float = STOP_GRACE) -> None:
         """Let running commands answer (up to ``grace`` seconds), then close the socket.
@@ -124,6 +143,9 @@ class Controller:
         """
         if self._task is None:
             return
+        if self._guard is not None:
+            self._guard.cancel()
+            self._guard = None
         current = asyncio.current_task()
         pending = [t for t in self._inflight if t is not current]
         if pending:
@@ -138,14 +160,15 @@ class Controller:
 
     # -- the socket task ---------------------------------------------------------------------
 
-    def _open(self) -> zmq.Socket[bytes]:
+    def _open(self, *, check_live: bool = True) -> zmq.Socket[bytes]:
         # A plain (blocking-API) socket driven by the loop's reader callback on its FD: every
         # operation is non-blocking, so no per-message future is needed (cheaper round trips).
         socket: zmq.Socket[bytes] = zmq.Socket(self.context, zmq.ROUTER)
         try:
             socket.setsockopt(zmq.LINGER, 0)
             socket.setsockopt(zmq.MAXMSGSIZE, self.hard_limit)
-            self._refuse_live_ipc()
+            if check_live:
+                self._refuse_live_ipc()
             self.policy.bind(socket, self.endpoint)
         except BaseException:
             socket.close(linger=0)
@@ -187,6 +210,11 @@ class Controller:
         in_a_row = 0
         try:
             while not self._closing:
+                if self._reset_reason is not None:
+                    loop.remove_reader(fd)
+                    socket = await self._reopen(socket)
+                    fd = socket.FD
+                    loop.add_reader(fd, self._wakeup.set)
                 self._flush(socket)
                 # ZeroMQ's FD is edge-triggered: it only says "look at EVENTS". Check EVENTS
                 # after every send and receive, and sleep only when nothing is readable.
@@ -214,6 +242,31 @@ class Controller:
             socket.close(linger=CLOSE_LINGER_MS)
             self._warn.flush()
             log.info("control channel closed", endpoint=self.endpoint)
+
+    async def _reopen(self, socket: zmq.Socket[bytes]) -> zmq.Socket[bytes]:
+        """Close the socket (libzmq frees what every connection had buffered) and bind anew;
+        clients reconnect by themselves, requests in flight on the old socket are lost.
+
+        libzmq closes the old listener in its own thread, so a TCP port can stay taken for a
+        moment: the bind is retried (bounded) without blocking the loop."""
+        log.warning(
+            "control socket re-bound to free buffered input (an unfinished multipart flood?)",
+            reason=self._reset_reason,
+        )
+        socket.close(linger=0)
+        self._reset_reason = None
+        deadline = asyncio.get_running_loop().time() + REBIND_TIMEOUT
+        while True:
+            try:
+                fresh = self._open(check_live=False)
+                break
+            except zmq.ZMQError as exc:
+                if exc.errno != errno.EADDRINUSE or asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.01)
+        trim()
+        self._trip.reset()
+        return fresh
 
     def _receive(self, socket: zmq.Socket[bytes]) -> Incoming:
         """Read one whole message, keeping a bounded part of it (see the module docstring).

@@ -489,6 +489,42 @@ def log_count(daemon: CircusdProcess, text: str, logger: str = "") -> int:
     return sum(text in line and logger in line for line in daemon.log_text().splitlines())
 
 
+def zmtp_unfinished(
+    ipc_path: str, *, frame_size: int = 1 << 20, frames: int | None = None,
+    seconds: float | None = None,
+) -> int:
+    """Play a hostile peer that libzmq clients cannot play: speak ZMTP 3.0 (NULL) by hand on
+    an ``ipc://`` socket and send frames with the MORE flag, never the last one, either
+    ``frames`` of them (then disconnect) or for ``seconds`` (reconnecting whenever circusd
+    drops the connection). Returns the bytes sent. Every socket operation is bounded."""
+    greeting = b"\xff" + b"\x00" * 8 + b"\x7f\x03\x00" + b"NULL".ljust(20, b"\x00") + b"\x00" * 32
+    body = b"\x05READY\x0bSocket-Type" + (6).to_bytes(4, "big") + b"DEALER"
+    frame = b"\x03" + frame_size.to_bytes(8, "big") + b"u" * frame_size  # MORE | LONG
+    deadline = None if seconds is None else time.monotonic() + seconds
+    sent = 0
+    while True:
+        with socket.socket(socket.AF_UNIX) as raw:
+            raw.settimeout(5)
+            try:
+                raw.connect(ipc_path)
+                raw.sendall(greeting)
+                raw.recv(64)
+                raw.sendall(b"\x04" + bytes([len(body)]) + body)
+                count = 0
+                while (frames is None or count < frames) and (
+                    deadline is None or time.monotonic() < deadline
+                ):
+                    raw.sendall(frame)
+                    sent += len(frame)
+                    count += 1
+            except OSError:
+                if deadline is None:
+                    raise
+                time.sleep(0.01)
+        if deadline is None or time.monotonic() >= deadline:
+            return sent
+
+
 __all__ = [
     "CircusdError",
     "CircusdProcess",
@@ -504,4 +540,5 @@ __all__ = [
     "wait_dead",
     "wait_gone",
     "wait_until",
+    "zmtp_unfinished",
 ]
