@@ -115,6 +115,25 @@ def test_a_dead_smtp_server_is_retried_then_reported_lost() -> None:
     assert time.monotonic() - started >= 1.0  # one retry after RETRY_DELAY
 
 
+def start_until_alerted(daemon: CircusdProcess, ev: EventCollector, webhook: WebhookReceiver,
+                        watcher: str, end: str) -> dict[str, object]:
+    """Start ``watcher`` until its run (which ends with the ``end`` event) brings an alert.
+
+    The plugin subscribes while circusd runs (ZeroMQ slow joiner): a first run may go unseen.
+    """
+    deadline = time.monotonic() + TIMEOUT
+    while not webhook.bodies:
+        assert time.monotonic() < deadline, daemon.log_text()
+        mark = len(ev.events)
+        daemon.call("start", name=watcher)
+        ev.wait_for(lambda t, p: t == f"watcher.{watcher}.{end}", timeout=TIMEOUT, start=mark)
+        with contextlib.suppress(AssertionError):
+            webhook.wait(1, timeout=2.0)
+    quiet(1.0)
+    (alert,) = webhook.bodies
+    return alert
+
+
 def test_watcher_stopped_by_circusd_itself(tmp_path: Path, webhook: WebhookReceiver) -> None:
     """``respawn = false`` and the process exits: circusd stops the watcher on its own."""
     config = (
@@ -124,15 +143,23 @@ def test_watcher_stopped_by_circusd_itself(tmp_path: Path, webhook: WebhookRecei
         f"webhook_url = {webhook.url}\nmin_interval = 0\n"
     )
     with CircusdProcess(config, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
-        deadline = time.monotonic() + TIMEOUT
-        while not webhook.bodies:  # until the plugin's subscription is live (slow joiner)
-            assert time.monotonic() < deadline, daemon.log_text()
-            mark = len(ev.events)
-            daemon.call("start", name="once")
-            ev.wait_for(lambda t, p: t == "watcher.once.stop", timeout=TIMEOUT, start=mark)
-            with contextlib.suppress(AssertionError):
-                webhook.wait(1, timeout=2.0)
-        quiet(1.0)
-        (alert,) = webhook.bodies
+        alert = start_until_alerted(daemon, ev, webhook, "once", "stop")
         assert alert["kind"] == "stopped"
-        assert alert["text"].startswith("once: stopped by circusd itself")
+        assert str(alert["text"]).startswith("once: stopped by circusd itself")
+
+
+def test_circusd_giving_up_is_a_stopped_alert(tmp_path: Path, webhook: WebhookReceiver) -> None:
+    """``give_up_after``: after quick failures in a row circusd gives up (``fatal`` event)."""
+    config = (
+        "[circus]\ndebug = true\n\n"
+        '[watcher:doomed]\ncmd = sh -c "exit 3"\nautostart = false\ngive_up_after = 3\n'
+        "backoff_start = 0.05\nbackoff_max = 0.1\n\n"
+        "[plugin:notify]\nuse = notify\n"
+        f"webhook_url = {webhook.url}\nmin_interval = 0\ncrashes = 50\n"
+    )
+    with CircusdProcess(config, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
+        alert = start_until_alerted(daemon, ev, webhook, "doomed", "fatal")
+        assert alert["kind"] == "stopped"
+        assert str(alert["text"]).startswith(
+            "doomed: circusd gave up on it (state fatal) after 3 quick failures in a row")
+        assert daemon.call("status", name="doomed")["status"] == "fatal"

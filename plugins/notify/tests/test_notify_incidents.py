@@ -137,3 +137,20 @@ def test_crashes_before_a_recovery_do_not_make_a_later_stop_flapping() -> None:
         tracker.on_event("web", "reap", crash(i, float(i)), 0)
     assert alerts(tracker.recovery_due("web", 7.5)) == ["recovered"]
     assert alerts(tracker.on_event("web", "stop", {"time": 8.0, "expected": True}, 0)) == []
+
+
+def test_fatal_is_a_stopped_alert_once_and_a_start_can_recover() -> None:
+    tracker = IncidentTracker(RULE)
+    for i in range(5):
+        tracker.on_event("web", "reap", crash(i, i * 0.1), 0)
+    actions = tracker.on_event(
+        "web", "fatal", {"time": 1.0, "failures": 5, "reason": "exited with status 3"}, 0)
+    (send,) = [a for a in actions if isinstance(a, Send)]
+    assert send.alert.kind == "stopped"
+    assert send.alert.summary == (
+        "web: circusd gave up on it (state fatal) after 5 quick failures in a row: "
+        "exited with status 3")
+    assert send.alert.details["escalated_from"] == "crashing"
+    assert tracker.recovery_due("web", 100) == []
+    assert tracker.on_event("web", "start", {"time": 200}, 0) == [ArmRecovery("web", 5.0)]
+    assert alerts(tracker.recovery_due("web", 205)) == ["recovered"]

@@ -12,7 +12,8 @@ crash loop of thousands of exits is tested as a list of dicts (``tests/test_noti
   flapping plugin does). A stop by anyone else (``circusctl``) is the operator's: no alert, and
   an open incident is closed quietly.
 - **stopped**: circusd stopped the watcher on its own (``stop`` with ``expected: false``: it
-  gave up respawning, every process exited with ``respawn = false``, a hook failed).
+  gave up respawning, every process exited with ``respawn = false``, a hook failed), or gave
+  up on it after quick failures in a row (our ``fatal`` event, ``give_up_after``).
 - **recovered**: the watcher of an open incident ran ``recovery_time`` seconds without an
   unexpected exit (and was not stopped meanwhile).
 
@@ -96,6 +97,8 @@ class IncidentTracker:
             return self._on_reap(watcher, payload, t)
         if action == "stop":
             return self._on_stop(watcher, payload, t)
+        if action == "fatal":
+            return self._on_fatal(watcher, payload, t)
         if action == "start":
             return self._on_start(watcher)
         if action == "remove":
@@ -175,14 +178,33 @@ class IncidentTracker:
         else:  # the operator's stop: theirs to know about
             kind = None
             summary = ""
-        details = self._details(st)
-        if by is not None:
-            details["by"] = by
+        if kind is None:
+            st.crashes.clear()
+            st.incident = None
+            return [Disarm(watcher)]
+        return self._stopped(watcher, kind, summary, t, {} if by is None else {"by": by})
+
+    def _on_fatal(self, watcher: str, payload: dict[str, Any], t: float) -> list[Action]:
+        """Our circusd gave up respawning (``give_up_after`` quick failures in a row)."""
+        failures = payload.get("failures")
+        reason = payload.get("reason")
+        summary = f"{watcher}: circusd gave up on it (state fatal)"
+        if isinstance(failures, int):
+            summary += f" after {failures} quick failures in a row"
+        if reason:
+            summary += f": {reason}"
+        return self._stopped(watcher, "stopped", summary, t, {"failures": failures,
+                                                              "reason": reason})
+
+    def _stopped(self, watcher: str, kind: str, summary: str, t: float,
+                 extra: dict[str, Any]) -> list[Action]:
+        """The watcher no longer runs: open (or escalate to) ``kind``, once."""
+        st = self._state(watcher)
+        st.stopped = True
+        details = {**self._details(st), **extra}
         st.crashes.clear()
         actions: list[Action] = [Disarm(watcher)]
-        if kind is None:
-            st.incident = None
-        elif st.incident != kind:
+        if st.incident != kind:
             if st.incident is not None:
                 details["escalated_from"] = st.incident
             st.incident = kind
