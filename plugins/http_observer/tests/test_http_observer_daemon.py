@@ -59,7 +59,9 @@ def test_restarts_the_watcher_after_consecutive_failures(tmp_path: Path) -> None
         start(daemon, port)
         old_pid = daemon.call("list", name="web")["pids"][0]
         (tmp_path / "unhealthy").write_text("status")
-        _, spawn = ev.wait_for(lambda t, p: t == "watcher.web.spawn", timeout=TIMEOUT)
+        _, spawn = ev.wait_for(
+                lambda t, p: t == "watcher.web.spawn" and p["process_pid"] != old_pid,
+                timeout=TIMEOUT)
         assert spawn["process_pid"] != old_pid
         wait_until(lambda: healthy(port), "the restarted server", daemon=daemon)
         wait_until(lambda: logged(daemon, "healthy again") == 1, "the recovery log", daemon=daemon)

@@ -95,7 +95,9 @@ def test_flapping_plugin_stop_is_one_flapping_alert(
         daemon.call("start", name="web")
         (alert,) = webhook.wait(1)
         assert alert["kind"] == "flapping"
-        assert alert["text"].startswith("web: stopped ")
+        # our circusd names who sent the stop; the text says so
+        assert alert["details"]["by"] == "plugin:flapping"
+        assert alert["text"].startswith("web: stopped by plugin:flapping after ")
         # the flapping plugin retries twice (start, crashes, stop), then gives up: same incident
         ev.wait_count(lambda t, p: t == "watcher.web.stop", 3, timeout=TIMEOUT)
         quiet(2.0)

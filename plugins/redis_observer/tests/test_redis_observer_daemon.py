@@ -52,7 +52,9 @@ def test_frozen_redis_is_restarted_once(tmp_path: Path) -> None:
         ev.wait_ready(daemon, "redis")
         os.kill(old_pid, signal.SIGSTOP)
         try:
-            _, spawn = ev.wait_for(lambda t, p: t == "watcher.redis.spawn", timeout=TIMEOUT)
+            _, spawn = ev.wait_for(
+                lambda t, p: t == "watcher.redis.spawn" and p["process_pid"] != old_pid,
+                timeout=TIMEOUT)
         finally:
             # SIGCONT in case the plugin did not act (so teardown can stop it); harmless once
             # circusd killed the process (a zombie or gone pid: ProcessLookupError ignored)
