@@ -10,9 +10,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from original_circus import OriginalDaemon
 from tmux_session import NO_TMUX, TmuxSession, have_tmux
 
 from circus.testing import CircusdProcess
@@ -94,3 +96,26 @@ def test_circus_top_refuses_without_a_terminal_and_ssh() -> None:
         assert done.returncode == 2
         assert re.search(r"needs a terminal|--ssh is not supported", done.stderr)
         assert "Traceback" not in done.stderr
+
+
+@pytest.mark.interop
+@pytest.mark.skipif(not have_tmux(), reason=NO_TMUX)
+def test_circus_top_against_the_original_daemon(
+    original_circusd: Callable[..., OriginalDaemon], stats_endpoint: str
+) -> None:
+    """0.19 has no ``processes`` command: states come from ``status``, figures from its
+    circusd-stats, and a process leaves when the stream stops mentioning it."""
+    daemon = original_circusd(
+        "[watcher:web]\ncmd = sleep 1000\nnumprocesses = 2\n\n"
+        "[watcher:idle]\ncmd = sleep 1000\nautostart = false\n",
+        circus_options={"statsd": "true", "stats_endpoint": stats_endpoint},
+    )
+    web = [int(p) for p in daemon.circusctl("list", "web").stdout.strip().split(",")]
+    with TmuxSession(f"{TOP} --control {daemon.endpoint}", width=110, height=30) as top:
+        screen = top.wait_screen(*map(str, web), "stopped")
+        rows = {row[2]: row for row in data_rows(screen)}
+        assert [rows[str(pid)][0] for pid in web] == ["web", "web"]
+        assert all(rows[str(pid)][3] == "active" for pid in web)
+        assert next(r for r in data_rows(screen) if r[0] == "idle")[3] == "stopped"
+        top.send("q")
+        assert top.program_ended()

@@ -22,6 +22,7 @@ from typing import IO, Any
 
 import psutil
 import pytest
+from original_circus import OriginalDaemon
 
 from circus.testing import CircusdProcess, terminate, wait_gone
 
@@ -245,3 +246,24 @@ def test_status_long_shows_each_process(tmp_path: Path) -> None:
         assert len(one) == 2
         assert one[1].split()[0] == "idle"
         assert circusctl(daemon, "status", "-l", "nope").returncode == 3
+
+
+@pytest.mark.interop
+def test_tail_and_status_long_against_the_original_daemon_say_what_is_missing(
+    original_circusd: Callable[..., OriginalDaemon],
+) -> None:
+    daemon = original_circusd("[watcher:web]\ncmd = sleep 1000\n")
+
+    def ours(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "circus.circusctl", "--endpoint", daemon.endpoint, *args],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+
+    for args, hint in ((["tail", "web"], "predates"), (["logs", "--no-follow"], "predates"),
+                       (["status", "-l"], "predates")):
+        done = ours(*args)
+        assert done.returncode == 3, (args, done.stderr)
+        assert hint in done.stderr
+        assert "Traceback" not in done.stderr
+    assert ours("status").stdout.strip() == "web: active"  # plain status works as ever

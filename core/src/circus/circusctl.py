@@ -144,7 +144,7 @@ class _Settings:
 
 
 def _call(settings: _Settings, command: str, props: dict[str, object],
-          client: CircusClient | None) -> int:
+          client: CircusClient | None, *, unknown_hint: str | None = None) -> int:
     own = client is None or client.endpoint != settings.endpoint
     active = _connect(settings) if own else client
     assert active is not None
@@ -167,6 +167,8 @@ def _call(settings: _Settings, command: str, props: dict[str, object],
     text = render(command, reply)
     if is_error(reply):
         print(text, file=sys.stderr)
+        if unknown_hint and "unknown command" in str(reply.get("reason")).lower():
+            print(unknown_hint, file=sys.stderr)
         return EXIT_ERROR_REPLY
     print(text)
     return EXIT_OK
@@ -195,7 +197,9 @@ def run_command(ns: argparse.Namespace, settings: _Settings,
     if command.name in ("tail", "logs"):
         return _tail(settings, props)
     if props.pop(LONG_STATUS, False):
-        return _call(settings, "processes", props, client)
+        return _call(settings, "processes", props, client,
+                     unknown_hint="this circusd predates `status -l` (Circus 0.19?): "
+                     "use `circusctl stats` for per-process figures")
     return _call(settings, command.name, props, client)
 
 
