@@ -22,6 +22,8 @@ import argparse
 import contextlib
 import math
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -523,8 +525,93 @@ class ResourceWatcherWindowCase(ResourceWatcherCase):
     max_count = 2
 
 
-CASES: list[Callable[[], Case]] = [WatchdogCase, CommandReloaderCase, HttpObserverCase,
-                                   ResourceWatcherCase, ResourceWatcherWindowCase]
+# -- redis_observer: Redis hangs ------------------------------------------------------------------
+
+class RedisObserverCase:
+    """``redis`` (a real redis-server, a watcher) is frozen with SIGSTOP: it keeps its socket
+    but answers nothing. The action is circusd's ``kill`` of it; SIGCONT then lets it die."""
+
+    name = "redis_observer"
+    ours = "redis_observer"
+    original = "circus.plugins.redis_observer.RedisObserver"
+    ready = ("observing redis://", "Starting")
+    original_broken = ("needs the redis library, absent from the 0.19 install; with it, "
+                       "timeout is passed positionally to the URL factory (B7)")
+    loop_rate = 1.0
+    timeout = 0.5
+
+    def __init__(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+
+    def watchers(self, work: Path) -> str:
+        conf = work / "redis.conf"
+        conf.write_text(f'port {self.port}\nbind 127.0.0.1\ndaemonize no\nsave ""\n'
+                        f'appendonly no\ndir {work}\nlogfile ""\n')
+        return (f"[watcher:redis]\ncmd = {shutil.which('redis-server')} {conf}\n"
+                "graceful_timeout = 1\n\n[watcher:bystander]\ncmd = sleep 100000\n")
+
+    def options(self, work: Path) -> dict[str, str]:
+        return {"redis_url": f"redis://127.0.0.1:{self.port}/0",
+                "loop_rate": f"{self.loop_rate:g}", "timeout": f"{self.timeout:g}",
+                "restart_on_timeout": "redis", "cooldown": "2"}
+
+    def prepare(self, run: Run) -> None:
+        wait_pids(run.client, "redis", 1)
+
+    def finish(self, run: Run) -> None:
+        pass
+
+    def _answers(self) -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(
+                ("127.0.0.1", self.port), timeout=1.0) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+        return False
+
+    def measure(self, run: Run, samples: int) -> Result:
+        result = Result()
+        start = len(run.events.events)
+        for index in range(samples):
+            deadline = time.monotonic() + 30.0
+            while not self._answers() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            # past the cooldown of the previous restart, at a varying phase of the check period
+            time.sleep(2.0 + self.loop_rate * ((index * 0.37) % 1.0))
+            pid = wait_pids(run.client, "redis", 1)[0]
+            mark = len(run.events.events)
+            os.kill(pid, signal.SIGSTOP)
+            frozen = time.time()
+            deadline = time.monotonic() + 2 * self.loop_rate + 10.0
+            kill: float | None = None
+            while kill is None and time.monotonic() < deadline:
+                kill = next((p["time"] for _, t, p in run.events.events[mark:]
+                             if t == "watcher.redis.kill" and p["process_pid"] == pid), None)
+                time.sleep(0.01)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)  # let the SIGTERM act (or thaw a missed one)
+            if kill is None:
+                result.missed += 1
+                continue
+            result.delays.append(kill - frozen)
+            deadline = time.monotonic() + 30.0
+            while pid in wait_pids(run.client, "redis", 1) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        time.sleep(2 * self.loop_rate + 0.5)  # late or repeated restarts show up here
+        killed = {p["process_pid"] for _, t, p in run.events.events[start:]
+                  if t == "watcher.redis.kill"}
+        result.repeated = max(0, len(killed) - len(result.delays))
+        result.wrong = sum(1 for _, t, _ in run.events.events[start:]
+                           if t == "watcher.bystander.kill")
+        return result
+
+
+#: the redis_observer case needs a real redis-server (Debian package redis-server)
+CASES: list[Callable[[], Case]] = [
+    WatchdogCase, CommandReloaderCase, HttpObserverCase, ResourceWatcherCase,
+    ResourceWatcherWindowCase, *([RedisObserverCase] if shutil.which("redis-server") else []),
+]
 
 
 # -- report ------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ def test_crash_loop_sends_one_alert_and_one_recovery(
         f"webhook_url = {webhook.url}\n"
         f"email_to = ops@example.com, oncall@example.com\nemail_from = circus@example.com\n"
         f"smtp_host = 127.0.0.1\nsmtp_port = {mail.port}\n"
-        "crashes = 3\ncrash_window = 10\nrecovery_time = 2\nmin_interval = 0\n"
+        "crashes = 3\ncrash_window = 10\nrecovery_time = 3\nmin_interval = 0\n"
     )
     with CircusdProcess(config, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
         daemon.call("start", name="web")
