@@ -77,6 +77,8 @@ def runner_argv(class_path: str, config: Mapping[str, str], settings: CircusSett
         "--check-delay",
         str(settings.check_delay),
     ]
+    if settings.statsd:  # the stats stream runs: plugins implementing handle_stats read it
+        argv += ["--stats-endpoint", settings.stats_endpoint]
     encoded = encode_config(config)
     if encoded:
         argv += ["--config", encoded]

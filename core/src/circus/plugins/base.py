@@ -51,6 +51,7 @@ from circus.logs import get_logger
 from circus.plugins.calls import ThreadClients
 from circus.plugins.scheduling import Dispatch, Scheduled
 from circus.plugins.sequence import EventCounters, Gap, SequenceTracker
+from circus.plugins.stats import StatsFeed
 from circus.protocol import DEFAULT_ENDPOINT, DEFAULT_PUBSUB, EVENT_PREFIX, split_topic
 from circus.transports import DEFAULT_TIMEOUT, AsyncCommandClient, Event, EventSubscriber
 
@@ -151,6 +152,8 @@ class PluginCore:
         pubsub_endpoint: str = DEFAULT_PUBSUB,
         check_delay: float | str = 5.0,
         ssh_server: str | None = None,
+        *,
+        stats_endpoint: str | None = None,
         **config: Any,
     ) -> None:
         if ssh_server:
@@ -160,6 +163,8 @@ class PluginCore:
         self.pubsub_endpoint = pubsub_endpoint
         self.check_delay = float(check_delay)
         self.ssh_server = ssh_server
+        #: circusd's stats stream, where ``handle_stats`` samples come from (``None``: off)
+        self.stats_endpoint = stats_endpoint
         self.config: dict[str, Any] = config
         self.active = parse_active(config.get("active", True))
         if "queue_size" in config:
@@ -203,6 +208,16 @@ class PluginCore:
 
     def handle_reload(self) -> Any:
         """Called where handlers run when the runner receives SIGHUP (e.g. reopen files)."""
+
+    def handle_stats(self, watcher: str, pid: int | None, stats: dict[str, Any]) -> Any:
+        """Override it to receive circusd's process statistics (``statsd = true``).
+
+        Called where handlers run with the latest sample of each topic: ``pid`` set for one
+        process (``cpu``, ``mem``, ``age``, ``cmdline``...), ``None`` for a watcher's aggregate
+        (``pid`` is then the list of its pids). ``watcher`` is ``circus`` for the daemon itself.
+        Only delivered when ``stats_endpoint`` is set (circusd passes it) and this method is
+        overridden; see :mod:`circus.plugins.stats`.
+        """
 
     def handle_gap(self, gap: Gap) -> Any:
         """Called before the first event after missed ones (see :class:`Gap`).
@@ -335,17 +350,20 @@ class PluginCore:
         subscriber.connect()
         client = self._pc_dealer = AsyncCommandClient(self.endpoint, timeout=self.call_timeout)
         reader: asyncio.Task[None] | None = None
+        stats: asyncio.Task[None] | None = None
         try:
             await self._pc_await_daemon(client)
             reader = asyncio.create_task(self._pc_read(subscriber), name="circus-plugin-events")
+            stats = self._pc_stats_task()
             await self._pc_run_init()
             self._pc_init_done = True
             self._pc_set_phase(Phase.RUNNING, unless=(Phase.STOPPING, *_ENDED))
             await self._pc_done.wait()
         finally:
-            if reader is not None:
-                reader.cancel()
-                await asyncio.gather(reader, return_exceptions=True)
+            tasks = [t for t in (reader, stats) if t is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             subscriber.close()
             await client.close()
 
@@ -369,6 +387,19 @@ class PluginCore:
             self._pc_report("events", exc)
             self._pc_fail(exc)
             self._pc_done.set()
+
+    def _pc_stats_task(self) -> asyncio.Task[None] | None:
+        """Read the stats stream when the plugin wants it (``handle_stats`` overridden)."""
+        if not self.stats_endpoint or type(self).handle_stats is PluginCore.handle_stats:
+            return None
+
+        def deliver(watcher: str, pid: int | None, stats: dict[str, Any]) -> None:
+            if not self._pc_halted:
+                self._pc_run_stage("handle_stats", lambda: self.handle_stats(watcher, pid, stats),
+                                   in_loop=True)
+
+        feed = StatsFeed(self.stats_endpoint, self._pc_dispatch, deliver)
+        return asyncio.create_task(feed.run(), name="circus-plugin-stats")
 
     def _pc_put_events(self, batch: list[Event]) -> None:
         """Hand a batch to the flavour's bounded queue (on the loop)."""

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                         type=_key_value, metavar="KEY=VALUE", help="one plugin option")
     parser.add_argument("--check-delay", type=float, default=5.0, metavar="SECONDS",
                         help="circusd's check_delay, passed to the plugin")
+    parser.add_argument("--stats-endpoint", default=None, metavar="ENDPOINT",
+                        help="circusd's stats stream, for plugins implementing handle_stats "
+                        "(circusd passes it when statsd = true)")
     parser.add_argument("--connect-timeout", type=float, default=None, metavar="SECONDS",
                         help="fail when circusd does not answer within this many seconds "
                         "(default 10; 0 = do not ask, e.g. to feed events from elsewhere)")
@@ -94,6 +97,8 @@ def print_installed() -> None:
 
 
 def _construct(cls: type, args: argparse.Namespace, config: dict[str, Any]) -> Any:
+    if args.stats_endpoint:  # only then: a 0.19-style constructor need not know the keyword
+        config = {**config, "stats_endpoint": args.stats_endpoint}
     try:
         return cls(endpoint=args.endpoint, pubsub_endpoint=args.pubsub,
                    check_delay=args.check_delay, ssh_server=None, **config)
