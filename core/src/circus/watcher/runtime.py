@@ -255,9 +255,10 @@ class Watcher:
             if isinstance(action, Spawn):
                 for _ in range(min(action.count, SYNC_SPAWNS)):
                     if self._spawn_one() is None:
-                        return
-                if action.count > SYNC_SPAWNS:
-                    self._respawn_soon()
+                        break  # the policy knows: it backs off
+                else:
+                    if action.count > SYNC_SPAWNS:
+                        self._respawn_soon()
             elif isinstance(action, Retire):
                 self._spawn_task(self._retire(action))
             else:
@@ -279,6 +280,7 @@ class Watcher:
             self._spawn_failed(describe(exc))
             return None
         self.policy.spawned(proc.pid, proc.started)
+        self._logged_failure = None  # a success ends the streak: the next failure is logged
         return proc
 
     def _stop_after_veto(self) -> None:
@@ -311,8 +313,6 @@ class Watcher:
             if proc is None:
                 return started, self.policy.last_failure or "spawn failed"
             started.append(proc.pid)
-        if started:
-            self._logged_failure = None
         return started, None
 
     async def _retire(self, retire: Retire) -> None:
