@@ -154,23 +154,38 @@ def applies(impl: Any, plugin: Any) -> bool:
     return impl.plugin_name in use
 
 
-_scoped: weakref.WeakKeyDictionary[Any, dict[str, tuple[tuple[Any, ...], list[Any]]]] = (
-    weakref.WeakKeyDictionary()
-)
+class _Prepared:
+    """The implementations of one hook in scope for one plugin, ready to call in order."""
+
+    __slots__ = ("calls", "every", "wrapped")
+
+    def __init__(self, every: list[Any], plugin: Any) -> None:
+        self.every = every
+        impls = [impl for impl in every if applies(impl, plugin)]
+        self.wrapped = any(impl.hookwrapper or impl.wrapper for impl in impls)
+        # pluggy calls the last registered first
+        self.calls = [(impl.function, tuple(impl.argnames), impl.plugin_name)
+                      for impl in reversed(impls)]
 
 
-def _in_scope(hook: Any, impls: list[Any], plugin: Any) -> list[Any]:
-    """``impls`` filtered for ``plugin``, cached per plugin until the registrations change."""
-    try:
-        per_plugin = _scoped.setdefault(plugin, {})
-    except TypeError:  # not weak-referenceable: no cache
-        return [impl for impl in impls if applies(impl, plugin)]
-    key = tuple(impls)
+#: attribute of a plugin object holding its prepared hook calls
+_CACHE_ATTR = "_pc_hook_cache"
+
+
+def _prepare(hook: Any, every: list[Any], plugin: Any) -> _Prepared:
+    """``every`` filtered for ``plugin``, cached on the plugin until the registrations change
+    (``call_each`` runs per event: the scope rules must not be re-evaluated each time)."""
+    per_plugin: dict[str, _Prepared] | None = getattr(plugin, _CACHE_ATTR, None)
+    if per_plugin is None:
+        per_plugin = {}
+        try:
+            setattr(plugin, _CACHE_ATTR, per_plugin)
+        except (AttributeError, TypeError):  # slots or a builtin: no cache
+            return _Prepared(every, plugin)
     cached = per_plugin.get(hook.name)
-    if cached is None or cached[0] != key:
-        cached = (key, [impl for impl in impls if applies(impl, plugin)])
-        per_plugin[hook.name] = cached
-    return cached[1]
+    if cached is None or cached.every != every:
+        cached = per_plugin[hook.name] = _Prepared(every, plugin)
+    return cached
 
 
 def call_each(hook: Any, on_error: Callable[[BaseException, str], None], **kwargs: Any) -> None:
@@ -179,25 +194,27 @@ def call_each(hook: Any, on_error: Callable[[BaseException, str], None], **kwarg
     pluggy stops at the first implementation that raises; here one broken third-party hook
     cannot starve the others (or the built-ins). ``on_error(exc, plugin_name)`` is told about
     each failure. Old- and new-style wrappers need pluggy's machinery, so if any is registered
-    the hook is called normally (failures then still reported, not propagated).
+    the hook is called normally (failures then still reported, not propagated). With a
+    ``plugin`` argument, only the implementations in scope for it run (module docstring).
     """
     every = hook.get_hookimpls()
-    impls = _in_scope(hook, every, kwargs["plugin"]) if "plugin" in kwargs else every
-    if any(impl.hookwrapper or impl.wrapper for impl in impls):
-        if len(impls) != len(every):  # pluggy's own subset, without the out-of-scope ones
-            kept = {id(impl.plugin) for impl in impls}
+    prepared = _prepare(hook, every, kwargs["plugin"]) if "plugin" in kwargs else \
+        _Prepared(every, None)
+    if prepared.wrapped:
+        if len(prepared.calls) != len(every):  # pluggy's own subset, without the others
+            kept = {impl.plugin_name for impl in every} - {name for *_, name in prepared.calls}
             hook = get_plugin_manager().subset_hook_caller(
-                hook.name, [impl.plugin for impl in every if id(impl.plugin) not in kept])
+                hook.name, [impl.plugin for impl in every if impl.plugin_name in kept])
         try:
             hook(**kwargs)
         except Exception as exc:
             on_error(exc, "?")
         return
-    for impl in reversed(impls):
+    for function, argnames, name in prepared.calls:
         try:
-            impl.function(*[kwargs[name] for name in impl.argnames])
+            function(*[kwargs[arg] for arg in argnames])
         except Exception as exc:
-            on_error(exc, impl.plugin_name)
+            on_error(exc, name)
 
 
 def notify(hook: Any, plugin: Any, **kwargs: Any) -> None:

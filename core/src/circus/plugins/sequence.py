@@ -7,10 +7,10 @@ the daemon restarted and its state may have changed entirely. This module turns 
 :class:`Gap` reports; the runtime passes each one to ``handle_gap`` so the plugin can
 resynchronise (see :mod:`circus.plugins.snapshot`).
 
-The stamps are read from the raw payload without decoding the JSON: the fields are appended by the
-publisher, so the last ``"seq": `` key is ours (a string value containing that text has its quotes
-escaped). This keeps the per-event cost to two ``rfind`` calls. Events without the stamps (a Circus
-0.19 daemon) are delivered untracked.
+The stamps are read from the raw payload without decoding the JSON: the publisher appends
+``"boot": "<id>", "seq": <n>``, so the last ``"boot": "`` is ours (a string value containing that
+text has its quotes escaped). This keeps the per-event cost to one ``rfind`` and one regex match.
+Events without the stamps (a Circus 0.19 daemon) are delivered untracked.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Literal
 
 GapKind = Literal["start", "gap", "restart"]
 
-_SEQ_KEY = b'"seq": '
 _BOOT_KEY = b'"boot": "'
-_DIGITS = re.compile(rb"\d+")
+#: what the publisher appends: ``"boot": "<hex>", "seq": <n>`` (``"by"`` may follow)
+_STAMP = re.compile(rb'"boot": "([^"\\]*)", "seq": (\d+)')
 
 
 @dataclass(frozen=True)
@@ -58,20 +58,18 @@ class EventCounters:
 
 def read_stamp(payload: bytes) -> tuple[str, int] | None:
     """``(boot, seq)`` of a raw event payload, or ``None`` when it carries none."""
-    at = payload.rfind(_SEQ_KEY)
+    found = _find_stamp(payload)
+    return None if found is None else (found[0].decode("ascii", "replace"), found[1])
+
+
+def _find_stamp(payload: bytes) -> tuple[bytes, int] | None:
+    at = payload.rfind(_BOOT_KEY)
     if at < 0:
         return None
-    digits = _DIGITS.match(payload, at + len(_SEQ_KEY))
-    if digits is None:
+    match = _STAMP.match(payload, at)
+    if match is None:
         return None
-    at_boot = payload.rfind(_BOOT_KEY)
-    if at_boot < 0:
-        return None
-    boot_start = at_boot + len(_BOOT_KEY)
-    boot_end = payload.find(b'"', boot_start)
-    if boot_end < 0:
-        return None
-    return payload[boot_start:boot_end].decode("ascii", "replace"), int(digits.group())
+    return match.group(1), int(match.group(2))
 
 
 class SequenceTracker:
@@ -86,6 +84,7 @@ class SequenceTracker:
         self.counters = EventCounters()
         self.boot: str | None = None
         self.seq = 0
+        self._boot_raw: bytes | None = None
 
     def observe(self, payload: bytes, dropped: int = 0) -> Gap | None:
         """Account for one received event; the gap before it, if any.
@@ -95,12 +94,14 @@ class SequenceTracker:
         counters = self.counters
         counters.received += 1
         counters.dropped += dropped
-        stamp = read_stamp(payload)
+        stamp = _find_stamp(payload)
         if stamp is None:
             return None
-        boot, seq = stamp
+        boot_raw, seq = stamp
         gap: Gap | None = None
-        if boot != self.boot:
+        if boot_raw != self._boot_raw:  # bytes compared: decoded only when it changes
+            self._boot_raw = boot_raw
+            boot = boot_raw.decode("ascii", "replace")
             kind: GapKind = "start" if self.boot is None else "restart"
             if kind == "restart":
                 counters.restarts += 1
@@ -109,11 +110,11 @@ class SequenceTracker:
                 gap = Gap(kind, missed, dropped, seq, boot)
             self.boot = boot
         elif self.contiguous and seq > self.seq + 1:
-            gap = Gap("gap", seq - self.seq - 1, dropped, seq, boot)
+            gap = Gap("gap", seq - self.seq - 1, dropped, seq, self.boot or "")
             counters.gaps += 1
         elif dropped:
             # drops not visible as a jump (narrow subscription): still tell the plugin
-            gap = Gap("gap", 0, dropped, seq, boot)
+            gap = Gap("gap", 0, dropped, seq, self.boot or "")
         if gap is not None:
             counters.missed += gap.missed
         self.seq = seq
