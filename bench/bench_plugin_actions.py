@@ -214,13 +214,15 @@ class Heartbeats:
 
 
 class WatchdogCase:
-    """Processes stop beating one by one; the action is circusd's ``kill`` event for the pid."""
+    """Processes stop beating (one at a time, then three at once); the action is circusd's
+    ``kill`` event for the pid."""
 
     name = "watchdog"
     ours = "watchdog"
     original = "circus.plugins.watchdog.WatchDog"
     ready = ("monitoring ", "discovered: ")
     processes = 4
+    burst = 3  # processes silenced at once in the last round
     loop_rate = 1.0
     max_count = 2
 
@@ -258,18 +260,21 @@ class WatchdogCase:
         # the original discovers processes at its first check: let it see everyone beating
         time.sleep(self.loop_rate * 1.5)
         silenced: dict[int, float] = {}  # pid -> condition time (wall clock)
-        for index in range(samples):
-            pid = next(iter(sorted(self.beats.beating)))
+        # one process at a time, then several at once (0.19 killed one per check: B5)
+        for index, size in enumerate([1] * samples + [self.burst]):
+            pids = sorted(self.beats.beating)[:size]
             # spread the silences over the original's check period (its phase matters)
             time.sleep(self.loop_rate * ((index * 0.37) % 1.0) + 0.05)
-            silenced[pid] = self.beats.silence(pid) + self.limit
-            deadline = time.monotonic() + self.limit + 2 * self.loop_rate + 5.0
+            for pid in pids:
+                silenced[pid] = self.beats.silence(pid) + self.limit
+            deadline = time.monotonic() + self.limit + (size + 1) * self.loop_rate + 5.0
             while time.monotonic() < deadline:
                 for _, topic, payload in run.events.events[seen_spawns:]:
                     if topic == "watcher.hb.spawn" and payload["process_pid"] not in silenced:
                         self.beats.add(payload["process_pid"])
                 seen_spawns = len(run.events.events)
-                if len(self.beats.beating) >= self.processes and self._killed(run, pid):
+                if len(self.beats.beating) >= self.processes and all(
+                        self._killed(run, pid) for pid in pids):
                     break
                 time.sleep(0.01)
         time.sleep(self.loop_rate + 0.5)  # late or repeated kills show up here
