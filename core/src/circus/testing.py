@@ -332,6 +332,16 @@ class EventCollector:
                 )
             self._receive(min(remaining, 0.5))
 
+    def assert_quiet(self, predicate: Predicate, seconds: float) -> None:
+        """Assert that no event matching ``predicate`` arrives within ``seconds`` from now
+        (the bounded "nothing more happens" window after the last expected event)."""
+        mark = len(self.events)
+        try:
+            topic, payload = self.wait_for(predicate, timeout=seconds, start=mark)
+        except AssertionError:
+            return
+        raise AssertionError(f"unexpected event {topic} {payload}")
+
     def drain(self, timeout: float = 0.0) -> list[Event]:
         """Collect what is already there (or arrives within ``timeout``)."""
         self._receive(timeout)

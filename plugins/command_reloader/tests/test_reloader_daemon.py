@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from circus.testing import CircusdProcess, EventCollector
+from circus.testing import CircusdProcess, EventCollector, log_count, wait_until
 
 TIMEOUT = 30.0
+
+
+LOGGER = "circus.plugins.command_reloader"
+
+
+def plugin_log(daemon: CircusdProcess) -> str:
+    return "\n".join(line for line in daemon.log_text().splitlines() if LOGGER in line)
+
+
+def wait_log(daemon: CircusdProcess, text: str, count: int = 1) -> None:
+    wait_until(lambda: log_count(daemon, text, LOGGER) >= count, repr(text), daemon=daemon)
 
 
 def script(path: Path, version: str) -> Path:
@@ -29,29 +39,8 @@ def config(watchers: str, **options: str) -> str:
             f"use = command_reloader\n{extra}")
 
 
-def plugin_log(daemon: CircusdProcess) -> str:
-    return "\n".join(line for line in daemon.log_text().splitlines()
-                     if "circus.plugins.command_reloader" in line)
-
-
-def wait_log(daemon: CircusdProcess, text: str, count: int = 1) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while plugin_log(daemon).count(text) < count:
-        assert time.monotonic() < deadline, f"never logged {text!r}:\n{daemon.log_text()}"
-        time.sleep(0.05)
-
-
 def of(watcher: str, action: str) -> Any:
     return lambda t, p: t == f"watcher.{watcher}.{action}"
-
-
-def quiet(ev: EventCollector, predicate: Any, seconds: float) -> None:
-    mark = len(ev.events)
-    try:
-        topic, payload = ev.wait_for(predicate, timeout=seconds, start=mark)
-    except AssertionError:
-        return
-    raise AssertionError(f"unexpected {topic} {payload}")
 
 
 @pytest.mark.parametrize("force_polling", ["false", "true"])
@@ -73,7 +62,7 @@ def test_replacing_the_program_restarts_only_its_watcher(tmp_path: Path,
         kills = {p["process_pid"] for t, p in ev.events[mark:] if t == "watcher.web.kill"}
         assert kills == old
         wait_log(daemon, f"web: {web} modified. Restarting.")
-        quiet(ev, lambda t, p: t.endswith((".kill", ".spawn")), 1.5)  # one restart only
+        ev.assert_quiet(lambda t, p: t.endswith((".kill", ".spawn")), 1.5)  # one restart only
         assert daemon.call("list", name="api")["pids"] == api_pids
         assert not set(daemon.call("list", name="web")["pids"]) & old
 

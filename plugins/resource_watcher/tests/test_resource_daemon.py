@@ -10,9 +10,8 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-from circus.testing import CircusdProcess, EventCollector, wait_gone
+from circus.testing import CircusdProcess, EventCollector, log_count, wait_gone, wait_until
 
 TIMEOUT = 30.0
 HOG = """\
@@ -34,6 +33,17 @@ while True:
 """
 
 
+LOGGER = "circus.plugins.resource_watcher"
+
+
+def plugin_log(daemon: CircusdProcess) -> str:
+    return "\n".join(line for line in daemon.log_text().splitlines() if LOGGER in line)
+
+
+def wait_log(daemon: CircusdProcess, text: str, count: int = 1) -> None:
+    wait_until(lambda: log_count(daemon, text, LOGGER) >= count, repr(text), daemon=daemon)
+
+
 def hog_cmd(tmp_path: Path) -> str:
     (tmp_path / "hog.py").write_text(HOG)
     return f"{sys.executable} {tmp_path / 'hog.py'} {tmp_path / 'hog-PID'}"
@@ -43,27 +53,6 @@ def config(watchers: str, **options: str) -> str:
     extra = "".join(f"{k} = {v}\n" for k, v in options.items())
     return (f"[circus]\ndebug = true\n\n{watchers}\n[plugin:resources]\n"
             f"use = resource_watcher\n{extra}")
-
-
-def plugin_log(daemon: CircusdProcess) -> str:
-    return "\n".join(line for line in daemon.log_text().splitlines()
-                     if "circus.plugins.resource_watcher" in line)
-
-
-def wait_log(daemon: CircusdProcess, text: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while text not in plugin_log(daemon):
-        assert time.monotonic() < deadline, f"never logged {text!r}:\n{daemon.log_text()}"
-        time.sleep(0.05)
-
-
-def quiet(ev: EventCollector, predicate: Any, seconds: float) -> None:
-    mark = len(ev.events)
-    try:
-        topic, payload = ev.wait_for(predicate, timeout=seconds, start=mark)
-    except AssertionError:
-        return
-    raise AssertionError(f"unexpected {topic} {payload}")
 
 
 def test_kill_only_the_process_over_its_memory_limit(tmp_path: Path) -> None:
@@ -80,7 +69,7 @@ def test_kill_only_the_process_over_its_memory_limit(tmp_path: Path) -> None:
                                 start=mark)
         assert killed["process_pid"] == hog
         ev.wait_for(lambda t, p: t == "watcher.app.spawn", timeout=TIMEOUT, start=mark)
-        quiet(ev, lambda t, p: t == "watcher.app.kill", 1.5)  # acted once
+        ev.assert_quiet(lambda t, p: t == "watcher.app.kill", 1.5)  # acted once
         assert other in daemon.call("list", name="app")["pids"]
         log = plugin_log(daemon)
         assert "app: over_memory for 0.3s" in log

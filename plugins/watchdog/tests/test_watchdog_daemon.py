@@ -15,7 +15,13 @@ from typing import Any
 
 import pytest
 
-from circus.testing import CircusdError, CircusdProcess, EventCollector
+from circus.testing import (
+    CircusdError,
+    CircusdProcess,
+    EventCollector,
+    log_count,
+    wait_until,
+)
 
 TIMEOUT = 30.0
 BEATER = """\
@@ -27,6 +33,17 @@ while True:
         sock.sendto(f"{os.getpid()};{time.time()}".encode(), ("127.0.0.1", port))
     time.sleep(0.1)
 """
+
+
+LOGGER = "circus.plugins.watchdog"
+
+
+def plugin_log(daemon: CircusdProcess) -> str:
+    return "\n".join(line for line in daemon.log_text().splitlines() if LOGGER in line)
+
+
+def wait_log(daemon: CircusdProcess, text: str, count: int = 1) -> None:
+    wait_until(lambda: log_count(daemon, text, LOGGER) >= count, repr(text), daemon=daemon)
 
 
 def free_udp_port() -> int:
@@ -49,29 +66,8 @@ def config(watchers: str, port: int, **options: str) -> str:
             f"port = {port}\n{extra}")
 
 
-def plugin_log(daemon: CircusdProcess) -> str:
-    return "\n".join(line for line in daemon.log_text().splitlines()
-                     if "circus.plugins.watchdog" in line)
-
-
-def wait_log(daemon: CircusdProcess, text: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in plugin_log(daemon):
-        assert time.monotonic() < deadline, f"never logged {text!r}:\n{daemon.log_text()}"
-        time.sleep(0.05)
-
-
 def of(watcher: str, action: str) -> Any:
     return lambda t, p: t == f"watcher.{watcher}.{action}"
-
-
-def quiet(ev: EventCollector, predicate: Any, seconds: float) -> None:
-    mark = len(ev.events)
-    try:
-        topic, payload = ev.wait_for(predicate, timeout=seconds, start=mark)
-    except AssertionError:
-        return
-    raise AssertionError(f"unexpected {topic} {payload}")
 
 
 def test_silent_processes_are_all_killed_and_respawned(tmp_path: Path) -> None:
@@ -81,7 +77,7 @@ def test_silent_processes_are_all_killed_and_respawned(tmp_path: Path) -> None:
     with CircusdProcess(cfg, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
         wait_log(daemon, "monitoring 4 processes")
         ev.wait_ready(daemon, "hb")
-        quiet(ev, lambda t, p: t.endswith(".kill"), 1.5)  # beating processes are left alone
+        ev.assert_quiet(lambda t, p: t.endswith(".kill"), 1.5)  # beating processes are left alone
         silent = set(daemon.call("list", name="hb")["pids"])
         steady = daemon.call("list", name="steady")["pids"]
         mark = len(ev.events)
@@ -97,7 +93,7 @@ def test_silent_processes_are_all_killed_and_respawned(tmp_path: Path) -> None:
         new_pids = {p["process_pid"] for _, p in respawned}
         assert not new_pids & silent
         # the respawned processes beat again and are monitored: no further kills
-        quiet(ev, lambda t, p: t.endswith(".kill"), 2.0)
+        ev.assert_quiet(lambda t, p: t.endswith(".kill"), 2.0)
         assert daemon.call("list", name="steady")["pids"] == steady
         assert not any(t.startswith("watcher.steady.") and t.endswith(".kill")
                        for t, _ in ev.events[mark:])
@@ -137,7 +133,7 @@ def test_unmatched_watchers_and_the_plugin_itself_are_not_monitored(tmp_path: Pa
         wait_log(daemon, "monitoring 1 processes")
         ev.wait_ready(daemon, "quiet")
         plugin_pid = daemon.call("list", name="plugin:watchdog")["pids"]
-        quiet(ev, lambda t, p: t.endswith(".kill"), 1.5)  # 7x the limit
+        ev.assert_quiet(lambda t, p: t.endswith(".kill"), 1.5)  # 7x the limit
         assert daemon.call("list", name="plugin:watchdog")["pids"] == plugin_pid
 
 
