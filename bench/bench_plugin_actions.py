@@ -78,6 +78,17 @@ class Run:
     work: Path
     quick: bool
 
+    def first_event(self, topic: str, start: int, timeout: float) -> float | None:
+        """The daemon's ``time`` of the first ``topic`` event from index ``start`` of the
+        recorded events, waiting up to ``timeout`` seconds; None if none came."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = next((p["time"] for _, t, p in self.events.events[start:] if t == topic),
+                         None)
+            if found is not None or time.monotonic() > deadline:
+                return found
+            time.sleep(0.01)
+
 
 class Case(Protocol):
     name: str  # row label
@@ -339,12 +350,7 @@ class CommandReloaderCase:
             mark = len(run.events.events)
             self._write(run.work / "app", f"v{index + 1}")
             changed = time.time()
-            deadline = time.monotonic() + 2 * self.loop_rate + 10.0
-            kill: float | None = None
-            while kill is None and time.monotonic() < deadline:
-                kill = next((p["time"] for _, t, p in run.events.events[mark:]
-                             if t == "watcher.app.kill"), None)
-                time.sleep(0.01)
+            kill = run.first_event("watcher.app.kill", mark, 2 * self.loop_rate + 10.0)
             if kill is None:
                 result.missed += 1
                 continue
@@ -419,12 +425,7 @@ class HttpObserverCase:
             mark = len(run.events.events)
             (run.work / "unhealthy").write_text("status")
             failed = time.time()
-            deadline = time.monotonic() + 2 * self.loop_rate + 10.0
-            kill: float | None = None
-            while kill is None and time.monotonic() < deadline:
-                kill = next((p["time"] for _, t, p in run.events.events[mark:]
-                             if t == "watcher.web.kill"), None)
-                time.sleep(0.01)
+            kill = run.first_event("watcher.web.kill", mark, 2 * self.loop_rate + 10.0)
             if kill is None:
                 result.missed += 1
                 (run.work / "unhealthy").unlink(missing_ok=True)
@@ -500,12 +501,7 @@ class ResourceWatcherCase:
             mark = len(run.events.events)
             (run.work / "triggers" / str(pid)).touch()
             over = run.work / "triggers" / f"{pid}.over"
-            deadline = time.monotonic() + timeout
-            kill: float | None = None
-            while kill is None and time.monotonic() < deadline:
-                kill = next((p["time"] for _, t, p in run.events.events[mark:]
-                             if t == "watcher.app.kill"), None)
-                time.sleep(0.01)
+            kill = run.first_event("watcher.app.kill", mark, timeout)
             if kill is None or not over.exists():
                 result.missed += 1
                 continue

@@ -16,10 +16,6 @@ TIMEOUT = 30.0
 LOGGER = "circus.plugins.command_reloader"
 
 
-def plugin_log(daemon: CircusdProcess) -> str:
-    return "\n".join(line for line in daemon.log_text().splitlines() if LOGGER in line)
-
-
 def wait_log(daemon: CircusdProcess, text: str, count: int = 1) -> None:
     wait_until(lambda: log_count(daemon, text, LOGGER) >= count, repr(text), daemon=daemon)
 

@@ -10,20 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from circus.config.convert import to_float, to_int
+from circus.config.convert import plugin_option, to_float, to_int
 from circus.errors import ConfigError
 
 METRICS = ("cpu", "command", "http")
 
-
-def _opt(config: Mapping[str, Any], key: str, convert: Any, default: Any) -> Any:
-    value = config.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return default
-    try:
-        return convert(value)
-    except ValueError as exc:
-        raise ConfigError(str(exc), key=key) from None
 
 
 @dataclass(frozen=True)
@@ -48,10 +39,10 @@ class AutoscaleSettings:
         watcher = str(config.get("watcher") or "").strip()
         if not watcher:
             raise ConfigError("the watcher to scale is required", key="watcher")
-        low = _opt(config, "min", lambda v: to_int(v, minimum=0), 1)
+        low = plugin_option(config, "min", lambda v: to_int(v, minimum=0), 1)
         if config.get("max") in (None, ""):
             raise ConfigError("the most processes to run is required", key="max")
-        high = _opt(config, "max", lambda v: to_int(v, minimum=1), None)
+        high = plugin_option(config, "max", lambda v: to_int(v, minimum=1), 0)
         if high < low:
             raise ConfigError(f"max ({high}) is below min ({low})", key="max")
         metric = str(config.get("metric") or "cpu").strip().lower()
@@ -68,8 +59,7 @@ class AutoscaleSettings:
             raise ConfigError(f"not an http(s) URL: {url!r}", key="metric_url")
 
         def seconds(key: str, default: float, minimum: float = 0.0) -> float:
-            value: float = _opt(config, key, lambda v: to_float(v, minimum=minimum), default)
-            return value
+            return plugin_option(config, key, lambda v: to_float(v, minimum=minimum), default)
 
         up = seconds("scale_up", cls.scale_up)
         down = seconds("scale_down", cls.scale_down)
@@ -84,7 +74,7 @@ class AutoscaleSettings:
             up_after=seconds("up_after", cls.up_after),
             down_after=seconds("down_after", cls.down_after),
             cooldown=seconds("cooldown", cls.cooldown),
-            step=_opt(config, "step", lambda v: to_int(v, minimum=1), 1),
+            step=plugin_option(config, "step", lambda v: to_int(v, minimum=1), 1),
             sample_rate=seconds("sample_rate", cls.sample_rate, minimum=0.05),
             timeout=seconds("timeout", cls.timeout, minimum=0.05),
         )

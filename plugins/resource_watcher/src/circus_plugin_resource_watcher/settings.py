@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from circus.config.convert import to_bool, to_float, to_int, to_signal
+from circus.config.convert import plugin_option, to_bool, to_float, to_int, to_signal
 from circus.errors import ConfigError
 
 UNITS = "BKMGTPEZY"
@@ -26,6 +26,10 @@ def human_to_bytes(text: str) -> int:
     if found is None:
         raise ValueError(f"invalid size {text!r} (a number and one of {' '.join(UNITS)})")
     return int(float(found.group(1)) * 1024 ** UNITS.index(found.group(2).upper()))
+
+
+def _non_negative(value: Any) -> float:
+    return to_float(value, minimum=0.0)
 
 
 @dataclass(frozen=True)
@@ -50,15 +54,6 @@ class MemLimit:
     def describe(self) -> str:
         return f"{self.value:g}%" if self.percent else f"{self.value / 1024 ** 2:.1f} MiB"
 
-
-def _opt(config: Mapping[str, Any], key: str, convert: Any, default: Any) -> Any:
-    value = config.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return default
-    try:
-        return convert(value)
-    except ValueError as exc:
-        raise ConfigError(str(exc), key=key) from None
 
 
 @dataclass(frozen=True)
@@ -87,7 +82,7 @@ class ResourceSettings:
         watcher = str(config.get("watcher") or config.get("service") or "").strip()
         if not watcher:
             raise ConfigError("the watcher to observe is required", key="watcher")
-        loop_rate = _opt(config, "loop_rate", lambda v: to_float(v, minimum=0.01), 60.0)
+        loop_rate = plugin_option(config, "loop_rate", lambda v: to_float(v, minimum=0.01), 60.0)
         action = str(config.get("action") or "restart").strip().lower()
         if action not in ACTIONS:
             raise ConfigError(f"unknown action {action!r} (one of {', '.join(ACTIONS)})",
@@ -95,8 +90,7 @@ class ResourceSettings:
 
         def percent(key: str, default: float | None) -> float | None:
             # 0 disables a max limit, as in 0.19 (which tested truthiness)
-            value: float | None = _opt(config, key, lambda v: to_float(v, minimum=0.0), default)
-            return value
+            return plugin_option(config, key, _non_negative, default)
 
         def mem(key: str, default: MemLimit | None) -> MemLimit | None:
             value = config.get(key)
@@ -107,16 +101,16 @@ class ResourceSettings:
         return cls(
             watcher=watcher,
             loop_rate=loop_rate,
-            sample_rate=_opt(config, "sample_rate", lambda v: to_float(v, minimum=0.01),
+            sample_rate=plugin_option(config, "sample_rate", lambda v: to_float(v, minimum=0.01),
                              min(loop_rate, 0.5)),
             max_cpu=percent("max_cpu", 90.0) or None,
             min_cpu=percent("min_cpu", None),
             max_mem=mem("max_mem", MemLimit(90.0, True)),
             min_mem=mem("min_mem", None),
             health_threshold=percent("health_threshold", 75.0) or None,
-            max_count=_opt(config, "max_count", lambda v: to_int(v, minimum=0), 3),
-            process_children=_opt(config, "process_children", to_bool, False),
-            child_signal=_opt(config, "child_signal", to_signal, 15),
+            max_count=plugin_option(config, "max_count", lambda v: to_int(v, minimum=0), 3),
+            process_children=plugin_option(config, "process_children", to_bool, False),
+            child_signal=plugin_option(config, "child_signal", to_signal, 15),
             action=action,
-            signal=_opt(config, "signal", to_signal, 15),
+            signal=plugin_option(config, "signal", to_signal, 15),
         )
