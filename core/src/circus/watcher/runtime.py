@@ -82,8 +82,6 @@ class Watcher:
         )
         self._wake: asyncio.TimerHandle | None = None
         self._respawn_scheduled = False
-        #: the policy asked for spawns while an operation held the lock
-        self._pending = False
         self._stop_requested = False
         self._logged_failure: str | None = None
         #: a hook vetoed a spawn: the watcher stops once the current operation ends
@@ -238,10 +236,9 @@ class Watcher:
         task.add_done_callback(self._background.discard)
 
     def _respawn_soon(self) -> None:
-        """Respawn right after the current callback (the ``reap`` event leaves first)."""
-        if self.lock.locked():
-            self._pending = True
-        elif not self._respawn_scheduled:
+        """Respawn right after the current callback (the ``reap`` event leaves first); during
+        an operation, when it ends (see ``_locked``)."""
+        if not self.lock.locked() and not self._respawn_scheduled:
             self._respawn_scheduled = True
             asyncio.get_running_loop().call_soon(self._respawn_now)
 
@@ -249,8 +246,7 @@ class Watcher:
         """Hot path of a respawn: spawn synchronously, a few per loop iteration."""
         self._respawn_scheduled = False
         if self.lock.locked():
-            self._pending = True
-            return
+            return  # the operation holding it reconciles when it ends
         for action in self.policy.reconcile(time.time()):
             if isinstance(action, Spawn):
                 for _ in range(min(action.count, SYNC_SPAWNS)):
@@ -359,8 +355,7 @@ class Watcher:
         finally:
             if self._vetoed:
                 self._stop_after_veto()
-            elif self._pending:
-                self._pending = False
+            else:  # whatever exited meanwhile is replaced now (a no-op when the count is right)
                 self._respawn_soon()
 
     async def start(self) -> dict[str, list[int]]:
