@@ -29,6 +29,7 @@ import zmq
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = Path(__file__).resolve().parent
 DOC = ROOT / "docs" / "benchmarks.md"
+README = ROOT / "README.md"
 sys.path.insert(0, str(ROOT / "tests"))
 
 from original_circus import (  # noqa: E402
@@ -236,17 +237,31 @@ def machine_line() -> str:
             f"load {load:.1f} at start, Python {sys.version.split()[0]}")
 
 
-def write_section(name: str, text: str, doc: Path = DOC) -> None:
-    """Replace the block between ``<!-- bench:NAME -->`` markers in docs/benchmarks.md."""
+def _replace_block(current: str, name: str, text: str) -> str | None:
+    """``current`` with the block between ``<!-- bench:NAME -->`` markers replaced (``None``
+    when it has no such block)."""
     begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
-    current = doc.read_text() if doc.exists() else "# Benchmarks\n"
     block = f"{begin}\n{text.strip()}\n{end}"
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: block, current)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + block + "\n"
+    if not pattern.search(current):
+        return None
+    return pattern.sub(lambda _: block, current)
+
+
+def write_section(name: str, text: str, doc: Path = DOC, readme: Path = README) -> None:
+    """Replace the block between ``<!-- bench:NAME -->`` markers in docs/benchmarks.md (added
+    at the end when missing), and in the README when it has that block: the README's tables
+    are written by the scripts that measure them, never copied by hand."""
+    current = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    updated = _replace_block(current, name, text)
+    if updated is None:
+        updated = current.rstrip("\n") + f"\n\n<!-- bench:{name} -->\n{text.strip()}\n" \
+            f"<!-- /bench:{name} -->\n"
     doc.write_text(updated)
+    if readme.exists():
+        mirrored = _replace_block(readme.read_text(), name, text)
+        if mirrored is not None:
+            readme.write_text(mirrored)
 
 
 def original() -> OriginalCircus:
