@@ -3,7 +3,8 @@
 Everything runs in the plugin's loop thread (``AsyncCircusPlugin``): events are handled in order,
 ``stop``/``start``/``options`` are awaited ``call``\\ s (a refused stop is noticed and sent again,
 unlike the original's lost casts), and retries are timers on the same loop, cancelled on reset
-and on stop. No other thread ever exists, so no socket is shared (contract F3).
+and on stop. The loop thread also owns both sockets; the main thread only starts the plugin and
+runs ``handle_stop``, so no socket is ever shared between threads (contract F3).
 """
 
 from __future__ import annotations
