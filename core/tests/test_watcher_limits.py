@@ -71,3 +71,27 @@ def test_past_the_fd_limit_incr_names_the_failure_and_running_processes_survive(
         assert log.count("spawn failed") == 1, log  # logged once, with its cause
     finally:
         daemon.stop()
+
+
+def test_unstartable_commands_are_named_in_replies_and_do_not_hold_circusd_back(
+    tmp_path: Path,
+) -> None:
+    config = (
+        "[watcher:bad]\ncmd = /nonexistent/prog\n\n"
+        "[watcher:good]\ncmd = sleep 120\nnumprocesses = 2\n"
+    )
+    with CircusdProcess(config, tmp_path) as daemon:
+        # circusd started, the good watcher runs, the bad one is held back, not "active"
+        assert len(daemon.call("list", name="good")["pids"]) == 2
+        assert daemon.call("status", name="bad")["status"] in ("backoff", "stopped")
+        reply = daemon.client.call(
+            "add", name="worse", cmd="/nonexistent/other", start=True, waiting=True
+        )
+        assert reply["status"] == "error"
+        assert "ENOENT" in reply["reason"]
+        assert "/nonexistent/other" in reply["reason"]
+        assert "next try in" in reply["reason"]
+        assert daemon.call("status", name="worse")["status"] == "backoff"
+        reply = daemon.client.call("start", name="bad", waiting=True)
+        assert reply["status"] == "error"
+        assert "ENOENT" in reply["reason"]

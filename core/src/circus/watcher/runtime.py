@@ -359,7 +359,8 @@ class Watcher:
                 self._respawn_soon()
 
     async def start(self) -> dict[str, list[int]]:
-        """Start (stopped, fatal) or complete (active) the watcher.
+        """Start (stopped, fatal, or backoff: try now, failure count cleared) or complete
+        (active) the watcher.
 
         Raises :class:`SpawnFailed` naming the cause when some process could not be started;
         those that did keep running and the rest is retried after a backoff.
@@ -370,8 +371,8 @@ class Watcher:
     async def _start(self) -> dict[str, list[int]]:
         self._stop_requested = False
         kept = self.pids()
-        if self._up():
-            wanted = self.policy.missing if self.policy.state is State.ACTIVE else 0
+        if self.policy.state is State.ACTIVE:
+            wanted = self.policy.missing
             started, cause = await self._spawn_batch(wanted)
             if cause is not None:
                 raise self._failed("started", len(started), wanted, cause)
