@@ -367,10 +367,12 @@ class Process:
            to the whole group and every descendant found (``children=True``). ``None`` sends no
            stop signal (a ``before_signal`` hook vetoed it) and only the deadline applies.
         2. Once the process has exited, whatever is left of its group (a shell's ``sleep``,
-           workers of a dead master) gets the stop signal too, within the same deadline.
-        3. At ``graceful_timeout`` anything left gets SIGKILL: the group, plus descendants that
-           left it (``children=True`` only; psutil checks their start time, so a recycled pid is
-           never hit). Waiting after SIGKILL is bounded by ``KILL_TIMEOUT``.
+           workers of a dead master) gets the stop signal too (``children=False``; with
+           ``children=True`` it already had it), within the same deadline.
+        3. At ``graceful_timeout`` anything left gets SIGKILL: the group, plus the descendants
+           found then (and, with ``children=True``, at step 1) that left it; psutil checks their
+           start time, so a recycled pid is never hit. Waiting after SIGKILL is bounded by
+           ``KILL_TIMEOUT``.
 
         ``on_signal(pid, signum)`` is called for each pid a signal reaches by pid, so the watcher
         can publish ``kill`` events as they happen. Circus 0.19 with ``stop_children = false``
@@ -393,7 +395,7 @@ class Process:
             elif self.send_signal(signum):
                 reached([self.pid], signum, done.signalled)
         if await self._wait_exit(deadline):
-            if signum is not None and self.signal_group(signum):
+            if signum is not None and not children and self.signal_group(signum):
                 log.debug("stop signal to what is left of the group", pgid=self.pgid)
             if await self._wait_group_gone(deadline):
                 return done
