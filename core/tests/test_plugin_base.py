@@ -20,6 +20,7 @@ from circus.hooks import get_plugin_manager, hookimpl
 from circus.hookspecs import PluginEvent
 from circus.plugins import AsyncCircusPlugin, CircusPlugin, PluginCore, PluginFailed
 from circus.plugins.base import Phase
+from circus.plugins.testing import RunningPlugin
 from circus.testing import CircusdProcess
 
 WAIT = 20.0
@@ -34,33 +35,16 @@ def wait_until(predicate: Callable[[], Any], timeout: float = WAIT, what: str = 
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[CircusdProcess]:
-    with CircusdProcess("[watcher:w]\ncmd = sleep 120\n", tmp_path, check_delay=1) as d:
-        yield d
+def daemon(circusd: Callable[..., CircusdProcess]) -> CircusdProcess:
+    return circusd("[watcher:w]\ncmd = sleep 120\n", check_delay=1)
 
 
 @contextmanager
 def running(plugin: PluginCore) -> Iterator[PluginCore]:
-    """Run ``plugin.start()`` on a thread; stop and join it afterwards (bounded)."""
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            plugin.start()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    wait_until(lambda: plugin.running or errors or not thread.is_alive(), what="plugin start")
-    try:
+    """Run ``plugin`` on a thread until it is subscribed; stop it afterwards (bounded), and
+    re-raise what ``start()`` raised (circus.plugins.testing.RunningPlugin)."""
+    with RunningPlugin(plugin, timeout=WAIT):
         yield plugin
-    finally:
-        plugin.stop()
-        thread.join(WAIT)
-        assert not thread.is_alive(), "start() did not return after stop()"
-    if errors:
-        raise errors[0]
 
 
 def subscribed(daemon: CircusdProcess, events: list[Any]) -> None:

@@ -22,6 +22,7 @@ from circus.errors import CallTimeout
 from circus.plugins import AsyncCircusPlugin, CircusPlugin, PluginCore
 from circus.plugins.sequence import Gap, read_stamp
 from circus.plugins.snapshot import Snapshot
+from circus.plugins.testing import RunningPlugin
 from circus.testing import CircusdProcess
 from circus.transports import CommandClient
 
@@ -39,25 +40,10 @@ def wait_until(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -
 
 @contextmanager
 def running(plugin: PluginCore) -> Iterator[PluginCore]:
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            plugin.start()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    wait_until(lambda: plugin.running or errors or not thread.is_alive(), "plugin start")
-    try:
+    """Run ``plugin`` on a thread until it is subscribed; stop it afterwards (bounded), and
+    re-raise what ``start()`` raised (circus.plugins.testing.RunningPlugin)."""
+    with RunningPlugin(plugin, timeout=WAIT):
         yield plugin
-    finally:
-        plugin.stop()
-        thread.join(WAIT)
-        assert not thread.is_alive()
-    if errors:
-        raise errors[0]
 
 
 def provoke(daemon: CircusdProcess, plugin: PluginCore, count: int = 1) -> None:

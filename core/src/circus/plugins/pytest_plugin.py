@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from circus.plugins.base import PluginCore
 from circus.plugins.testing import PluginHarness, PluginSpec, Responder, RunningPlugin, plugin_class
 from circus.testing import CircusdProcess, EventCollector
 
@@ -67,8 +68,8 @@ def circus_plugin() -> Iterator[StartPlugin]:
     """Factory: ``circus_plugin(plugin, daemon, **config)`` -> the running, subscribed plugin."""
     running: list[RunningPlugin] = []
 
-    def start(plugin: PluginSpec, daemon: CircusdProcess, *, timeout: float = 20.0,
-              **config: Any) -> Any:
+    def start(plugin: PluginSpec | PluginCore, daemon: CircusdProcess, *,
+              timeout: float = 20.0, **config: Any) -> Any:
         runner = RunningPlugin(plugin, daemon, timeout=timeout, **config)
         running.append(runner)
         return runner.start()

@@ -28,6 +28,7 @@ from circus.plugins.aio import AsyncCircusPlugin
 from circus.plugins.base import PROBE_TOPIC, Phase, PluginCore
 from circus.plugins.registry import resolve
 from circus.testing import CircusdProcess
+from circus.transports import CommandClient
 
 PluginSpec = type[PluginCore] | str
 Reply = dict[str, Any]
@@ -48,16 +49,34 @@ def plugin_class(spec: PluginSpec) -> type[PluginCore]:
 
 
 class RunningPlugin:
-    """A plugin running in this process against ``daemon`` (see the module docstring)."""
+    """A plugin running in this process against ``daemon`` (see the module docstring).
 
-    def __init__(self, plugin: PluginSpec, daemon: CircusdProcess, *, timeout: float = 20.0,
-                 **config: Any) -> None:
-        self.cls = plugin_class(plugin)
-        self.daemon = daemon
+    ``plugin`` may also be an instance the test built itself; ``daemon`` may then be omitted
+    (the helper talks to the plugin's own endpoint).
+    """
+
+    def __init__(self, plugin: PluginSpec | PluginCore, daemon: CircusdProcess | None = None,
+                 *, timeout: float = 20.0, **config: Any) -> None:
         self.timeout = timeout
-        self.plugin: Any = self.cls(endpoint=daemon.endpoint,
-                                    pubsub_endpoint=daemon.pubsub_endpoint,
-                                    check_delay=1.0, **config)
+        self._client: CommandClient | None = None
+        if daemon is None:
+            if not isinstance(plugin, PluginCore):
+                raise TypeError("a daemon is needed to build the plugin from a class or name")
+            self._client = CommandClient(plugin.endpoint, timeout=timeout)
+            self._call: Callable[..., dict[str, Any]] = self._client.call
+        else:
+            self._call = daemon.call
+        if isinstance(plugin, PluginCore):  # built by the test (its own constructor arguments)
+            if config:
+                raise TypeError("options go to the plugin's constructor, not here")
+            self.cls: type[PluginCore] = type(plugin)
+            self.plugin: Any = plugin
+        else:
+            assert daemon is not None
+            self.cls = plugin_class(plugin)
+            self.plugin = self.cls(endpoint=daemon.endpoint,
+                                   pubsub_endpoint=daemon.pubsub_endpoint,
+                                   check_delay=1.0, **config)
         self._errors: list[BaseException] = []
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"test-{self.cls.__name__}")
@@ -94,20 +113,20 @@ class RunningPlugin:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"{self.cls.__name__} received no event within "
                                          f"{self.timeout} s")
-                self.daemon.call("set", name=watcher, options={"graceful_timeout": 30})
+                self._call("set", name=watcher, options={"graceful_timeout": 30})
                 time.sleep(0.02)
         finally:
             if added:
-                self.daemon.call("rm", name=watcher)
+                self._call("rm", name=watcher)
 
     def _probe_watcher(self) -> str:
         """A watcher whose ``updated`` events reach the plugin (the probe watcher, added, if no
         other does: the runtime subscribes every plugin to its events)."""
         topics = [str(t) for t in self.cls.subscribe_topics]
-        for name in self.daemon.call("list").get("watchers", []):
+        for name in self._call("list").get("watchers", []):
             if any(f"watcher.{name}.updated".startswith(t) for t in topics):
                 return str(name)
-        reply = self.daemon.call("add", name=PROBE_WATCHER, cmd="sleep 1", start=False)
+        reply = self._call("add", name=PROBE_WATCHER, cmd="sleep 1", start=False)
         if reply.get("status") != "ok":
             raise AssertionError(f"cannot add a probe watcher: {reply}")
         return PROBE_WATCHER
@@ -116,6 +135,8 @@ class RunningPlugin:
         """Stop the plugin (``handle_stop`` runs) and re-raise what ``start()`` raised."""
         self.plugin.stop()
         self._thread.join(self.timeout)
+        if self._client is not None:
+            self._client.close()
         if self._thread.is_alive():
             raise AssertionError(f"{self.cls.__name__}.start() did not return after stop()")
         if self._errors:
