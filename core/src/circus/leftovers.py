@@ -35,7 +35,7 @@ from typing import Any
 import psutil
 import structlog
 
-from circus.process import group_alive_without_leader
+from circus.process import group_alive_without_leader, group_has_live_members
 
 log = structlog.get_logger("circus.leftovers")
 
@@ -288,18 +288,8 @@ def _group_left(pgid: int, leader_started: float) -> bool:
         if abs(leader.create_time() - leader_started) < 1e-3:
             if leader.status() != psutil.STATUS_ZOMBIE:
                 return True
-            return _live_members(pgid)  # a parent that does not reap: look at the members
+            return group_has_live_members(pgid)  # a parent that does not reap: scan
     except psutil.Error:
         pass
-    return group_alive_without_leader(pgid)
-
-
-def _live_members(pgid: int) -> bool:
-    """Scan for live members of ``pgid`` (rare path: the leader is an unreaped zombie)."""
-    for proc in psutil.process_iter(["status"]):
-        if proc.pid == pgid or proc.info["status"] == psutil.STATUS_ZOMBIE:
-            continue
-        with contextlib.suppress(OSError):
-            if os.getpgid(proc.pid) == pgid:
-                return True
-    return False
+    # zombies waiting for a slow reaper count as gone (the scan only runs while any remain)
+    return group_alive_without_leader(pgid) and group_has_live_members(pgid)

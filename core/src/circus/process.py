@@ -43,6 +43,8 @@ KILL_TIMEOUT = 30.0
 #: when the last member of a process group exits, so this is the one place that polls)
 _GROUP_POLL_MIN = 0.002
 _GROUP_POLL_MAX = 0.1
+#: polls of a leaderless group before scanning its members (a scan reads every /proc entry)
+_SCAN_AFTER_POLLS = 3
 
 
 class ChildTracker(Protocol):
@@ -445,10 +447,14 @@ class Process:
     async def _wait_group_gone(self, deadline: float) -> bool:
         """Wait until no process of the group is left, or ``deadline``; True when it is empty."""
         delay = _GROUP_POLL_MIN
+        polls = 0
         while self.group_alive():
             if not self.alive:
                 self._reap_adopted_members()
-                if not self.group_alive():
+                polls += 1
+                # zombies waiting for their reaper (init, a slow container init) are gone for
+                # us: after a few polls, scan for a live member instead of waiting for it
+                if polls >= _SCAN_AFTER_POLLS and not group_has_live_members(self.pgid):
                     break
             remaining = deadline - self._loop.time()
             if remaining <= 0:
@@ -525,6 +531,20 @@ def group_alive_without_leader(pgid: int) -> bool:
     except PermissionError:
         return True  # members that changed user are still members
     return True
+
+
+def group_has_live_members(pgid: int) -> bool:
+    """Scan for a process of group ``pgid`` that is not a zombie (the slow path: it reads every
+    process, so callers first use the ``killpg(pgid, 0)`` test and only scan when it lingers)."""
+    for proc in psutil.process_iter(["status"]):
+        if proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        try:
+            if os.getpgid(proc.pid) == pgid:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _pid_exists(pid: int) -> bool:
