@@ -94,6 +94,7 @@ def crash_loop(side: Side, window: float) -> Result:
         "respawn_p50": median(respawns),
         "samples": float(len(reaps)),
         "backoff": 1.0 if status == "backoff" else 0.0,
+        "seconds": elapsed,
     }
 
 
@@ -178,9 +179,11 @@ def render(results: dict[str, dict[str, Result]], sizes: tuple[int, int], window
     text = table(["", OURS, "target"], rows)
     if ORIGINAL in results and "crash" in results[ORIGINAL]:
         orig = results[ORIGINAL]["crash"]
+        rate = orig["spawns"] / orig["seconds"] * window
         text += (f"\n\nOriginal 0.19, same crash loop: {orig['cpu_pct']:.1f} % CPU, "
-                 f"{orig['spawns']:.0f} spawns (it respawns once per 5 s tick, and notices exits "
-                 f"only then: reap p50 {fmt_ms(orig['reap_p50'])}).")
+                 f"{rate:.0f} spawns per {window:g} s (its run lasts {orig['seconds']:.0f} s: "
+                 f"it notices exits only at its 5 s tick, reap p50 {fmt_ms(orig['reap_p50'])}, "
+                 f"and respawns crashed processes then).")
     return text
 
 
