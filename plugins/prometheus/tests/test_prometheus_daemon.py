@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from circus.testing import CircusdProcess, free_port, run_plugin, wait_until
@@ -117,3 +118,31 @@ def test_a_taken_port_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:
     log = (tmp_path / "plugin.log").read_text()
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in log
     assert "Traceback" not in log
+
+
+def test_cpu_and_memory_follow_the_stats_stream(tmp_path: Path) -> None:
+    """With ``statsd = true`` circusd passes its stats endpoint and the cpu/mem gauges come from
+    the stream (``handle_stats``), one second fresh: the refresh here runs once at start, yet
+    memory follows an ``incr`` while the (polled) process count does not."""
+    port = free_port()
+    stats = f"ipc://{tmp_path}/stats.sock"
+    text = (
+        f"[circus]\nstatsd = true\nstats_endpoint = {stats}\n\n"
+        "[watcher:Web App]\ncmd = sleep 120\n\n"
+        f"[plugin:prometheus]\nuse = prometheus\nport = {port}\nrefresh_interval = 3600\n"
+    )
+    with CircusdProcess(text, tmp_path) as daemon:
+        key = ("circus_watcher_memory_rss_bytes", w("web_app"))
+        wait_until(lambda: (scrape(port) or {}).get(key, 0) > 0, "memory shown", daemon=daemon)
+        daemon.call("incr", name="Web App", nb=3, waiting=True)
+        pids = daemon.call("list", name="Web App")["pids"]
+        assert len(pids) == 4
+
+        def follows() -> bool:
+            values = scrape(port) or {}
+            real = sum(psutil.Process(pid).memory_info().rss for pid in pids)
+            return abs(values.get(key, 0) - real) < real * 0.3
+
+        wait_until(follows, "memory of the four processes", daemon=daemon)
+        assert (scrape(port) or {})[("circus_watcher_processes", w("web_app"))] == 1  # polled
+

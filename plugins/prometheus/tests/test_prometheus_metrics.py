@@ -104,3 +104,22 @@ def test_settings() -> None:
             PrometheusSettings.from_config(bad)
         assert caught.value.key is not None
         assert caught.value.key.startswith(key)
+
+
+def test_stream_figures_replace_the_polled_ones_of_the_same_daemon_only() -> None:
+    metrics = CircusMetrics()
+    metrics.update(Snapshot({"web": figures_from("active", {"1": {"cpu": 1.0, "mem": 0.5,
+                                                                  "mem_info1": "1.00M"}})},
+                            ok=True, daemon_pid=100))  # fmt: skip
+    stream = metrics.stream
+    stream.take("web", 1, {"cpu": 40.0, "mem": 2.0, "mem_info1": "2.00M"})
+    stream.take("web", 2, {"cpu": 10.0, "mem": 1.0, "mem_info1": "1.00M"})
+    stream.take("web", None, {"pid": [1, 2], "cpu": 25.0, "mem": 3.0})  # aggregate: ignored
+    stream.take("circus", 999, {"name": "circusd", "cpu": 1.0})  # another daemon's stream
+    assert scrape(metrics)[("circus_watcher_cpu_percent", w("web"))] == 1.0  # polled
+    stream.take("circus", 100, {"name": "circusd", "cpu": 1.0})  # ours
+    values = scrape(metrics)
+    assert values[("circus_watcher_cpu_percent", w("web"))] == 50.0
+    assert values[("circus_watcher_memory_percent", w("web"))] == 3.0
+    assert values[("circus_watcher_memory_rss_bytes", w("web"))] == 3 * 1024 * 1024
+    assert values[("circus_watcher_processes", w("web"))] == 1  # counts stay polled

@@ -6,14 +6,19 @@ sets of ``Gauge``/``Counter`` objects would keep reporting it forever). Events a
 plugin's handler thread and scrapes on the HTTP server's thread, so the state is guarded by a
 lock and the refresh replaces the gauge snapshot in one assignment.
 
+CPU and memory come from the periodic ``stats`` call and, when circusd runs its stats stream
+(``statsd = true``), from the stream through ``handle_stats``, one second fresh.
+
 Watchers are labelled with their ``res_name`` (lower case, spaces as ``_``), the name that
 event topics and the stats stream carry, so every metric of a watcher has the same label.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +32,8 @@ from circus.protocol import res_name
 #: states always exported (0 or 1) so a dashboard can graph each; others appear when seen
 STATES = ("active", "starting", "stopping", "stopped")
 _STOP_SIGNALS = {-signal.SIGTERM, -signal.SIGKILL}
+#: seconds after which a process's stream figures count as gone (three missed rounds)
+STALE_AFTER = 3.0
 
 
 @dataclass
@@ -47,6 +54,8 @@ class Snapshot:
     watchers: dict[str, WatcherFigures] = field(default_factory=dict)
     daemon: dict[str, float] = field(default_factory=dict)
     ok: bool = False
+    #: circusd's pid (from ``dstats``): the stats stream must be this daemon's to be used
+    daemon_pid: int | None = None
 
 
 @dataclass
@@ -92,6 +101,8 @@ class CircusMetrics(Collector):
     """See the module docstring."""
 
     def __init__(self) -> None:
+        #: fresher cpu/mem figures from the stats stream, when circusd runs it
+        self.stream = StreamFigures()
         self._lock = threading.Lock()
         self._counters: dict[str, _Counters] = {}
         self._snapshot = Snapshot()
@@ -128,7 +139,7 @@ class CircusMetrics(Collector):
             else:
                 self.refresh_errors += 1
             self._snapshot = snapshot if snapshot.ok else Snapshot(
-                self._snapshot.watchers, self._snapshot.daemon, ok=False
+                self._snapshot.watchers, self._snapshot.daemon, False, self._snapshot.daemon_pid
             )
 
     # -- read by the HTTP server -------------------------------------------------------------
@@ -138,6 +149,7 @@ class CircusMetrics(Collector):
             snap = self._snapshot
             counters = {name: _Counters(**vars(c)) for name, c in self._counters.items()}
             errors = self.refresh_errors
+        snap = _with_fresh_figures(snap, self.stream.watchers(snap.daemon_pid))
         yield GaugeMetricFamily(
             "circus_up", "1 when the last refresh from circusd succeeded", value=int(snap.ok)
         )
@@ -149,6 +161,81 @@ class CircusMetrics(Collector):
         for key, help_text in _DAEMON_HELP.items():
             if key in snap.daemon:
                 yield GaugeMetricFamily(key, help_text, value=snap.daemon[key])
+
+
+@dataclass(frozen=True)
+class _Figures:
+    received: float
+    cpu: float
+    mem: float
+    rss: int
+
+
+class StreamFigures:
+    """Per-process cpu/mem from circusd's stats stream (``handle_stats``), one second fresh.
+
+    Figures older than :data:`STALE_AFTER` are dropped, which is also how a process that
+    exited disappears (0.19's circus-top used the same rule). They are used only when the
+    stream's ``stat.circus.<pid>`` is the daemon the plugin talks to (its ``dstats`` pid), so
+    a stream of another circusd can never be mixed in. Fed on the handler thread, read on the
+    HTTP server's thread: guarded by a lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._figures: dict[str, dict[int, _Figures]] = {}
+        self.daemon_pid: int | None = None
+
+    def take(self, watcher: str, pid: int | None, stats: Mapping[str, Any]) -> None:
+        """One ``handle_stats`` sample; aggregates (``pid`` None) are recomputed here."""
+        if pid is None:
+            return
+        if watcher == "circus":
+            if stats.get("name") == "circusd":
+                self.daemon_pid = pid
+            return
+        figures = _Figures(
+            time.monotonic(),
+            _number(stats.get("cpu")),
+            _number(stats.get("mem")),
+            parse_human_bytes(stats.get("mem_info1", "")) or 0,
+        )
+        with self._lock:
+            self._figures.setdefault(watcher, {})[pid] = figures
+
+    def watchers(self, daemon_pid: int | None) -> dict[str, tuple[float, float, int]]:
+        """``{watcher: (cpu sum, mem % sum, rss sum)}`` over its processes seen recently;
+        empty when the stream is not ``daemon_pid``'s."""
+        if daemon_pid is None or self.daemon_pid != daemon_pid:
+            return {}
+        horizon = time.monotonic() - STALE_AFTER
+        out: dict[str, tuple[float, float, int]] = {}
+        with self._lock:
+            for watcher, processes in list(self._figures.items()):
+                fresh = {pid: f for pid, f in processes.items() if f.received >= horizon}
+                if not fresh:
+                    del self._figures[watcher]
+                    continue
+                self._figures[watcher] = fresh
+                out[watcher] = (
+                    sum(f.cpu for f in fresh.values()),
+                    sum(f.mem for f in fresh.values()),
+                    sum(f.rss for f in fresh.values()),
+                )
+        return out
+
+
+def _with_fresh_figures(snap: Snapshot, fresh: Mapping[str, tuple[float, float, int]]) -> Snapshot:
+    """The snapshot with cpu/mem of the watchers the stream has figures for replaced."""
+    if not fresh:
+        return snap
+    watchers = dict(snap.watchers)
+    for name, (cpu, mem, rss) in fresh.items():
+        if name in watchers:
+            watchers[name] = dataclasses.replace(
+                watchers[name], cpu_percent=cpu, memory_percent=mem, rss_bytes=rss
+            )
+    return dataclasses.replace(snap, watchers=watchers)
 
 
 _DAEMON_HELP = {

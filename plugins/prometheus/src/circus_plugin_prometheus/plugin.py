@@ -1,6 +1,7 @@
 """``PrometheusExporter``: circusd's events and statistics served on ``/metrics``.
 
-A blocking ``CircusPlugin``. Events are counted in ``handle_recv``; every ``refresh_interval``
+A blocking ``CircusPlugin``. Events are counted in ``handle_recv``, stream samples taken in
+``handle_stats`` (when circusd runs its stats stream); every ``refresh_interval``
 a timer asks circusd for ``status``, ``stats`` and ``dstats`` (three calls, whatever the number
 of processes: circusd samples them off its event loop) and installs the result. Scrapes are
 answered by ``prometheus_client``'s HTTP server thread from the last refresh, so a scrape never
@@ -57,6 +58,10 @@ class PrometheusExporter(CircusPlugin):
         self.refresh()
         self._refresh = self.every(self.settings.refresh_interval, self.refresh)
 
+    def handle_stats(self, watcher: str, pid: int | None, stats: dict[str, Any]) -> None:
+        """circusd's stats stream (``statsd = true``): fresher cpu/mem than the refresh."""
+        self.metrics.stream.take(watcher, pid, stats)
+
     def handle_recv(self, data: tuple[str, str]) -> None:
         topic, message = data
         try:
@@ -83,7 +88,10 @@ class PrometheusExporter(CircusPlugin):
             watcher_label(name): figures_from(str(state), infos.get(name) or {})
             for name, state in statuses.items()
         }
-        self.metrics.update(Snapshot(watchers, daemon_figures(daemon), ok=True))
+        pid = daemon.get("pid")
+        self.metrics.update(
+            Snapshot(watchers, daemon_figures(daemon), True, pid if isinstance(pid, int) else None)
+        )
 
     def handle_stop(self) -> None:
         if self._refresh is not None:
@@ -91,3 +99,4 @@ class PrometheusExporter(CircusPlugin):
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
