@@ -6,8 +6,10 @@ Read top-down:
   ``stopping``, ``fatal``) and the events announcing each change;
 * :mod:`~circus.watcher.policy` -- every decision (respawn now or later, back off, give up,
   ``max_age``, the process count) as a pure state machine: events in, actions out;
-* :mod:`~circus.watcher.runtime` -- :class:`Watcher`, which owns the processes, the lock and the
-  backoff timer, feeds the policy and carries out its actions; the operations the commands call;
+* :mod:`~circus.watcher.runtime` -- :class:`Watcher`: the operations the commands call (start,
+  stop, reload, incr...), the operation lock, events, hooks and output; it feeds the policy;
+* :mod:`~circus.watcher.engine` -- carries out the policy's actions: spawns (one path), retires,
+  the backoff timer, the respawn right after an exit;
 * :mod:`~circus.watcher.processes` -- spawning one process, killing one, their stats;
 * :mod:`~circus.watcher.options` -- ``options``/``get``/``set`` through the option schema;
 * :mod:`~circus.watcher.hooks` -- the user hooks of contract 8.5.

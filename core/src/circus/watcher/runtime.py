@@ -2,8 +2,8 @@
 
 :class:`Watcher` is what the arbiter and the commands hold (docs/architecture.md, Watcher API).
 It owns the processes (:class:`~circus.watcher.processes.ProcessSet`), the output streams, the
-hooks, one backoff timer and the operation lock, and it asks its
-:class:`~circus.watcher.policy.Policy` what to do whenever something happens:
+hooks and the operation lock; it asks its :class:`~circus.watcher.policy.Policy` what to do
+whenever something happens, and its :class:`~circus.watcher.engine.Engine` carries that out:
 
 * a child exits (the pidfd callback): ``reap`` is published at once, the policy decides about the
   replacement, which is spawned right after the event left (``call_soon``), or after a backoff;
@@ -35,19 +35,17 @@ from circus.process import Process, signal_processes
 from circus.protocol import res_name
 from circus.stats.sampler import Sample
 from circus.streams import OutputStreams
+from circus.watcher.engine import Engine
 from circus.watcher.hooks import HookRunner
 from circus.watcher.options import Applied, shown_options, store
-from circus.watcher.policy import Action, CancelWake, Policy, Retire, Spawn, Wake
-from circus.watcher.processes import ProcessSet, SpawnVetoed, describe
-from circus.watcher.state import RUNNING, State, Transition, announcements
+from circus.watcher.policy import Policy
+from circus.watcher.processes import ProcessSet
+from circus.watcher.state import State, Transition, announcements
 
 T = TypeVar("T")
 log = structlog.get_logger("circus.watcher")
 
 Publish = Callable[[str, str, dict[str, Any]], int]
-
-#: respawns done synchronously in one loop iteration; more wait for the next one
-SYNC_SPAWNS = 8
 
 
 class SpawnFailed(CommandError):
@@ -80,13 +78,14 @@ class Watcher:
             on_output=self._on_output,
             umask=umask,
         )
-        self._wake: asyncio.TimerHandle | None = None
-        self._respawn_scheduled = False
-        self._stop_requested = False
-        self._logged_failure: str | None = None
-        #: a hook vetoed a spawn: the watcher stops once the current operation ends
-        self._vetoed = False
-        self._background: set[asyncio.Task[Any]] = set()
+        self.engine = Engine(
+            config.name,
+            self.policy,
+            self.processes,
+            self.lock,
+            announce=self._announce,
+            stop_vetoed=lambda: self._stop_locked(expected=False),
+        )
 
     # -- identity and simple views ------------------------------------------------------------
 
@@ -182,140 +181,6 @@ class Watcher:
         elif new is State.STOPPED and transition.payload.get("expected") is False:
             log.error("watcher stopped", watcher=self.name, reason=self.policy.last_failure)
 
-    # -- carrying out the policy's actions ----------------------------------------------------
-
-    def _execute(self, actions: list[Action]) -> None:
-        """Actions decided outside an operation (an exit, a timer): spawns come just after."""
-        for action in actions:
-            if isinstance(action, Spawn):
-                self._respawn_soon()
-            elif isinstance(action, Retire):
-                self._spawn_task(self._retire(action))
-            else:
-                self._apply(action)
-
-    async def _carry_out(self, actions: list[Action], *, wait: bool = True) -> str | None:
-        """Actions decided inside an operation: spawns and retirements done now (retirements
-        in the background when ``wait`` is false). Returns the cause of a failed spawn."""
-        failure = None
-        for action in actions:
-            if isinstance(action, Spawn):
-                _, cause = await self._spawn_batch(action.count)
-                failure = failure or cause
-            elif isinstance(action, Retire):
-                if wait:
-                    await self._retire(action)
-                else:
-                    self._spawn_task(self._retire(action))
-            else:
-                self._apply(action)
-        return failure
-
-    def _apply(self, action: Transition | Wake | CancelWake) -> None:
-        if isinstance(action, Transition):
-            self._announce(action)
-        elif isinstance(action, Wake):
-            self._cancel_wake()
-            loop = asyncio.get_running_loop()
-            self._wake = loop.call_later(action.delay, self._on_wake)
-        else:
-            self._cancel_wake()
-
-    def _cancel_wake(self) -> None:
-        if self._wake is not None:
-            self._wake.cancel()
-            self._wake = None
-
-    def _on_wake(self) -> None:
-        self._wake = None
-        self._execute(self.policy.timer(time.time()))
-
-    def _spawn_task(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    def _respawn_soon(self) -> None:
-        """Respawn right after the current callback (the ``reap`` event leaves first); during
-        an operation, when it ends (see ``_locked``)."""
-        if not self.lock.locked() and not self._respawn_scheduled:
-            self._respawn_scheduled = True
-            asyncio.get_running_loop().call_soon(self._respawn_now)
-
-    def _respawn_now(self) -> None:
-        """Hot path of a respawn: spawn synchronously, a few per loop iteration."""
-        self._respawn_scheduled = False
-        if self.lock.locked():
-            return  # the operation holding it reconciles when it ends
-        for action in self.policy.reconcile(time.time()):
-            if isinstance(action, Spawn):
-                for _ in range(min(action.count, SYNC_SPAWNS)):
-                    if self._spawn_one() is None:
-                        break  # the policy knows: it backs off
-                else:
-                    if action.count > SYNC_SPAWNS:
-                        self._respawn_soon()
-            elif isinstance(action, Retire):
-                self._spawn_task(self._retire(action))
-            else:
-                self._apply(action)
-
-    def _spawn_one(self) -> Process | None:
-        """Spawn one process and tell the policy; None (after telling it) when that failed."""
-        try:
-            proc = self.processes.spawn_one()
-        except SpawnVetoed as exc:
-            # 0.19: the watcher stops, no retry; done when the lock is free (see _locked)
-            log.warning("spawn vetoed by a hook: watcher stopped", watcher=self.name, hook=str(exc))
-            self.policy.last_failure = f"vetoed by the {exc} hook"
-            self._vetoed = True
-            if not self.lock.locked():
-                self._stop_after_veto()
-            return None
-        except (OSError, ValueError) as exc:
-            self._spawn_failed(describe(exc))
-            return None
-        self.policy.spawned(proc.pid, proc.started)
-        self._logged_failure = None  # a success ends the streak: the next failure is logged
-        return proc
-
-    def _stop_after_veto(self) -> None:
-        self._vetoed = False
-        self._spawn_task(self._stop_locked(expected=False))
-
-    def _spawn_failed(self, cause: str) -> None:
-        """Log a failure once per streak of the same cause, then let the policy decide."""
-        if cause != self._logged_failure:
-            log.error("spawn failed", watcher=self.name, error=cause)
-            self._logged_failure = cause
-        else:
-            log.debug("spawn failed again", watcher=self.name, error=cause)
-        self._execute(self.policy.spawn_failed(time.time(), cause))
-
-    async def _spawn_batch(
-        self, count: int, *, warmup: bool = False
-    ) -> tuple[list[int], str | None]:
-        """Spawn up to ``count`` processes, yielding to the loop between them (``warmup_delay``
-        apart when asked); stops at the first failure and returns its cause."""
-        started: list[int] = []
-        for index in range(count):
-            if self._stop_requested or self.policy.state not in RUNNING:
-                break
-            if index and warmup and self.config.warmup_delay > 0:
-                await asyncio.sleep(self.config.warmup_delay)
-            elif index:
-                await asyncio.sleep(0)  # let the controller answer during a big start
-            proc = self._spawn_one()
-            if proc is None:
-                return started, self.policy.last_failure or "spawn failed"
-            started.append(proc.pid)
-        return started, None
-
-    async def _retire(self, retire: Retire) -> None:
-        """Kill processes the policy no longer counts; they are still reaped (``reap`` with
-        ``expected: true``, where 0.19 dropped them silently, E1)."""
-        await self.processes.kill_all(self.processes.detach(retire.pids))
-
     def _failed(self, what: str, started: int, wanted: int, cause: str) -> SpawnFailed:
         text = f"{self.name}: {what} {started} of {wanted} process(es): {cause}"
         if self.policy.retry_at is not None:
@@ -344,7 +209,7 @@ class Watcher:
                 "after_reap", process_pid=proc.pid, time=now, exit_code=code, process_status=status
             )
         if counted:
-            self._execute(self.policy.exited(proc.pid, now, now - proc.started, expected))
+            self.engine.execute(self.policy.exited(proc.pid, now, now - proc.started, expected))
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -353,10 +218,7 @@ class Watcher:
             async with self.lock:
                 return await operation()
         finally:
-            if self._vetoed:
-                self._stop_after_veto()
-            else:  # whatever exited meanwhile is replaced now (a no-op when the count is right)
-                self._respawn_soon()
+            self.engine.after_operation()
 
     async def start(self) -> dict[str, list[int]]:
         """Start (stopped, fatal, or backoff: try now, failure count cleared) or complete
@@ -365,31 +227,31 @@ class Watcher:
         Raises :class:`SpawnFailed` naming the cause when some process could not be started;
         those that did keep running and the rest is retried after a backoff.
         """
-        self._stop_requested = False
+        self.engine.stop_requested = False
         return await self._locked(self._start)
 
     async def _start(self) -> dict[str, list[int]]:
-        self._stop_requested = False
+        self.engine.stop_requested = False
         kept = self.pids()
         if self.policy.state is State.ACTIVE:
             wanted = self.policy.missing
-            started, cause = await self._spawn_batch(wanted)
+            started, cause = await self.engine.spawn_batch(wanted)
             if cause is not None:
                 raise self._failed("started", len(started), wanted, cause)
             return {"started": started, "kept": kept}
         if not self.call_hook("before_start"):
             log.warning("start aborted by the before_start hook", watcher=self.name)
             return {"started": [], "kept": kept}
-        self._execute(self.policy.starting(time.time()))
+        self.engine.execute(self.policy.starting(time.time()))
         wanted = self.policy.missing
-        started, cause = await self._spawn_batch(wanted, warmup=True)
+        started, cause = await self.engine.spawn_batch(wanted, warmup=True)
         if self._stop_wanted():  # a stop is queued behind us: it takes over
             return {"started": [], "kept": kept}
-        if self._vetoed:
-            self._vetoed = False
+        if self.engine.vetoed:
+            self.engine.vetoed = False
             await self._stop(expected=False)
             return {"started": [], "kept": kept}
-        self._execute(self.policy.started(time.time()))
+        self.engine.execute(self.policy.started(time.time()))
         if self._up():
             if not self.call_hook("after_start"):
                 log.warning("the after_start hook failed: watcher stopped", watcher=self.name)
@@ -406,35 +268,35 @@ class Watcher:
 
     def _stop_wanted(self) -> bool:
         """A stop arrived while an operation ran (it waits for the lock)."""
-        return self._stop_requested
+        return self.engine.stop_requested
 
     async def stop(self) -> None:
         """Graceful stop of every process (``kill``, ``reap``... then ``stop``)."""
-        self._stop_requested = True
+        self.engine.stop_requested = True
         await self._locked(self._stop)
 
     async def _stop_locked(self, *, expected: bool) -> None:
-        self._stop_requested = True
+        self.engine.stop_requested = True
         await self._locked(lambda: self._stop(expected=expected))
 
     async def _stop(self, *, expected: bool = True) -> None:
         if self.policy.state is State.STOPPED and not self.processes.all():
             return
-        self._execute(self.policy.stopping(time.time()))
+        self.engine.execute(self.policy.stopping(time.time()))
         self.call_hook("before_stop")
         await self.processes.kill_all(self.processes.all())
-        self._execute(self.policy.stopped(time.time(), expected))
+        self.engine.execute(self.policy.stopped(time.time(), expected))
         self.call_hook("after_stop")
         log.info("watcher stopped", watcher=self.name)
 
     def abandon(self) -> None:
         """``rm --nostop``: stop supervising; the processes keep running, unsupervised (never
         respawned, still reaped so no zombie is left, their output still reaches the streams)."""
-        self._stop_requested = True
-        self._execute([*self.policy.stopping(time.time()), *self.policy.stopped(time.time())])
+        self.engine.stop_requested = True
+        self.engine.execute([*self.policy.stopping(time.time()), *self.policy.stopped(time.time())])
 
     async def restart(self) -> dict[str, list[int]]:
-        self._stop_requested = True
+        self.engine.stop_requested = True
 
         async def run() -> dict[str, list[int]]:
             stopped = self.pids()
@@ -469,19 +331,19 @@ class Watcher:
         if sequential:
             started: list[int] = []
             for pid in old:
-                await self._retire(self.policy.release((pid,), "reload"))
-                new, cause = await self._spawn_batch(1)
+                await self.engine.retire(self.policy.release((pid,), "reload"))
+                new, cause = await self.engine.spawn_batch(1)
                 if cause is not None:
                     raise self._failed("reload: started", len(started), len(old), cause)
                 started += new
                 if self.config.warmup_delay > 0:
                     await asyncio.sleep(self.config.warmup_delay)
         else:
-            started, cause = await self._spawn_batch(self.config.numprocesses)
+            started, cause = await self.engine.spawn_batch(self.config.numprocesses)
             if cause is not None:  # the new command does not start: keep the old processes
-                await self._retire(self.policy.release(tuple(started), "reload failed"))
+                await self.engine.retire(self.policy.release(tuple(started), "reload failed"))
                 raise self._failed("reload: started", len(started), self.numprocesses, cause)
-            await self._retire(self.policy.release(tuple(old), "reload"))
+            await self.engine.retire(self.policy.release(tuple(old), "reload"))
         self.notify("reload")
         return {"stopped": old, "started": started, "kept": []}
 
@@ -505,11 +367,11 @@ class Watcher:
         before = len(self.policy.running)
         wanted = max(count, 0)
         self.config.numprocesses = wanted
-        cause = await self._carry_out(self.policy.count_changed(time.time()))
+        cause = await self.engine.carry_out(self.policy.count_changed(time.time()))
         if cause is None:
             return self.config.numprocesses
         self.config.numprocesses = len(self.policy.running)
-        self._execute(self.policy.count_changed(time.time()))
+        self.engine.execute(self.policy.count_changed(time.time()))
         started = len(self.policy.running) - before
         raise self._failed(
             f"numprocesses is {self.config.numprocesses}; started", started, wanted - before, cause
@@ -519,7 +381,7 @@ class Watcher:
         """The ``check_delay`` pass: a safety net, since exits are handled when they happen."""
         if self.lock.locked() or self.policy.state is not State.ACTIVE:
             return
-        await self._locked(lambda: self._carry_out(self.policy.tick(time.time()), wait=False))
+        await self._locked(lambda: self.engine.carry_out(self.policy.tick(time.time()), wait=False))
 
     # -- signals ------------------------------------------------------------------------------
 
@@ -597,7 +459,7 @@ class Watcher:
         if applied.reload and self.policy.state is not State.STOPPED:
             await self._reload(sequential=False)
         else:
-            await self._carry_out(self.policy.count_changed(time.time()))
+            await self.engine.carry_out(self.policy.count_changed(time.time()))
 
     # -- streams ------------------------------------------------------------------------------
 
@@ -627,9 +489,7 @@ class Watcher:
 
     def close(self) -> None:
         """Daemon shutdown (after stop): cancel pending respawns, close the streams."""
-        self._cancel_wake()
-        for task in list(self._background):
-            task.cancel()
+        self.engine.close()
         self.close_streams()
 
     # -- stats --------------------------------------------------------------------------------
