@@ -192,3 +192,27 @@ def test_circusctl_options_and_environment(daemon: CircusdProcess, keydir: Path)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "error:" in done.stderr
+
+
+def _plugin_pid(daemon: CircusdProcess, name: str) -> int:
+    pids: list[int] = daemon.call("list", name=name)["pids"]
+    assert len(pids) == 1
+    return pids[0]
+
+
+def test_a_plugin_key_is_that_plugin_whatever_its_routing_id(daemon: CircusdProcess) -> None:
+    # Without CURVE a plugin could open a second connection without its token and be an
+    # ordinary client. With CURVE its key pair decides: read the keys circusd gave it (root may
+    # read /proc/PID/environ) and try, without the token, what the plugin may not do.
+    pid = _plugin_pid(daemon, "plugin:lister")
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    env = dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+    keys = ClientKeys(env[SERVER_KEY_ENV].encode(), env[PUBLIC_KEY_ENV].encode(),
+                      env[SECRET_KEY_ENV].encode())
+    with CommandClient(daemon.endpoint, timeout=WAIT, curve=keys) as sneaky:
+        assert sneaky.identity.count(":") == 0  # a plain routing id: no plugin token
+        refused = sneaky.call("quit")
+        assert refused["errno"] == 3
+        assert refused["reason"].startswith("plugin:lister may not send 'quit'")
+        assert sneaky.call("numwatchers")["numwatchers"] == 2  # read-only is allowed
+    assert daemon.call("status")["status"] == "ok"
