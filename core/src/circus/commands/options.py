@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from circus.config.schema import CheckError
+from circus.config.kinds import CheckError
 from circus.config.watcher_options import settable
 from circus.errors import MessageError
 

@@ -14,25 +14,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from circus.config import convert
-from circus.config.schema import (
+from circus.config.kinds import (
     ArgsKind,
     BoolKind,
-    Effect,
     EnvKind,
     FloatKind,
     HooksKind,
     IdKind,
     IntKind,
-    Option,
     RlimitsKind,
     SignalKind,
     StreamKind,
     StrKind,
-    family,
-    legacy,
-    option,
-    options_of,
 )
+from circus.config.schema import Effect, Option, family, legacy, option, options_of
 from circus.protocol import (
     DEFAULT_ENDPOINT,
     DEFAULT_MULTICAST,

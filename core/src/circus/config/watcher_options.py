@@ -12,18 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from circus.config.model import LEGACY_SET_KEYS, WATCHER_OPTIONS, WatcherConfig
-from circus.config.schema import (
+from circus.config.kinds import (
     EnvKind,
-    Found,
     HooksKind,
     RlimitsKind,
     StreamKind,
     check_hook,
-    lookup,
     parse_hook,
     rlimit_name,
 )
+from circus.config.model import LEGACY_SET_KEYS, WATCHER_OPTIONS, WatcherConfig
+from circus.config.schema import Found, lookup
 from circus.errors import ConfigError
 
 _MAPPINGS = (EnvKind, HooksKind, RlimitsKind, StreamKind)

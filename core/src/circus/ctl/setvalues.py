@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from circus.config.kinds import parse_env, parse_hooks
 from circus.config.model import LEGACY_SET_KEYS, WATCHER_OPTIONS
-from circus.config.schema import lookup, parse_env, parse_hooks
+from circus.config.schema import lookup
 
 __all__ = ["SetValueError", "convert_set_options", "parse_env", "parse_hooks"]
 

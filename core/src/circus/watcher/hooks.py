@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from circus.config.schema import parse_hook
+from circus.config.kinds import parse_hook
 
 log = structlog.get_logger("circus.hooks")
 
