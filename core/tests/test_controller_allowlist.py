@@ -13,8 +13,12 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from circus.client import CircusClient
+from circus.config import load_config
 from circus.credentials import TOKEN_ENV, Registry, permissions, routing_id
+from circus.errors import ConfigError
 from circus.testing import CircusdProcess, EventCollector
 
 WAIT = 30.0
@@ -124,3 +128,11 @@ def test_registry_maps_tokens_and_defaults_to_read_only() -> None:
     again = registry.grant_for(routing_id(environ={TOKEN_ENV: env_a[TOKEN_ENV]}))
     assert again is not None
     assert again.permits("quit")
+
+
+def test_unknown_command_in_allow_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "circus.ini"
+    path.write_text("[plugin:p]\nuse = circus_plugin_flapping.plugin.Flapping\n"
+                    "allow = incr, bogus\n")
+    with pytest.raises(ConfigError, match=r"\[plugin:p\]: allow: unknown command\(s\) 'bogus'"):
+        load_config(str(path))

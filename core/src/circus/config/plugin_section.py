@@ -57,6 +57,21 @@ def _resolve(name: str, use: str, config: dict[str, str]) -> tuple[str, Any]:
     return spec.class_path, required
 
 
+def _check_allowed(name: str, allowed: frozenset[str] | None) -> None:
+    """``allow = incr, bogus`` is a config error naming the unknown command (imported lazily:
+    the command layer sits above config)."""
+    from circus.commands import COMMANDS
+
+    unknown = sorted((allowed or frozenset()) - set(COMMANDS))
+    if unknown:
+        raise ConfigError(
+            f"unknown command(s) {', '.join(map(repr, unknown))}; known: "
+            f"{', '.join(sorted(COMMANDS))}",
+            section=name,
+            key=ALLOW_KEY,
+        )
+
+
 def is_plugin_watcher_option(key: str) -> bool:
     """A watcher option a plugin section may set on its watcher (``graceful_timeout``,
     ``min_uptime``...); those defining *what* runs (``cmd``, ``numprocesses``...) are fixed."""
@@ -121,7 +136,9 @@ def plugin_watcher(
     config["name"] = name
     class_path, required = _resolve(name, use.strip(), config)
     allow = options.get(ALLOW_KEY)
-    REGISTRY.declare(name, permissions(None if allow is None else str(allow), required))
+    allowed = permissions(None if allow is None else str(allow), required)
+    _check_allowed(name, allowed)
+    REGISTRY.declare(name, allowed)
     for key in sorted(config):
         try:
             encode_config({key: config[key]})
