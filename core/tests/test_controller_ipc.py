@@ -10,7 +10,7 @@ import os
 import stat
 from pathlib import Path
 
-from circus.testing import CircusdProcess
+from circus.testing import CircusdProcess, wait_until
 
 
 def test_control_and_event_sockets_are_0600_under_umask_000(tmp_path: Path) -> None:
@@ -24,5 +24,20 @@ def test_control_and_event_sockets_are_0600_under_umask_000(tmp_path: Path) -> N
             mode = stat.S_IMODE(os.stat(endpoint[len("ipc://") :]).st_mode)
             assert mode == 0o600, f"{endpoint}: {oct(mode)}"
         assert daemon.call("numwatchers")["numwatchers"] == 1
+    finally:
+        daemon.stop()
+
+
+def test_stats_stream_ipc_socket_is_owner_only_too(tmp_path: Path) -> None:
+    stats = tmp_path / "stats.sock"
+    config = f"[circus]\nstats_endpoint = ipc://{stats}\n\n[watcher:w]\ncmd = sleep 600\n"
+    previous = os.umask(0)
+    try:
+        daemon = CircusdProcess(config, tmp_path).start()
+    finally:
+        os.umask(previous)
+    try:
+        wait_until(stats.exists, "the stats socket file")
+        assert stat.S_IMODE(os.stat(stats).st_mode) == 0o600
     finally:
         daemon.stop()
