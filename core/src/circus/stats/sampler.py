@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -67,7 +67,6 @@ class Sample:
     duration: float = 0.0
     #: how many processes the machine had (the scan's size)
     scanned: int = 0
-    errors: list[str] = field(default_factory=list)
 
     def get(self, pid: int) -> Info | None:
         return self.infos.get(pid)
