@@ -20,6 +20,8 @@ from circus.process import Process, SpawnSpec
 from circus.testing import kill_tree, pid_state, wait_dead
 
 TIMEOUT = 20
+#: every test runs with pidfds and with the SIGCHLD fallback (core/tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("exit_path")
 SPAWNED: list[Process] = []
 
 
@@ -30,16 +32,6 @@ def _no_leftover_children() -> Iterator[None]:
     for proc in SPAWNED:
         kill_tree(proc.pid)
     SPAWNED.clear()
-
-
-@pytest.fixture(autouse=True, params=["pidfd", "sigchld"])
-def exit_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test runs with pidfds and with the SIGCHLD fallback (circus.child_exits)."""
-    if request.param == "sigchld":
-        monkeypatch.setenv("CIRCUS_NO_PIDFD", "1")
-    else:
-        monkeypatch.delenv("CIRCUS_NO_PIDFD", raising=False)
-    return str(request.param)
 
 
 def spawn(spec: SpawnSpec, **kwargs: Any) -> Process:

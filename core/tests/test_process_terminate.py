@@ -22,6 +22,8 @@ from circus.process import Process, SpawnSpec, group_has_live_members
 from circus.testing import kill_tree, wait_dead
 
 TIMEOUT = 20
+#: every test runs with pidfds and with the SIGCHLD fallback (core/tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("exit_path")
 SPAWNED: list[Process] = []
 STRAYS: list[int] = []
 
@@ -37,16 +39,6 @@ def _no_leftover_children() -> Iterator[None]:
         kill_tree(pid)
     SPAWNED.clear()
     STRAYS.clear()
-
-
-@pytest.fixture(autouse=True, params=["pidfd", "sigchld"])
-def exit_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test runs with pidfds and with the SIGCHLD fallback (circus.child_exits)."""
-    if request.param == "sigchld":
-        monkeypatch.setenv("CIRCUS_NO_PIDFD", "1")
-    else:
-        monkeypatch.delenv("CIRCUS_NO_PIDFD", raising=False)
-    return str(request.param)
 
 
 def run(coro: object) -> object:
