@@ -139,6 +139,34 @@ def test_tail_prints_the_last_lines_and_follows_across_crash_and_restart(
         assert wait_gone(follower.pid)
 
 
+def test_tail_follows_across_a_restart_of_circusd(
+    tmp_path: Path, emitter: str, follower_procs: list[subprocess.Popen[str]]
+) -> None:
+    """A new circusd numbers lines from 1 again: the follower notices (``origin``) and prints
+    the new daemon's lines instead of skipping them as already seen."""
+    daemon = CircusdProcess(f"[watcher:w]\ncmd = {emitter} 5\n", tmp_path)
+    daemon.start()
+    try:
+        first = pids(daemon, "w")[0]
+        wait_until(lambda: f"{first} done" in tail_lines(daemon, "w"), what="first output")
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "circus.circusctl", "--endpoint", daemon.endpoint,
+             "--timeout", "2", "tail", "-f", "w", "-n", "10"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        follower_procs.append(follower)
+        reader = LineReader(follower.stdout)  # type: ignore[arg-type]
+        reader.wait_for(f"{first} done")
+        daemon.stop()
+        daemon.start()
+        second = pids(daemon, "w")[0]
+        reader.wait_for(f"{second} done", timeout=40)  # within a lease renewal (5 s)
+        mine = [line for line in reader.seen if line.startswith(f"{second} ")]
+        assert mine == [f"{second} line {i}" for i in range(5)] + [f"{second} done"]
+    finally:
+        daemon.stop()
+
+
 def test_logs_prefixes_every_line_with_watcher_and_wid(tmp_path: Path, emitter: str) -> None:
     config = (f"[watcher:alpha]\ncmd = {emitter} 3\nnumprocesses = 2\n\n"
               f"[watcher:beta]\ncmd = {emitter} 2\n")

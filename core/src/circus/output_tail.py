@@ -25,6 +25,7 @@ import collections
 import contextlib
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -220,6 +221,9 @@ class WatcherOutput:
         self.sink: Sink | None = None
         #: lines are published until then (monotonic): a follower's lease, see :meth:`follow`
         self.followed_until = 0.0
+        #: names this numbering of lines: a follower seeing another one (circusd restarted, or
+        #: the watcher was removed and added again) knows ``seq`` started again from 1
+        self.origin = uuid.uuid4().hex[:12]
 
     def follow(self, seconds: float) -> None:
         """Publish new lines for the next ``seconds`` (at most :data:`MAX_LEASE`): followers
@@ -256,7 +260,7 @@ class WatcherOutput:
         ring.append(Batch(first, now, pid, wid, stream, text, count))
         if self.sink is not None and time.monotonic() < self.followed_until:
             body = {"watcher": self.watcher_name, "pid": pid, "wid": wid, "stream": stream,
-                    "time": now, "seq": first, "text": text}
+                    "time": now, "seq": first, "origin": self.origin, "text": text}
             self.sink(output_topic(self.watcher_name, wid).encode(), body)
 
     def recent(self, count: int, wids: Iterable[int] | None = None) -> list[OutputLine]:

@@ -120,6 +120,7 @@ class Tail(QuickCommand):
         lines.sort(key=lambda line: (line["time"], line["watcher"], line["seq"]))
         return {"lines": lines[-count:] if count else [],
                 "seq": {w.name: w.output.seq for w in watchers},
+                "origin": {w.name: w.output.origin for w in watchers},
                 "capture": {w.name: w.output.limits.capture for w in watchers}}
 
 

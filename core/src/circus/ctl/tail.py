@@ -80,8 +80,10 @@ class Follower:
         self.prefixed = prefixed
         self.out = out
         self.err = err
-        #: last line number printed, per watcher name
+        #: last line number printed, per watcher name, and which numbering it belongs to
         self.last: dict[str, int] = {}
+        self.origin: dict[str, str] = {}
+        self._unreachable = False
 
     def _tail(self, count: int, names: list[str] | None = None,
               follow: float = 0.0) -> dict[str, Any]:
@@ -100,9 +102,20 @@ class Follower:
                 print(f"circusctl: {name} keeps no output (output_lines = 0)", file=self.err)
         for line in reply.get("lines") or []:
             self._print(line)
+        self.origin.update(reply.get("origin") or {})
         for name, seq in (reply.get("seq") or {}).items():
             self.last[name] = max(self.last.get(name, 0), int(seq))
         self.out.flush()
+
+    def _same_origin(self, name: str, origin: Any) -> bool:
+        """False (and numbering reset) when ``name``'s lines are numbered anew."""
+        if origin is None or self.origin.get(name) == origin:
+            return True
+        known = name in self.origin
+        self.origin[name] = str(origin)
+        if known:
+            self.last[name] = 0
+        return not known
 
     def _print(self, line: Mapping[str, Any]) -> None:
         name = str(line["watcher"])
@@ -128,10 +141,11 @@ class Follower:
             self.last[name] = first - 1
 
     def handle(self, body: Mapping[str, Any]) -> None:
-        """One published chunk: ``{"watcher", "pid", "wid", "stream", "time", "seq", "text"}``
-        (``text``: the chunk's lines joined by newlines)."""
+        """One published chunk: ``{"watcher", "pid", "wid", "stream", "time", "seq", "origin",
+        "text"}`` (``text``: the chunk's lines joined by newlines)."""
         name = str(body["watcher"])
         first = int(body["seq"])
+        self._same_origin(name, body.get("origin"))
         if name not in self.last:
             self.last[name] = 0
         if first > self.last[name] + 1:
@@ -140,12 +154,34 @@ class Follower:
             self._print({**body, "seq": first + offset, "line": text})
         self.out.flush()
 
+    def renew(self) -> None:
+        """Renew the follow lease (new watchers of ``logs`` are followed from here on).
+
+        circusd being down or restarting does not end the follower: it says so once and
+        keeps trying. A restarted circusd numbers lines from 1 again, which the reply shows.
+        """
+        try:
+            reply = self._tail(0, follow=LEASE)
+        except (CallError, TailError) as exc:
+            if not self._unreachable:
+                print(f"circusctl: {exc}; still following", file=self.err)
+            self._unreachable = True
+            return
+        if self._unreachable:
+            print("circusctl: circusd answers again", file=self.err)
+        self._unreachable = False
+        origins = reply.get("origin") or {}
+        for name, seq in (reply.get("seq") or {}).items():
+            if not self._same_origin(name, origins.get(name)):
+                self._fill_gap(name, int(seq) + 1)  # what the new daemon printed so far
+        self.out.flush()
+
     def follow(self, sub: zmq.Socket[bytes]) -> None:
         """Print published lines until interrupted, renewing the follow lease."""
         renew_at = time.monotonic() + RENEW_EVERY
         while True:
             if time.monotonic() >= renew_at:
-                self._tail(0, follow=LEASE)  # new watchers of `logs` are followed from here
+                self.renew()
                 renew_at = time.monotonic() + RENEW_EVERY
             if not sub.poll(_POLL_MS, zmq.POLLIN):
                 continue
