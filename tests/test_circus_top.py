@@ -28,7 +28,7 @@ def data_rows(screen: str) -> list[list[str]]:
     lines = screen.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("WATCHER")) + 1
     return [line.split() for line in lines[start:]
-            if line.strip() and not line.startswith(("c cpu", "filter:"))]
+            if line.strip() and not line.startswith(("sort c/", "filter:"))]
 
 
 def pids(daemon: CircusdProcess, name: str) -> list[int]:
@@ -48,7 +48,7 @@ def test_circus_top_shows_sorts_filters_and_follows_changes(
     with CircusdProcess(config, tmp_path) as daemon:
         web = pids(daemon, "web")
         (hog,) = pids(daemon, "hog")
-        with TmuxSession(f"{TOP} --control {daemon.endpoint}", width=110, height=30) as top:
+        with TmuxSession(f"{TOP} --control {daemon.endpoint}", width=80, height=30) as top:
             screen = top.wait_screen("3 watchers, 3 processes", *map(str, web), str(hog),
                                      "circusd", "stopped")
             rows = data_rows(screen)
@@ -68,7 +68,7 @@ def test_circus_top_shows_sorts_filters_and_follows_changes(
             screen = top.wait_screen("filter: 'web'", absent=("hog ",))
             assert {row[0] for row in data_rows(screen)} == {"web"}
             top.send("Enter")
-            top.wait_screen("c cpu")  # the help line is back
+            top.wait_screen("sort c/")  # the help line is back
             top.send("Escape")
             top.wait_screen("hog", absent=("filter: 'web'",))
 

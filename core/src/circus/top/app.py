@@ -28,12 +28,12 @@ SORT_KEYS = {"c": "cpu", "m": "mem", "a": "age", "r": "restarts", "n": "name", "
              "s": "state"}
 #: (title, width, sort column) in display order; the watcher column's width is computed
 COLUMNS: tuple[tuple[str, int, str], ...] = (
-    ("WATCHER", 0, "name"), ("WID", 4, "name"), ("PID", 8, "pid"), ("STATE", 9, "state"),
-    ("CPU%", 7, "cpu"), ("MEM%", 7, "mem"), ("RSS", 9, "rss"), ("AGE", 9, "age"),
+    ("WATCHER", 0, "name"), ("WID", 3, "name"), ("PID", 7, "pid"), ("STATE", 8, "state"),
+    ("CPU%", 6, "cpu"), ("MEM%", 6, "mem"), ("RSS", 8, "rss"), ("AGE", 7, "age"),
     ("RESTARTS", 9, "restarts"),
 )
-HELP = ("c cpu  m mem  a age  r restarts  n name  p pid  s state (again: reverse)  "
-        "/ filter  Esc clear  q quit")
+#: fits 80 columns, as the table does (watcher names are clipped at 18 characters)
+HELP = "sort c/m/a/r/n/p/s: cpu mem age restarts name pid state  / filter  q quit"
 PALETTE = [
     ("title", "white,bold", "dark blue"),
     ("head", "black", "light gray"),
@@ -141,7 +141,7 @@ class TopApp:
     def render(self) -> None:
         rows = self.model.view(self.sort, self.reverse, self.filter)
         name_width = max([len("WATCHER") + 1, *(len(r.watcher) for r in rows)])  # + sort mark
-        name_width = min(name_width, 24)
+        name_width = min(name_width, 18)  # the table then fits 80 columns
         heads = []
         for title, _, column in COLUMNS:
             mark = ("v" if self.reverse else "^") if column == self.sort and title != "WID" else ""
