@@ -89,6 +89,21 @@ def test_circus_top_shows_sorts_filters_and_follows_changes(
             assert top.program_ended(), "q did not end circus-top"
 
 
+@pytest.mark.skipif(not have_tmux(), reason=NO_TMUX)
+def test_circus_top_without_a_stats_stream_uses_the_snapshots(tmp_path: Path) -> None:
+    config = f"[watcher:hog]\ncmd = {sys.executable} -c \"{HOG}\"\n"  # statsd = false
+    with CircusdProcess(config, tmp_path) as daemon:
+        (hog,) = pids(daemon, "hog")
+        with TmuxSession(f"{TOP} --control {daemon.endpoint}", width=80, height=20) as top:
+            # the 60 MB buffer shows in RSS once the snapshots' figures arrive
+            screen = top.wait_screen(str(hog), "M ")
+            row = next(r for r in data_rows(screen) if r[2] == str(hog))
+            assert row[:4] == ["hog", "1", str(hog), "active"]
+            assert float(row[6].rstrip("BKMG")) > 50 or row[6].endswith("G")
+            top.send("q")
+            assert top.program_ended()
+
+
 def test_circus_top_refuses_without_a_terminal_and_ssh() -> None:
     for args in ([], ["--ssh", "me@host"]):
         done = subprocess.run([*TOP.split(), *args], capture_output=True, text=True,

@@ -21,16 +21,21 @@ def stat(cpu: float, mem: float, age: float = 1.0) -> dict[str, object]:
 
 def test_snapshot_then_stats_then_events() -> None:
     model = TopModel()
-    model.on_processes(SNAPSHOT)
-    model.on_stat("stat.web.11", stat(50.0, 0.7), now=1.0)
-    model.on_stat("stat.web", {"pid": [11, 12], "cpu": 9.0}, now=1.0)  # aggregate: ignored
-    model.on_stat("stat.web.99", stat(1.0, 1.0), now=1.0)  # not in the snapshot: ignored
-    model.on_stat("stat.circus.7", {**stat(2.0, 0.2), "name": "circusd"}, now=1.0)
+    model.on_processes(SNAPSHOT, now=100.0)
+    model.on_stat("stat.web.11", stat(50.0, 0.7), now=101.0)
+    model.on_stat("stat.web", {"pid": [11, 12], "cpu": 9.0}, now=101.0)  # aggregate: ignored
+    model.on_stat("stat.web.99", stat(1.0, 1.0), now=101.0)  # not in the snapshot: ignored
+    model.on_stat("stat.circus.7", {**stat(2.0, 0.2), "name": "circusd"}, now=101.0)
     rows = model.view("cpu")
     assert [(r.watcher, r.pid) for r in rows] == [
         ("Web", 11), ("Web", 12), ("circusd", 7), ("idle", None)]
     assert (rows[0].cpu, rows[0].restarts, rows[0].wid, rows[0].rss) == (50.0, 2, 1, "3.00M")
     assert model.totals() == (2, 2)
+    # a snapshot does not override fresh stream figures, but replaces stale ones
+    model.on_processes(SNAPSHOT, now=102.0)
+    assert (model.rows[11].cpu, model.rows[12].cpu) == (50.0, 3.0)
+    model.on_processes(SNAPSHOT, now=110.0)
+    assert model.rows[11].cpu == 1.0
 
     model.on_event("watcher.web.reap", {"process_pid": 11})
     model.on_event("watcher.idle.start", {})
@@ -42,7 +47,7 @@ def test_snapshot_then_stats_then_events() -> None:
 
 def test_sort_and_filter() -> None:
     model = TopModel()
-    model.on_processes(SNAPSHOT)
+    model.on_processes(SNAPSHOT, now=100.0)
     assert [r.pid for r in model.view("cpu")] == [12, 11, None]
     assert [r.pid for r in model.view("cpu", reverse=False)] == [None, 11, 12]
     assert [r.pid for r in model.view("age")] == [12, 11, None]
@@ -64,7 +69,7 @@ def test_without_snapshots_rows_come_from_stats_and_expire() -> None:
 
 def test_a_row_as_text() -> None:
     model = TopModel()
-    model.on_processes(SNAPSHOT)
+    model.on_processes(SNAPSHOT, now=100.0)
     text = line(cells(model.rows[11]), name_width=8)
     assert text.split() == ["Web", "1", "11", "active", "1.0", "0.50", "1M", "5s", "2"]
     idle = next(r for r in model.view() if r.pid is None)

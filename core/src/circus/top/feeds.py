@@ -113,7 +113,7 @@ class Feeds:
         if not legacy:
             reply = await client.call("processes")
             if reply.get("status") != "error":
-                self.model.on_processes(reply)
+                self.model.on_processes(reply, time.monotonic())
                 return False
         reply = await client.call("status")
         statuses = reply.get("statuses")

@@ -22,6 +22,8 @@ from circus.protocol import res_name
 
 #: name of circusd's own rows (``stat.circus.<pid>``)
 DAEMON = "circus"
+#: seconds after which a row's stats-stream figures give way to a snapshot's
+STREAM_STALE = 2.5
 
 
 @dataclass
@@ -101,8 +103,9 @@ class TopModel:
         if name in self.states and not row.daemon:
             row.state = self.states[name]
 
-    def on_processes(self, reply: Mapping[str, Any]) -> None:
-        """A ``processes`` snapshot: the authority on which pids and watchers exist."""
+    def on_processes(self, reply: Mapping[str, Any], now: float) -> None:
+        """A ``processes`` snapshot: the authority on which pids and watchers exist; its
+        figures are used for processes the stats stream has not mentioned lately."""
         self.authoritative = True
         live: set[int] = set()
         self.names.clear()
@@ -118,6 +121,7 @@ class TopModel:
                 row = self.rows.get(pid)
                 if row is None:
                     row = self.rows[pid] = Row(watcher=name, pid=pid)
+                if now - row.seen > STREAM_STALE:  # no stats stream (statsd = false): use these
                     row.cpu = _number(proc.get("cpu"))
                     row.mem = _number(proc.get("mem"))
                     row.rss = str(proc.get("rss", "-"))
