@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import stat
 import subprocess
@@ -31,7 +32,7 @@ from circus.curve import (
     load_secret_pair,
 )
 from circus.errors import CallTimeout
-from circus.testing import CircusdProcess
+from circus.testing import CircusdProcess, terminate
 from circus.transports import CommandClient
 
 NO_REPLY_S = 1.5
@@ -216,3 +217,26 @@ def test_a_plugin_key_is_that_plugin_whatever_its_routing_id(daemon: CircusdProc
         assert refused["reason"].startswith("plugin:lister may not send 'quit'")
         assert sneaky.call("numwatchers")["numwatchers"] == 2  # read-only is allowed
     assert daemon.call("status")["status"] == "ok"
+
+
+def test_circusctl_listen_with_curve(daemon: CircusdProcess, keydir: Path) -> None:
+    plain_env = {k: v for k, v in os.environ.items()
+                 if k not in (SERVER_KEY_ENV, PUBLIC_KEY_ENV, SECRET_KEY_ENV)}
+    listener = subprocess.Popen(
+        [sys.executable, "-m", "circus.circusctl", "--endpoint", daemon.pubsub_endpoint,
+         "--curve-server-key", str(keydir / "server.key"),
+         "--curve-key", str(keydir / "admin.key_secret"), "listen", "watcher.w."],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=plain_env,
+    )
+    try:
+        assert listener.stdout is not None
+        deadline = time.monotonic() + WAIT
+        line = b""
+        while not line and time.monotonic() < deadline:
+            daemon.call("set", name="w", options={"graceful_timeout": 7})
+            ready, _, _ = select.select([listener.stdout], [], [], 0.3)
+            if ready:
+                line = listener.stdout.readline()
+        assert line.startswith(b"watcher.w.updated: "), line
+    finally:
+        terminate(listener)
