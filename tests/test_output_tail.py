@@ -139,6 +139,31 @@ def test_tail_prints_the_last_lines_and_follows_across_crash_and_restart(
         assert wait_gone(follower.pid)
 
 
+def test_tail_of_one_stream_like_supervisorctl(
+    tmp_path: Path, emitter: str, follower_procs: list[subprocess.Popen[str]]
+) -> None:
+    with CircusdProcess(f"[watcher:w]\ncmd = {emitter} 20\n", tmp_path) as daemon:
+        first = pids(daemon, "w")[0]
+        wait_until(lambda: f"{first} done" in tail_lines(daemon, "w"), what="first output")
+        assert circusctl(daemon, "tail", "w", "stderr").stdout.splitlines() == [f"{first} done"]
+        assert circusctl(daemon, "tail", "w", "stdout", "-n", "1").stdout.splitlines() == [
+            f"{first} line 19"]
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "circus.circusctl", "--endpoint", daemon.endpoint,
+             "tail", "-f", "w", "stderr", "-n", "1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        follower_procs.append(follower)
+        reader = LineReader(follower.stdout)  # type: ignore[arg-type]
+        reader.wait_for(f"{first} done")
+        assert circusctl(daemon, "restart", "w", "--waiting").returncode == 0
+        second = pids(daemon, "w")[0]
+        reader.wait_for(f"{second} done")
+        assert reader.seen == [f"{first} done", f"{second} done"]  # no stdout line at all
+        assert terminate(follower) == 0
+        assert "lost" not in follower.stderr.read()  # type: ignore[union-attr]
+
+
 def test_tail_follows_across_a_restart_of_circusd(
     tmp_path: Path, emitter: str, follower_procs: list[subprocess.Popen[str]]
 ) -> None:

@@ -263,8 +263,10 @@ class WatcherOutput:
                     "time": now, "seq": first, "origin": self.origin, "text": text}
             self.sink(output_topic(self.watcher_name, wid).encode(), body)
 
-    def recent(self, count: int, wids: Iterable[int] | None = None) -> list[OutputLine]:
-        """The last ``count`` lines of the given slots (all by default), oldest first."""
+    def recent(self, count: int, wids: Iterable[int] | None = None,
+               stream: str | None = None) -> list[OutputLine]:
+        """The last ``count`` lines of the given slots (all by default) and stream (both by
+        default), oldest first."""
         count = min(count, self.limits.lines)
         if count <= 0:
             return []
@@ -273,6 +275,8 @@ class WatcherOutput:
         for wid in chosen:  # newest batches first, only as many as ``count`` lines need
             needed = count
             for batch in reversed(self.rings[wid].batches):
+                if stream is not None and batch.stream != stream:
+                    continue
                 batches.append(batch)
                 needed -= batch.count
                 if needed <= 0:

@@ -21,6 +21,7 @@ from circus.commands.base import (
     Result,
     int_prop,
     number_prop,
+    string_prop,
     watcher_from,
 )
 from circus.errors import MessageError
@@ -89,7 +90,7 @@ class Tail(QuickCommand):
     """The last ``lines`` output lines of some watchers (all by default), oldest first, and
     each watcher's last line number so that a follower can skip what it already printed.
     ``follow`` (seconds, at most 60) asks circusd to publish their new lines that long: a
-    follower renews it while it follows."""
+    follower renews it while it follows. ``pid`` and ``stream`` narrow the lines down."""
 
     name = "tail"
 
@@ -107,6 +108,9 @@ class Tail(QuickCommand):
         for watcher in watchers:
             watcher.output.follow(follow)
         pid = int_prop(props, "pid")
+        stream = string_prop(props, "stream")
+        if stream not in (None, "stdout", "stderr"):
+            raise MessageError("'stream' must be stdout or stderr")
         lines: list[dict[str, Any]] = []
         for watcher in watchers:
             wids = None
@@ -116,7 +120,7 @@ class Tail(QuickCommand):
                     raise MessageError(f"process {pid} not found in {watcher.name!r}")
                 wids = [proc.wid]
             lines.extend({"watcher": watcher.name, **line.as_dict()}
-                         for line in watcher.output.recent(count, wids))
+                         for line in watcher.output.recent(count, wids, stream))
         lines.sort(key=lambda line: (line["time"], line["watcher"], line["seq"]))
         return {"lines": lines[-count:] if count else [],
                 "seq": {w.name: w.output.seq for w in watchers},

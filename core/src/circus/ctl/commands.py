@@ -263,6 +263,8 @@ def _lines_arg(p: argparse.ArgumentParser, default: int) -> None:
 
 def _tail_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="watcher name")
+    p.add_argument("stream", nargs="?", choices=("stdout", "stderr"),
+                   help="only this stream (default: both), as in supervisorctl tail")
     _lines_arg(p, 10)
     p.add_argument("-f", "--follow", action="store_true",
                    help="then print new lines as they come, across restarts (Ctrl-C ends)")
@@ -283,12 +285,12 @@ def _lines_count(ns: argparse.Namespace) -> int:
 
 def _tail_props(ns: argparse.Namespace) -> Properties:
     return {"names": [ns.name], "lines": _lines_count(ns), "follow": ns.follow,
-            "prefixed": False}
+            "prefixed": False, "stream": ns.stream}
 
 
 def _logs_props(ns: argparse.Namespace) -> Properties:
     return {"names": list(ns.names), "lines": _lines_count(ns), "follow": ns.follow,
-            "prefixed": True}
+            "prefixed": True, "stream": None}
 
 
 def _keygen_args(p: argparse.ArgumentParser) -> None:

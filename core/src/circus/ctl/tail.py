@@ -74,10 +74,13 @@ class Follower:
     """Prints a backlog then live lines of some watchers (all when ``names`` is empty)."""
 
     def __init__(self, client: CircusClient, names: list[str], *, prefixed: bool,
-                 out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+                 stream: str | None = None, out: TextIO = sys.stdout,
+                 err: TextIO = sys.stderr) -> None:
         self.client = client
         self.names = names
         self.prefixed = prefixed
+        #: only this stream's lines (``tail NAME stderr``); the other's still advance ``last``
+        self.stream = stream
         self.out = out
         self.err = err
         #: last line number printed, per watcher name, and which numbering it belongs to
@@ -90,6 +93,8 @@ class Follower:
         props: dict[str, Any] = {"lines": count}
         if follow:
             props["follow"] = follow
+        if self.stream is not None:
+            props["stream"] = self.stream
         chosen = self.names if names is None else names
         if chosen:
             props["names"] = chosen
@@ -136,8 +141,9 @@ class Follower:
                     self._print(line)
         lost = first - 1 - self.last.get(name, 0)
         if lost > 0:
-            print(f"circusctl: {lost} lines of {name} were lost (printed faster than read)",
-                  file=self.err)
+            if self.stream is None:  # filtered, the gap may hold the other stream's lines
+                print(f"circusctl: {lost} lines of {name} were lost (printed faster than "
+                      "read)", file=self.err)
             self.last[name] = first - 1
 
     def handle(self, body: Mapping[str, Any]) -> None:
@@ -150,6 +156,10 @@ class Follower:
             self.last[name] = 0
         if first > self.last[name] + 1:
             self._fill_gap(name, first)
+        if self.stream is not None and body.get("stream") != self.stream:
+            text = str(body.get("text", ""))
+            self.last[name] = max(self.last[name], first + text.count("\n"))
+            return
         for offset, text in enumerate(str(body.get("text", "")).split("\n")):
             self._print({**body, "seq": first + offset, "line": text})
         self.out.flush()
@@ -210,9 +220,9 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def run(client: CircusClient, names: list[str], count: int, *, follow: bool,
-        prefixed: bool) -> None:
+        prefixed: bool, stream: str | None = None) -> None:
     """What ``tail``/``logs`` do; :class:`TailError` or ``CallError`` for the caller to print."""
-    follower = Follower(client, names, prefixed=prefixed)
+    follower = Follower(client, names, prefixed=prefixed, stream=stream)
     if not follow:
         follower.backlog(count)
         return
