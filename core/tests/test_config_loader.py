@@ -329,6 +329,7 @@ def test_watcher_typed_options(tmp_path: Path) -> None:
 def test_watchers_sorted_by_section_name(tmp_path: Path) -> None:
     config = load(tmp_path, "[watcher:b]\ncmd = b\n[watcher:a]\ncmd = a\n[other]\nx = 1\n")
     assert [w.name for w in config.watchers] == ["a", "b"]
+    assert [(w.section, w.key) for w in config.warnings] == [("other", None)]
 
 
 def test_singleton_allows_zero_or_one(tmp_path: Path) -> None:
@@ -428,11 +429,16 @@ def test_includes_relative_to_main_file(tmp_path: Path) -> None:
     assert a.priority == 2  # sections merge across files
 
 
-def test_missing_literal_include_is_an_error(tmp_path: Path) -> None:
-    path = write(tmp_path, "[circus]\ninclude = other.ini\n")
-    exc = load_error(path)
+def test_missing_include_warns_as_in_0_19(tmp_path: Path) -> None:
+    path = write(tmp_path, "[circus]\ninclude = other.ini\n[watcher:w]\ncmd = w\n")
+    config = load_config(path)
+    assert [w.name for w in config.watchers] == ["w"]
+    (warning,) = config.warnings
+    assert (warning.path, warning.section, warning.key) == (str(path), "circus", "include")
+    assert f"no such file {str(tmp_path / 'other.ini')!r}" in str(warning)
+    exc = load_error(write(tmp_path, "[circus]\ninclude = other.ini\nstrict = true\n"))
     assert_located(exc, path, "circus", "include")
-    assert str(tmp_path / "other.ini") in str(exc)
+    assert "refused under strict mode" in str(exc)
 
 
 def test_unreadable_include_is_an_error(tmp_path: Path) -> None:

@@ -79,6 +79,8 @@ class Arbiter:
         self._config_lock = asyncio.Lock()
         #: set by circusd: reopens its own log output (``reload`` without a name, SIGHUP)
         self.reopen_logs: Callable[[], None] | None = None
+        #: called once every channel is bound (``circusd --daemon`` then lets its parent exit)
+        self.on_bound: Callable[[], None] | None = None
         for plugin in plugins or []:
             watchers = [*watchers, _plugin_config(plugin, self.settings)]
         for cfg in watchers:
@@ -172,6 +174,8 @@ class Arbiter:
                 self._context, self.settings.stats_endpoint, self.sampler, self
             )
             await self.stats_stream.start()
+        if self.on_bound is not None:
+            self.on_bound()
         if self.settings.check_delay > 0:
             self._tick_task = asyncio.create_task(self._tick_loop(), name="circus-tick")
         log.info(

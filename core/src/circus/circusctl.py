@@ -18,8 +18,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import zmq
+
 from circus import __version__
 from circus.client import CircusClient
+from circus.config.settings import check_endpoint
 from circus.credentials import CIRCUSCTL_LABEL
 from circus.ctl import tail
 from circus.ctl.commands import COMMANDS, LONG_STATUS, UsageError
@@ -155,8 +158,8 @@ def _call(settings: _Settings, command: str, props: dict[str, object],
         print(f"circusctl: {exc}", file=sys.stderr)
         print(TIMEOUT_HINT.format(endpoint=settings.endpoint, env=ENDPOINT_ENV), file=sys.stderr)
         return EXIT_CLIENT
-    except CallError as exc:
-        print(f"circusctl: {exc}", file=sys.stderr)
+    except (CallError, zmq.ZMQError) as exc:
+        print(f"circusctl: {settings.endpoint}: {exc}", file=sys.stderr)
         return EXIT_CLIENT
     finally:
         if own:
@@ -185,6 +188,7 @@ def run_command(ns: argparse.Namespace, settings: _Settings,
     try:
         props = command.properties(ns)
         if command.name != "keygen":
+            _check_endpoint(settings.endpoint)
             settings.load_keys()
     except (UsageError, CurveKeyError) as exc:
         print(f"circusctl {command.name}: error: {exc}", file=sys.stderr)
@@ -201,6 +205,14 @@ def run_command(ns: argparse.Namespace, settings: _Settings,
                      unknown_hint="this circusd predates `status -l` (Circus 0.19?): "
                      "use `circusctl stats` for per-process figures")
     return _call(settings, command.name, props, client)
+
+
+def _check_endpoint(endpoint: str) -> None:
+    """``--endpoint bogus`` is a usage error (exit 2, one line), not a ZeroMQ traceback."""
+    try:
+        check_endpoint(endpoint)
+    except ValueError as exc:
+        raise UsageError(f"--endpoint: {exc}") from None
 
 
 def _tail(settings: _Settings, props: dict[str, Any]) -> int:
@@ -273,8 +285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if ns.command is None:
             try:
+                _check_endpoint(settings.endpoint)
                 settings.load_keys()
-            except CurveKeyError as exc:
+            except (CurveKeyError, UsageError) as exc:
                 print(f"circusctl: error: {exc}", file=sys.stderr)
                 return EXIT_USAGE
             return _interactive(parser, settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import resource
 import signal
@@ -49,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         choices=["auto", "json", "console", "text"],
     )
     parser.add_argument("--logger-config", dest="loggerconfig", help="accepted, not used")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse a config with unknown keys or a missing include (default: "
+                        "warn, as 0.19 accepts them)")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     return parser
 
@@ -134,23 +138,67 @@ def raise_fd_limit() -> tuple[int, int]:
     return soft, soft
 
 
-def _daemonize() -> None:
-    """Double fork, new session, stdio to /dev/null: the classic detach."""
+#: what the daemon writes on the start-up pipe once its channels are bound
+_READY = b"\0"
+
+
+def _daemonize() -> Callable[[], None]:
+    """Double fork, new session, stdin/stdout to /dev/null; returns the "started" callback.
+
+    Unlike 0.19, the launching process waits for the daemon: until the daemon calls the
+    returned function (every channel bound), the daemon's stderr is a pipe the launcher reads,
+    so a bind failure or a bad log output is printed by the launcher, which exits 1; after it,
+    the launcher exits 0 and the daemon's stderr goes to /dev/null.
+    """
+    read_end, write_end = os.pipe()
     if os.fork() > 0:
-        os._exit(0)
+        os.close(write_end)
+        os._exit(_report_startup(read_end))
+    os.close(read_end)
     os.setsid()
     if os.fork() > 0:
         os._exit(0)
     devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    if devnull > 2:
-        os.close(devnull)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def started() -> None:
+        with contextlib.suppress(OSError):
+            os.write(2, _READY)
+        os.dup2(devnull, 2)
+        if devnull > 2:
+            os.close(devnull)
+
+    return started
 
 
-async def _serve(config: CircusConfig, reopen_logs: Callable[[], None]) -> None:
+def _report_startup(read_end: int) -> int:
+    """In the launcher: relay the daemon's start-up messages; 0 once it said it is ready."""
+    chunks = []
+    while chunk := os.read(read_end, 65536):
+        chunks.append(chunk)
+        if chunk.endswith(_READY):
+            break
+    text = b"".join(chunks)
+    ready = text.endswith(_READY)
+    message = text.removesuffix(_READY).decode("utf-8", "replace")
+    if not ready and not message.strip():
+        message = "circusd: the daemon exited during start-up without a message\n"
+    sys.stderr.write(message)
+    sys.stderr.flush()
+    return 0 if ready else 1
+
+
+async def _serve(
+    config: CircusConfig,
+    reopen_logs: Callable[[], None],
+    on_bound: Callable[[], None] | None = None,
+) -> None:
     arbiter = Arbiter.from_config(config)
     arbiter.reopen_logs = reopen_logs
+    arbiter.on_bound = on_bound
     loop = asyncio.get_running_loop()
     background: set[asyncio.Task[None]] = set()
 
@@ -188,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage()
         return 0
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, strict=args.strict)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 1
@@ -201,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"circusd: {exc}", file=sys.stderr)
         return 1
+    for warning in config.warnings:
+        log.warning(str(warning))
     _warn_unsupported(config)
     reset = clean_signal_state()
     if reset:
@@ -211,12 +261,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if pidfile:
             pidfile = os.path.abspath(pidfile)
             _check_pidfile(pidfile)
+        started = None
         if args.daemon:
-            _daemonize()
+            started = _daemonize()
+            # the pid captured by the log processors is the launcher's: set it up again
+            configure_logging(level, output, args.logformat, process_name="circus")
         if pidfile:
             _write_pidfile(pidfile)
+        reopen = functools.partial(_reopen_logs, level, output, args.logformat)
         try:
-            asyncio.run(_serve(config, lambda: _reopen_logs(level, output, args.logformat)))
+            asyncio.run(_serve(config, reopen, started))
         finally:
             if pidfile:
                 _remove_own_pidfile(pidfile)

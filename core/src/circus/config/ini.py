@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from circus.errors import ConfigError
 
 DEFAULT_SECTION = "DEFAULT"
-_HEADER = re.compile(r"^\[(?P<name>.+)\]$")
+# as 0.19's configparser: the name runs to the *last* ``]``; text after it is not part of it
+_HEADER = re.compile(r"^\[(?P<name>.+)\](?P<rest>.*)$")
 
 
 @dataclass
@@ -27,6 +28,8 @@ class IniData:
     sections: dict[str, dict[str, str]] = field(default_factory=dict)
     origins: dict[tuple[str, str], str] = field(default_factory=dict)
     section_files: dict[str, str] = field(default_factory=dict)
+    #: things 0.19 accepts that are likely mistakes, as (path, section, message)
+    warnings: list[tuple[str, str | None, str]] = field(default_factory=list)
 
     def add(self, path: str, section: str, key: str, value: str) -> None:
         options = self.sections.setdefault(section, {})
@@ -77,7 +80,8 @@ def parse_ini(text: str, path: str, data: IniData) -> None:
 
     As in 0.19: an indented line continues the current option (blank continuation lines are
     dropped, no comment stripping in them); blank lines do not end an option; ``""`` is empty.
-    Unlike 0.19, indented ``#``/``;`` lines are comments too.
+    Unlike 0.19, indented ``#``/``;`` lines are comments too, and a line starting with ``[``
+    that is not a complete header is an error (0.19 makes it an option of the section above).
     """
     section: str | None = None
     key: str | None = None
@@ -101,8 +105,22 @@ def parse_ini(text: str, path: str, data: IniData) -> None:
             section = header.group("name").strip()
             if not section:
                 raise ConfigError(f"line {lineno}: empty section name", path=path)
+            rest = header.group("rest").strip()
+            if rest and rest[0] not in "#;":
+                data.warnings.append(
+                    (path, section, f"line {lineno}: text after the section header ignored: "
+                     f"{rest!r}")
+                )
             data.ensure_section(path, section)
             continue
+        if stripped.startswith("["):
+            # 0.19 reads "[watcher:web" as an option of the previous section and drops the
+            # watcher without a word
+            raise ConfigError(
+                f"line {lineno}: malformed section header {stripped!r}: missing ']'? "
+                f"(meant [{stripped[1:].strip()}]?)",
+                path=path,
+            )
         if section is None:
             raise ConfigError(
                 f"line {lineno}: option outside any section (add a [section] header first)",

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import structlog
 
+from circus.config.checks import ConfigWarning, check_section_type, unknown_key
 from circus.config.environment import (
     ENV_PREFIX,
     ENV_SECTION,
@@ -23,9 +24,15 @@ from circus.config.environment import (
     watcher_env,
 )
 from circus.config.ini import IniData, parse_ini
-from circus.config.model import CircusConfig, WatcherConfig
+from circus.config.model import WATCHER_OPTIONS, CircusConfig, WatcherConfig
 from circus.config.plugin_section import PLUGIN_PREFIX, plugin_watcher
-from circus.config.settings import CIRCUS_SECTION, settings_from_options
+from circus.config.settings import (
+    CIRCUS_SECTION,
+    INCLUDE_KEYS,
+    NOT_READ_BY_019,
+    SETTINGS,
+    settings_from_options,
+)
 from circus.config.watcher_options import watcher_from_options
 from circus.errors import ConfigError
 
@@ -52,32 +59,39 @@ def _read(path: str, data: IniData, included_from: str | None = None) -> None:
     parse_ini(text, path, data)
 
 
-def _include_paths(main_path: str, data: IniData) -> list[str]:
-    """Files named by ``include`` / ``include_dir`` of the main file, relative to its folder."""
+def _include_paths(main_path: str, data: IniData, warnings: list[ConfigWarning]) -> list[str]:
+    """Files named by ``include`` / ``include_dir`` of the main file, relative to its folder.
+
+    What matches nothing is a warning (0.19 behaviour), so an optional ``conf.d/*.ini`` works.
+    """
     options = data.sections.get(CIRCUS_SECTION, {})
     base = os.path.dirname(os.path.abspath(main_path))
     found: list[str] = []
     for pattern in options.get("include", "").split():
         full = os.path.join(base, os.path.expanduser(pattern))
         matched = sorted(glob.glob(full))
-        if not matched and not _GLOB_CHARS & set(pattern):
-            raise ConfigError(
-                f"included file {full!r} does not exist",
-                path=main_path,
-                section=CIRCUS_SECTION,
-                key="include",
+        if not matched:  # 0.19 warns and goes on, even for a plain file name
+            warnings.append(
+                ConfigWarning(
+                    f"{'no file matches' if _GLOB_CHARS & set(pattern) else 'no such file'} "
+                    f"{full!r}: nothing included",
+                    path=main_path,
+                    section=CIRCUS_SECTION,
+                    key="include",
+                )
             )
-        if not matched:
-            log.warning("include pattern matches no file", pattern=pattern, config=main_path)
         found.extend(matched)
     for folder in options.get("include_dir", "").split():
         full = os.path.join(base, os.path.expanduser(folder))
         if not os.path.isdir(full):
-            log.warning("include_dir is not a directory", include_dir=full, config=main_path)
+            warnings.append(
+                ConfigWarning(f"{full!r} is not a directory: nothing included", path=main_path,
+                              section=CIRCUS_SECTION, key="include_dir")
+            )
             continue
         matched = sorted(glob.glob(os.path.join(full, "*.ini")))
         if not matched:
-            log.warning("include_dir holds no *.ini file", include_dir=full, config=main_path)
+            log.info("include_dir holds no *.ini file", include_dir=full, config=main_path)
         found.extend(matched)
     unique: list[str] = []
     seen = {os.path.realpath(main_path)}
@@ -131,13 +145,23 @@ class _Sections:
         return ConfigError(exc.message, path=path, section=section, key=exc.key)
 
 
-def load_config(path: str | os.PathLike[str]) -> CircusConfig:
-    """Load the configuration file at ``path`` (contract section 8)."""
+def load_config(path: str | os.PathLike[str], *, strict: bool = False) -> CircusConfig:
+    """Load the configuration file at ``path`` (contract section 8).
+
+    Likely mistakes that 0.19 accepts (unknown keys, a missing include) land in
+    ``config.warnings``; with ``strict`` (or ``[circus] strict = true``) the first one is raised
+    as a :class:`ConfigError` instead.
+    """
     main_path = os.fspath(path)
     data = IniData()
+    warnings: list[ConfigWarning] = []
     _read(main_path, data)
-    for include in _include_paths(main_path, data):
+    for include in _include_paths(main_path, data, warnings):
         _read(include, data, included_from=main_path)
+    for section in data.names():
+        odd = check_section_type(section, data.origin(section))
+        if odd is not None:
+            warnings.append(odd)
 
     sections = _Sections(data)
     settings = settings_from_options(
@@ -147,6 +171,9 @@ def load_config(path: str | os.PathLike[str]) -> CircusConfig:
     config = CircusConfig(
         path=os.path.abspath(main_path), settings=settings, env=sections.global_env
     )
+    config.warnings.extend(warnings)
+    config.warnings.extend(ConfigWarning(m, path=p, section=s) for p, s, m in data.warnings)
+    config.warnings.extend(_circus_key_warnings(data, settings.extra))
     names = sorted(n for n in data.names() if data.items(n))
     for section in names:
         if section.startswith(SOCKET_PREFIX):
@@ -173,7 +200,45 @@ def load_config(path: str | os.PathLike[str]) -> CircusConfig:
             )
         seen[folded] = section
         config.watchers.append(watcher)
+        if not watcher.is_plugin:
+            config.warnings.extend(_watcher_key_warnings(data, section, watcher))
+    if (strict or settings.strict) and config.warnings:
+        raise config.warnings[0].as_error()
     return config
+
+
+def _written(data: IniData, section: str, keys: Iterable[str]) -> list[str]:
+    """The ``keys`` written in ``section`` itself (``[DEFAULT]`` values reach every section and
+    are not judged against each of them)."""
+    own = data.sections.get(section, {})
+    return sorted(key for key in keys if key in own)
+
+
+def _circus_key_warnings(data: IniData, extra: Mapping[str, str]) -> list[ConfigWarning]:
+    found = []
+    for key in _written(data, CIRCUS_SECTION, extra):
+        path = data.origin(CIRCUS_SECTION, key)
+        if key in NOT_READ_BY_019:
+            found.append(ConfigWarning("ignored: 0.19 does not read it from a config file either",
+                                       path=path, section=CIRCUS_SECTION, key=key))
+        else:
+            known = [*SETTINGS, *INCLUDE_KEYS]
+            found.append(unknown_key(key, known, path=path, section=CIRCUS_SECTION,
+                                     note=" (ignored)"))
+    return found
+
+
+def _watcher_key_warnings(
+    data: IniData, section: str, watcher: WatcherConfig
+) -> list[ConfigWarning]:
+    """Free-form keys without a dot: ``flapping.max_retry`` addresses a plugin, ``numprocess``
+    is a typo that 0.19 keeps as a free-form option without a word."""
+    unknown = [key for key in watcher.extra if "." not in key]
+    return [
+        unknown_key(key, WATCHER_OPTIONS, path=data.origin(section, key), section=section,
+                    note=" (kept as a free-form option, as 0.19 does)")
+        for key in _written(data, section, unknown)
+    ]
 
 
 def _load_watcher(section: str, sections: _Sections) -> WatcherConfig:

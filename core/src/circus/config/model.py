@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from circus.config import convert
+from circus.config.checks import ConfigWarning
 from circus.config.kinds import (
     ArgsKind,
     BoolKind,
@@ -68,6 +69,8 @@ class CircusSettings:
     httpd: bool = False
     httpd_host: str = "localhost"
     httpd_port: int = 8080
+    #: unknown keys are errors instead of warnings (``circusd --strict`` does the same)
+    strict: bool = False
     # Keys of [circus] that circus does not know, kept as written (0.19 ignores them too).
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -203,6 +206,8 @@ class CircusConfig:
     plugins: list[PluginConfig] = field(default_factory=list)
     # The [env] section (after $NAME expansion), for reference and for `add`.
     env: dict[str, str] = field(default_factory=dict)
+    #: likely mistakes 0.19 accepts silently (unknown keys...): circusd logs them at start
+    warnings: list[ConfigWarning] = field(default_factory=list)
 
 
 #: every watcher option, by name (see :class:`WatcherConfig`)
