@@ -111,3 +111,31 @@ def test_circusctl_bogus_endpoint_is_one_line() -> None:
     assert unusable.returncode == 1
     assert len(unusable.stderr.strip().splitlines()) == 1
     assert "Traceback" not in unusable.stderr
+
+
+def test_shell_exit_and_quit_leave_the_shell_stop_daemon_stops(tmp_path: Path) -> None:
+    with CircusdProcess("[watcher:w]\ncmd = sleep 120\n", tmp_path / "a") as daemon:
+        shell = [*CIRCUSCTL, "--endpoint", daemon.endpoint]
+
+        def session(text: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(shell, input=text, capture_output=True, text=True,
+                                  timeout=60, check=False)
+
+        left = session("exit\nstatus\n")  # the line after exit is never run
+        assert left.returncode == 0
+        assert left.stdout.count("active") == 1  # the status shown on entering only
+        kept = session("quit\nn\n")
+        assert "Stop circusd and every process it runs as well? [y/N] " in kept.stdout
+        assert "circusd keeps running (stop-daemon stops it)" in kept.stdout
+        assert daemon.call("status")["statuses"] == {"w": "active"}
+        assert daemon.popen is not None
+        stopped = session("stop-daemon --waiting\nstatus\n")
+        assert stopped.returncode == 0
+        assert daemon.popen.wait(30) == 0
+    with CircusdProcess("[watcher:w]\ncmd = sleep 120\n", tmp_path / "b") as daemon:
+        confirmed = subprocess.run([*CIRCUSCTL, "--endpoint", daemon.endpoint],
+                                   input="quit --waiting\nyes\n", capture_output=True,
+                                   text=True, timeout=60, check=False)
+        assert confirmed.returncode == 0
+        assert daemon.popen is not None
+        assert daemon.popen.wait(30) == 0
