@@ -260,8 +260,9 @@ def _ratio(numerator: float, denominator: float) -> str:
 
 def blocked(side: Side, workdir: Path, seconds: float, queue_size: int) -> dict[str, float]:
     out = workdir / f"blocked-{time.monotonic_ns()}.log"
-    config = ("[watcher:churn]\ncmd = true\nnumprocesses = 50\nautostart = false\n\n"
-              + _plugin_section("probe", out, "block")
+    # min_uptime = 0: no crash-loop backoff, the churn goes on for the whole minute
+    config = ("[watcher:churn]\ncmd = true\nnumprocesses = 50\nautostart = false\n"
+              "min_uptime = 0\n\n" + _plugin_section("probe", out, "block")
               + f"block = {seconds}\nqueue_size = {queue_size}\n")
     with running(side.start(config, env=ENV)) as daemon, \
             CircusClient(daemon.endpoint, 60) as client:

@@ -40,6 +40,18 @@ StartCircusd = Callable[..., CircusdProcess]
 StartPlugin = Callable[..., Any]
 
 
+def _end_all(stops: list[Callable[[], object]]) -> None:
+    """Call every ``stop`` (each ends something a test started), then raise the first error."""
+    errors: list[BaseException] = []
+    for stop in stops:
+        try:
+            stop()
+        except Exception as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
 @pytest.fixture
 def circusd(tmp_path: Path) -> Iterator[StartCircusd]:
     """Factory: ``circusd(config_text, **options) -> CircusdProcess`` (started, answering)."""
@@ -53,14 +65,7 @@ def circusd(tmp_path: Path) -> Iterator[StartCircusd]:
         return daemon.start()
 
     yield start
-    errors: list[BaseException] = []
-    for daemon in reversed(started):
-        try:
-            daemon.stop()
-        except Exception as exc:  # stop every daemon, then report the first problem
-            errors.append(exc)
-    if errors:
-        raise errors[0]
+    _end_all([daemon.stop for daemon in reversed(started)])
 
 
 @pytest.fixture
@@ -75,14 +80,7 @@ def circus_plugin() -> Iterator[StartPlugin]:
         return runner.start()
 
     yield start
-    errors: list[BaseException] = []
-    for runner in reversed(running):
-        try:
-            runner.stop()
-        except Exception as exc:
-            errors.append(exc)
-    if errors:
-        raise errors[0]
+    _end_all([runner.stop for runner in reversed(running)])
 
 
 @pytest.fixture
