@@ -541,6 +541,7 @@ class RedisObserverCase:
     name = "redis_observer"
     ours = "redis_observer"
     original = "circus.plugins.redis_observer.RedisObserver"
+    condition = "redis stops answering → kill"
     ready = ("observing redis://", "Starting")
     original_broken = ("needs the redis library, absent from the 0.19 install; with it, "
                        "timeout is passed positionally to the URL factory (B7)")
