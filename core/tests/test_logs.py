@@ -74,7 +74,7 @@ def test_stderr_output_and_console_format() -> None:
     ("args", "message"),
     [
         ("'loud'", "unknown log level 'loud'"),
-        ("'info', 'syslog://localhost:514?daemon'", "syslog is not supported"),
+        ("'info', 'syslog://localhost:514?nope'", "unknown syslog facility 'nope'"),
         ("'info', '-', 'xml'", "unknown log format 'xml'"),
         ("'info', '/nonexistent/dir/file.log'", "cannot open log output"),
     ],

@@ -49,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         choices=["auto", "json", "console", "text"],
     )
-    parser.add_argument("--logger-config", dest="loggerconfig", help="accepted, not used")
+    parser.add_argument("--logger-config", dest="loggerconfig",
+                        help="a logging config file (.ini, .json, .yaml) that replaces level "
+                        "and output; 'default' = circusd's own")
     parser.add_argument("--strict", action="store_true",
                         help="refuse a config with unknown keys or a missing include (default: "
                         "warn, as 0.19 accepts them)")
@@ -244,8 +246,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = args.loglevel or settings.loglevel or "info"
     output = args.logoutput or settings.logoutput or "-"
     pidfile = args.pidfile or settings.pidfile
+    setup = functools.partial(configure_logging, level, output, args.logformat,
+                              process_name="circus",
+                              logger_config=args.loggerconfig or settings.loggerconfig)
     try:
-        configure_logging(level, output, args.logformat, process_name="circus")
+        setup()
     except ValueError as exc:
         print(f"circusd: {exc}", file=sys.stderr)
         return 1
@@ -265,10 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.daemon:
             started = _daemonize()
             # the pid captured by the log processors is the launcher's: set it up again
-            configure_logging(level, output, args.logformat, process_name="circus")
+            setup()
         if pidfile:
             _write_pidfile(pidfile)
-        reopen = functools.partial(_reopen_logs, level, output, args.logformat)
+        reopen = functools.partial(_reopen_logs, setup)
         try:
             asyncio.run(_serve(config, reopen, started))
         finally:
@@ -298,9 +303,9 @@ def _warn_unsupported(config: CircusConfig) -> None:
                     path=config.path)
 
 
-def _reopen_logs(level: str, output: str, fmt: str) -> None:
+def _reopen_logs(setup: Callable[[], None]) -> None:
     try:
-        configure_logging(level, output, fmt, process_name="circus")
+        setup()
     except (OSError, ValueError) as exc:
         log.error("cannot reopen the log output", error=str(exc))
 

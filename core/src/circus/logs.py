@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from typing import IO, Any
 
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
+
+from circus.logoutputs import apply_logger_config, open_output
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -52,24 +53,6 @@ def parse_level(level: str | int) -> int:
         raise ValueError(
             f"unknown log level {level!r} (choose from {', '.join(sorted(LEVELS))})"
         ) from None
-
-
-def _open_output(output: str) -> tuple[logging.Handler, IO[str]]:
-    if output in ("-", "stdout", ""):
-        return logging.StreamHandler(sys.stdout), sys.stdout
-    if output == "stderr":
-        return logging.StreamHandler(sys.stderr), sys.stderr
-    if output.startswith("syslog:"):
-        raise ValueError(
-            f"log output {output!r}: syslog is not supported; "
-            "log to '-' (stdout), 'stderr' or a file path"
-        )
-    try:
-        handler = logging.FileHandler(output, mode="a", encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"cannot open log output {output!r}: {exc.strerror}") from None
-    assert handler.stream is not None
-    return handler, handler.stream
 
 
 def _add_process(process_name: str | None) -> Processor:
@@ -102,8 +85,20 @@ def _render_text(_: WrappedLogger, __: str, event: EventDict) -> str:
     return line
 
 
-def _renderer(fmt: str, stream: IO[str]) -> tuple[Processor, list[Processor]]:
-    """The final renderer and any processors it needs before it."""
+def _render_message(_: WrappedLogger, __: str, event: EventDict) -> str:
+    """The message and its fields as one string, for formatters of a ``loggerconfig`` file
+    (which know ``%(message)s``, not structlog's event dictionaries)."""
+    message = event.pop("event", "")
+    exc = event.pop("exception", None)
+    for meta in ("level", "logger", "timestamp"):
+        event.pop(meta, None)
+    extras = " ".join(f"{key}={value!r}" for key, value in sorted(event.items()))
+    line = f"{message} {extras}" if extras else str(message)
+    return f"{line}\n{exc}" if exc else line
+
+
+def _renderer(fmt: str, stream: IO[str] | None) -> tuple[Processor, list[Processor]]:
+    """The final renderer and any processors it needs before it (syslog: no stream)."""
     is_tty = bool(getattr(stream, "isatty", lambda: False)())
     if fmt == "auto":
         fmt = "console" if is_tty else "text"
@@ -120,17 +115,24 @@ def configure_logging(
     fmt: str = "auto",
     *,
     process_name: str | None = None,
+    logger_config: str | None = None,
 ) -> None:
     """Route structlog and stdlib logging to ``output`` at ``level`` in format ``fmt``.
 
+    ``output`` may be a syslog URL and ``logger_config`` a logging configuration file that
+    replaces level, output and format (:mod:`circus.logoutputs`; ``default`` = not given).
     Calling it again replaces the previous set-up (handler closed, never duplicated), so a
     process logs each line once whatever its start-up path. Raises ``ValueError`` with a
-    readable message for a bad level, format or output (the CLIs print it and exit).
+    readable message for a bad level, format, output or logger config (the CLIs print it and
+    exit).
     """
     numeric = parse_level(level)
     if fmt not in FORMATS:
         raise ValueError(f"unknown log format {fmt!r} (choose from {', '.join(FORMATS)})")
-    handler, stream = _open_output(output)
+    if logger_config and logger_config.strip() != "default":
+        _configure_from_file(logger_config)
+        return
+    handler, stream = open_output(output)
     renderer, pre_render = _renderer(fmt, stream)
 
     shared: list[Processor] = [
@@ -152,11 +154,7 @@ def configure_logging(
             ],
         )
     )
-    root = logging.getLogger()
-    while _installed:
-        old = _installed.pop()
-        root.removeHandler(old)
-        old.close()
+    root = _remove_installed()
     root.addHandler(handler)
     root.setLevel(numeric)
     _installed.append(handler)
@@ -166,6 +164,35 @@ def configure_logging(
             structlog.stdlib.filter_by_level,
             *shared,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+def _remove_installed() -> logging.Logger:
+    root = logging.getLogger()
+    while _installed:
+        old = _installed.pop()
+        root.removeHandler(old)
+        old.close()
+    return root
+
+
+def _configure_from_file(path: str) -> None:
+    """structlog renders each event to a plain message; the file's handlers and formatters
+    (``%(asctime)s``, ``%(process)d``...) do the rest, as they did under 0.19."""
+    apply_logger_config(path)  # first: a bad file leaves the current set-up in place
+    _remove_installed()
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            _render_message,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
