@@ -30,9 +30,10 @@ from circus.ctl.listen import listen
 from circus.ctl.render import as_json, is_error, render
 from circus.ctl.shell import CtlShell
 from circus.curve import ClientKeys, CurveKeyError, load_public, load_secret_pair, write_pair
+from circus.discovery import discover
 from circus.errors import CallError, CallTimeout
 from circus.logs import configure_logging, get_logger
-from circus.protocol import DEFAULT_ENDPOINT, DEFAULT_PUBSUB
+from circus.protocol import DEFAULT_ENDPOINT, DEFAULT_MULTICAST, DEFAULT_PUBSUB
 
 ENDPOINT_ENV = "CIRCUSCTL_ENDPOINT"
 CURVE_SERVER_KEY_ENV = "CIRCUSCTL_CURVE_SERVER_KEY"
@@ -77,6 +78,10 @@ def _add_global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint", default=sup,
                         help=f"control endpoint (default ${ENDPOINT_ENV} or {DEFAULT_ENDPOINT}); "
                         f"for listen the pub/sub endpoint (default {DEFAULT_PUBSUB})")
+    parser.add_argument("--discover", default=sup, metavar="udp://GROUP:PORT",
+                        help="find circusd by multicast discovery instead of --endpoint (its "
+                        f"multicast_endpoint, e.g. {DEFAULT_MULTICAST}; add ?interface=ADDR "
+                        "to choose the interface)")
     parser.add_argument("--timeout", type=_positive_float, default=sup, metavar="SECONDS",
                         help=f"how long to wait for a reply (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--json", action="store_true", default=sup,
@@ -134,6 +139,19 @@ class _Settings:
         )
         self.curve_key: str | None = pick("curve_key", os.environ.get(CURVE_KEY_ENV) or None)
         self.curve: ClientKeys | None = None
+        self.discover: str | None = pick("discover", None)
+
+    def resolve_endpoint(self) -> None:
+        """Ask the multicast group for circusd's endpoint when ``--discover`` is given
+        (:class:`UsageError` for a bad address, :class:`TimeoutError` when nobody answers)."""
+        if self.discover is None or self.explicit_endpoint:
+            _check_endpoint(self.endpoint)
+            return
+        try:
+            self.endpoint = discover(self.discover, self.timeout)
+        except ValueError as exc:
+            raise UsageError(f"--discover: {exc}") from None
+        self.discover = None  # found: shell lines inheriting these settings reuse it
 
     def load_keys(self) -> None:
         """Read the CURVE keys named by the options (:class:`CurveKeyError` if unusable)."""
@@ -188,11 +206,14 @@ def run_command(ns: argparse.Namespace, settings: _Settings,
     try:
         props = command.properties(ns)
         if command.name != "keygen":
-            _check_endpoint(settings.endpoint)
+            settings.resolve_endpoint()
             settings.load_keys()
     except (UsageError, CurveKeyError) as exc:
         print(f"circusctl {command.name}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except TimeoutError as exc:
+        print(f"circusctl: {exc}", file=sys.stderr)
+        return EXIT_CLIENT
     if command.name == "keygen":
         return _keygen(props["directory"], props["name"])
     if command.name == "listen":
@@ -285,11 +306,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if ns.command is None:
             try:
-                _check_endpoint(settings.endpoint)
+                settings.resolve_endpoint()
                 settings.load_keys()
             except (CurveKeyError, UsageError) as exc:
                 print(f"circusctl: error: {exc}", file=sys.stderr)
                 return EXIT_USAGE
+            except TimeoutError as exc:
+                print(f"circusctl: {exc}", file=sys.stderr)
+                return EXIT_CLIENT
             return _interactive(parser, settings)
         return run_command(ns, settings)
     except KeyboardInterrupt:

@@ -22,6 +22,7 @@ import zmq
 import circus
 from circus.arbiter import Arbiter
 from circus.config import CircusConfig, load_config
+from circus.discovery import start_responder
 from circus.errors import ConfigError
 from circus.leftovers import take_over
 from circus.logs import configure_logging
@@ -217,12 +218,18 @@ async def _serve(
     loop.add_signal_handler(signal.SIGHUP, on_signal, "reload")
     registry = await take_over(config.settings.endpoint)
     Process.tracker = registry
+    discovery = None
+    if config.settings.discovery:
+        discovery = await start_responder(config.settings.multicast_endpoint,
+                                          config.settings.endpoint)
     try:
         await arbiter.run()
     except zmq.ZMQError as exc:
         raise StartupError(f"cannot bind: {exc}") from None
     finally:
         Process.tracker = None
+        if discovery is not None:
+            discovery.close()
     if registry is not None:
         registry.close()
     log.info("circusd stopped")

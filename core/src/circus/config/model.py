@@ -71,6 +71,8 @@ class CircusSettings:
     httpd_port: int = 8080
     #: unknown keys are errors instead of warnings (``circusd --strict`` does the same)
     strict: bool = False
+    #: answer discovery datagrams: only when ``multicast_endpoint`` is set (circus.discovery)
+    discovery: bool = False
     # Keys of [circus] that circus does not know, kept as written (0.19 ignores them too).
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -72,7 +72,8 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "endpoint": check_endpoint,
     "pubsub_endpoint": check_endpoint,
     "stats_endpoint": check_endpoint,
-    "multicast_endpoint": check_endpoint,
+    # checked when circusd starts answering: unusable = discovery off with a warning, as in 0.19
+    "multicast_endpoint": lambda v: convert.to_str(v).strip(),
     "check_delay": convert.to_float,
     "endpoint_owner": _owner,
     "curve_server_key": _curve_server_key,
@@ -102,7 +103,8 @@ def settings_from_options(
     """Convert the ``[circus]`` options; unknown keys are kept in ``extra``.
 
     ``origin(key)`` names the file a key came from, for the error message. Setting
-    ``stats_endpoint`` explicitly turns ``statsd`` on, as in 0.19.
+    ``stats_endpoint`` explicitly turns ``statsd`` on, as in 0.19; setting a non-empty
+    ``multicast_endpoint`` turns discovery on (:mod:`circus.discovery`).
     """
     values: dict[str, Any] = {}
     extra: dict[str, str] = {}
@@ -120,4 +122,6 @@ def settings_from_options(
             ) from None
     if "stats_endpoint" in values:
         values["statsd"] = True
+    # only a configured endpoint is answered on (0.19 listens by default); empty = off
+    values["discovery"] = bool(values.get("multicast_endpoint"))
     return CircusSettings(extra=extra, **values)
