@@ -42,8 +42,6 @@ def test_each_kind_of_limit() -> None:
     assert exceeded(s, Sample(cpu=5.0, mem=0.5, rss=None)) == ["under_memory"]
     # unknown values exceed nothing (0.19 counted "N/A" as 100 %)
     assert exceeded(s, Sample(cpu=None, mem=None, rss=None)) == []
-    # children: no cpu judgement (circusd's child cpu readings are always 0)
-    assert exceeded(s, Sample(cpu=0.0, mem=25.0, rss=None), child=True) == ["over_memory"]
 
 
 def test_acts_after_the_window_then_starts_over() -> None:

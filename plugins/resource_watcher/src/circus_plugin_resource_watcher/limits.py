@@ -53,15 +53,14 @@ class Sample:
         return f"cpu {self.cpu}%, mem {self.mem}% ({rss})"
 
 
-def exceeded(settings: ResourceSettings, sample: Sample, *, child: bool = False) -> list[str]:
+def exceeded(settings: ResourceSettings, sample: Sample) -> list[str]:
     """The kinds of limit this sample exceeds.
 
     An unknown value exceeds nothing (0.19 counted ``"N/A"`` as 100 %, so a process it could
-    not read was restarted). Children are not judged on cpu: circusd reads a child's cpu from
-    a fresh process handle each time, which always says 0.
+    not read was restarted).
     """
     kinds = []
-    cpu = None if child else sample.cpu
+    cpu = sample.cpu
     if cpu is not None and settings.max_cpu is not None and cpu > settings.max_cpu:
         kinds.append("over_cpu")
     if cpu is not None and settings.min_cpu is not None and cpu <= settings.min_cpu:
@@ -104,7 +103,7 @@ class ResourceTracker:
     def observe(self, entity: Entity, sample: Sample,
                 now: float) -> tuple[list[str], Decision | None]:
         """Record a sample; returns the kinds it exceeds and a decision when one is due."""
-        kinds = exceeded(self.settings, sample, child=entity[1] is not None)
+        kinds = exceeded(self.settings, sample)
         history = self._entities.setdefault(entity, _History())
         for kind in KINDS:
             if kind in kinds:
