@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from circus.errors import ConfigError
-from circus_plugin_autoscale.metrics import MetricError, average_cpu, from_command
+from circus_plugin_autoscale.metrics import CommandMetric, MetricError, average_cpu
 from circus_plugin_autoscale.policy import AutoscalePolicy
 from circus_plugin_autoscale.settings import AutoscaleSettings
 
@@ -107,13 +107,13 @@ def test_metric_helpers() -> None:
     assert average_cpu(info) == 20.0
     with pytest.raises(MetricError, match="no process"):
         average_cpu({})
-    assert asyncio.run(from_command("echo 42.5", 5.0)) == 42.5
+    assert asyncio.run(CommandMetric("echo 42.5", 5.0).read()) == 42.5
     with pytest.raises(MetricError, match="not a number"):
-        asyncio.run(from_command("echo lots", 5.0))
+        asyncio.run(CommandMetric("echo lots", 5.0).read())
     with pytest.raises(MetricError, match="exited with 3"):
-        asyncio.run(from_command("exit 3", 5.0))
+        asyncio.run(CommandMetric("exit 3", 5.0).read())
     with pytest.raises(MetricError, match=r"more than 0\.2s"):
-        asyncio.run(from_command("sleep 5", 0.2))
+        asyncio.run(CommandMetric("sleep 5", 0.2).read())
 
 
 @pytest.mark.parametrize(

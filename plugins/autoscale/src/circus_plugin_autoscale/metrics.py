@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import urllib.request
 from typing import Any
 
@@ -37,23 +39,43 @@ def parse_number(text: str, source: str) -> float:
         raise MetricError(f"{source} gave {text.strip()[:60]!r}, not a number") from None
 
 
-async def from_command(command: str, timeout: float) -> float:
-    """Run ``command`` in a shell; its standard output is the value."""
-    proc = await asyncio.create_subprocess_shell(
-        command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        stdin=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        async with asyncio.timeout(timeout):
-            out, err = await proc.communicate()
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise MetricError(f"metric_command took more than {timeout:g}s") from None
-    if proc.returncode != 0:
-        raise MetricError(f"metric_command exited with {proc.returncode}: "
-                          f"{err.decode(errors='replace').strip()[:200]}")
-    return parse_number(out.decode(errors="replace"), "metric_command")
+class CommandMetric:
+    """Runs ``command`` in a shell for each reading; its standard output is the value.
+
+    The running child is remembered so :meth:`close` can end it when the plugin stops: a
+    reading in flight must not outlive the plugin as an orphan.
+    """
+
+    def __init__(self, command: str, timeout: float) -> None:
+        self.command = command
+        self.timeout = timeout
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def read(self) -> float:
+        self._proc = proc = await asyncio.create_subprocess_shell(
+            self.command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
+        )
+        try:
+            async with asyncio.timeout(self.timeout):
+                out, err = await proc.communicate()
+        except TimeoutError:
+            await self.close()
+            raise MetricError(f"metric_command took more than {self.timeout:g}s") from None
+        finally:
+            self._proc = None
+        if proc.returncode != 0:
+            raise MetricError(f"metric_command exited with {proc.returncode}: "
+                              f"{err.decode(errors='replace').strip()[:200]}")
+        return parse_number(out.decode(errors="replace"), "metric_command")
+
+    async def close(self) -> None:
+        """Kill (with the shell's own children: its session) and reap a reading in flight."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
 
 
 def _fetch(url: str, timeout: float) -> str:

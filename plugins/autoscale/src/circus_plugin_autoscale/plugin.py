@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from circus.errors import CallError
 from circus.plugins import AsyncCircusPlugin, Scheduled
-from circus_plugin_autoscale.metrics import MetricError, average_cpu, from_command, from_url
+from circus_plugin_autoscale.metrics import CommandMetric, MetricError, average_cpu, from_url
 from circus_plugin_autoscale.policy import AutoscalePolicy, Decision
 from circus_plugin_autoscale.settings import AutoscaleSettings
 
@@ -35,6 +35,8 @@ class Autoscale(AsyncCircusPlugin):
         self._busy = False
         self._last_problem: str | None = None
         self._last_held: str | None = None
+        self._command = (CommandMetric(self.settings.metric_command, self.settings.timeout)
+                         if self.settings.metric_command else None)
 
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> None:
@@ -58,6 +60,8 @@ class Autoscale(AsyncCircusPlugin):
     async def handle_stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._command is not None:
+            await self._command.close()
 
     def _problem(self, message: str | None) -> None:
         """Log a problem once per distinct message (a sample per second must not flood)."""
@@ -101,8 +105,8 @@ class Autoscale(AsyncCircusPlugin):
     async def measure(self) -> float:
         s = self.settings
         if s.metric == "command":
-            assert s.metric_command is not None
-            return await from_command(s.metric_command, s.timeout)
+            assert self._command is not None
+            return await self._command.read()
         if s.metric == "http":
             assert s.metric_url is not None
             return await from_url(s.metric_url, s.timeout)
