@@ -670,7 +670,8 @@ def main() -> int:
             ratio = _ratio(median(theirs.delays), median(ours.delays))
             rows.append([title, _cell(ours), _cell(theirs), ratio,
                          str(len(ours.delays)), _faults(ours), _faults(theirs)])
-            short.append([f"{title}: {case.condition} (p50)", fmt_ms(median(ours.delays)),
+            condition = getattr(case, "condition", "condition → action")
+            short.append([f"{title}: {condition} (p50)", fmt_ms(median(ours.delays)),
                           fmt_ms(median(theirs.delays)) if theirs.delays else "never",
                           f"{ratio} faster" if theirs.delays else ""])
     text = (f"Measured {header}, {'--quick' if args.quick else f'{samples} samples per case'} "
