@@ -443,7 +443,8 @@ def main() -> int:
     print(text)
     if args.write:
         write_section("plugins", text)
-        write_section("summary-plugins", table(["", OURS, ORIGINAL, "ratio"], short))
+        write_section("summary-plugins", f"Plugins: {header} (`bench/bench_plugins.py`).\n\n"
+                      + table(["", OURS, ORIGINAL, "ratio"], short))
     return 0
 
 
