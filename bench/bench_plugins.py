@@ -151,7 +151,9 @@ def latency(side: Side, workdir: Path, check_delay: float | None,
 def delivery(side: Side, workdir: Path, plugins: int) -> dict[str, float]:
     tag = time.monotonic_ns()
     outs = [workdir / f"delivery-{tag}-{i}.log" for i in range(plugins)]
-    config = "[watcher:churn]\ncmd = true\nnumprocesses = 50\nautostart = false\n\n" + "".join(
+    # min_uptime = 0: no crash-loop backoff, so the churn lasts the whole window
+    config = ("[watcher:churn]\ncmd = true\nnumprocesses = 50\nautostart = false\n"
+              "min_uptime = 0\n\n") + "".join(
         _plugin_section(f"p{i}", out, "log") for i, out in enumerate(outs)
     )
 
