@@ -119,8 +119,14 @@ class _Sections:
         ]
 
     def _expanded(self, section: str) -> dict[str, str]:
+        """``$NAME`` from circusd's environment, then ``$(circus.env.X)`` as in every other
+        section (``[env]`` values are visible from ``[env:...]`` sections)."""
         items = self.data.items(section).items()
-        return {key: expand_dollar_names(value, self.environ) for key, value in items}
+        variables = {**self.environ, **self.global_env}
+        return {
+            key: substitute_env(expand_dollar_names(value, self.environ), variables)
+            for key, value in items
+        }
 
     def env_for(self, watcher_name: str) -> dict[str, str]:
         return watcher_env(watcher_name, self.global_env, self.pattern_sections)
