@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -50,9 +50,8 @@ def circusctl(
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[CircusdProcess]:
-    with CircusdProcess(CONFIG, tmp_path) as running:
-        yield running
+def daemon(circusd: Callable[..., CircusdProcess]) -> CircusdProcess:
+    return circusd(CONFIG)
 
 
 def ctl(daemon: CircusdProcess, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

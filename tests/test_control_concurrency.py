@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,8 @@ cmd = sleep 600
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[CircusdProcess]:
-    with CircusdProcess(STUBBORN, tmp_path) as running:
-        yield running
+def daemon(circusd: Callable[..., CircusdProcess]) -> CircusdProcess:
+    return circusd(STUBBORN)
 
 
 @pytest.fixture

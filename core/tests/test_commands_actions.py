@@ -5,8 +5,7 @@ Each test gets its own daemon so that the state one test leaves cannot hide a bu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -31,9 +30,8 @@ OK_KEYS = {"status", "time", "id"}
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[CircusdProcess]:
-    with CircusdProcess(CONFIG, tmp_path) as running:
-        yield running
+def daemon(circusd: Callable[..., CircusdProcess]) -> CircusdProcess:
+    return circusd(CONFIG)
 
 
 def ok(reply: dict[str, Any], *fields: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -70,9 +70,8 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[CircusdProcess]:
-    with CircusdProcess("[watcher:w]\ncmd = sleep 120\n", tmp_path / "d", check_delay=1) as d:
-        yield d
+def daemon(circusd: Callable[..., CircusdProcess]) -> CircusdProcess:
+    return circusd("[watcher:w]\ncmd = sleep 120\n", check_delay=1)
 
 
 def runner(*args: str, project: Path | None = None, **kwargs: object) -> list[str]:
