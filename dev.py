@@ -105,6 +105,8 @@ def _apt_get(*args: str) -> int:
 DEBIAN_TOOLS = {
     "redis-server": ("redis-server", "redis_observer tests"),
     "tmux": ("tmux", "circus-top tests (ours and 0.19's, run in tmux)"),
+    "chromium": ("chromium", "web dashboard browser tests (headless Chromium)"),
+    "chromedriver": ("chromium-driver", "web dashboard browser tests (driven by selenium)"),
 }
 
 

@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from circus import __version__
-from circus.testing import CircusdProcess, EventCollector, kill_tree, wait_gone
+from circus.testing import (
+    CircusdProcess,
+    EventCollector,
+    free_port,
+    kill_tree,
+    wait_gone,
+    wait_until,
+)
 from circus.transports import CommandClient
 
 CIRCUSD = [sys.executable, "-m", "circus.circusd"]
@@ -164,15 +171,19 @@ def test_json_log_format(tmp_path: Path) -> None:
     assert "watcher stopped" in messages
 
 
-def test_unsupported_companions_are_warned_about_not_silently_ignored(tmp_path: Path) -> None:
+def test_statsd_and_httpd_companions_start(tmp_path: Path) -> None:
+    """0.19's companions: the stats stream, and httpd's dashboard (circus-plugin-web; its
+    own tests drive it in a browser)."""
     stats = f"ipc://{tempfile.mkdtemp(prefix='circus-')}/stats.sock"
+    port = free_port()
     config = (
-        f"[circus]\nstatsd = true\nstats_endpoint = {stats}\nhttpd = true\n\n"
-        "[watcher:w]\ncmd = sleep 60\n"
+        f"[circus]\nstatsd = true\nstats_endpoint = {stats}\nhttpd = true\n"
+        f"httpd_port = {port}\n\n[watcher:w]\ncmd = sleep 60\n"
     )
     with CircusdProcess(config, tmp_path) as daemon:
         assert daemon.call("status", name="w")["status"] == "active"
+        wait_until(lambda: "dashboard on http://127.0.0.1:" in daemon.log_text(),
+                   "the dashboard listening", daemon=daemon)
         log = daemon.log_text()
-    assert "not supported" not in log.split("httpd = true")[0]  # statsd is supported now
+    assert "not supported" not in log
     assert "stats stream started" in log
-    assert "httpd = true: the web UI is not supported yet" in log

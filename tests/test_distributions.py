@@ -28,6 +28,7 @@ BUNDLED = {
     "command_reloader": "circus-plugin-command-reloader",
     "autoscale": "circus-plugin-autoscale",
     "prometheus": "circus-plugin-prometheus",
+    "web": "circus-plugin-web",
 }
 FOLDERS = {"circus-core": "core", **{dist: f"plugins/{short}" for short, dist in BUNDLED.items()}}
 

@@ -263,7 +263,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for warning in config.warnings:
         log.warning(str(warning))
-    _warn_unsupported(config)
     reset = clean_signal_state()
     if reset:
         log.info("inherited signal state reset for the children", signals=reset)
@@ -296,18 +295,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     return 0
-
-
-def _warn_unsupported(config: CircusConfig) -> None:
-    """Say so when the config asks for a 0.19 companion process this circusd does not run yet.
-
-    The options stay accepted, so a 0.19 config keeps loading; silently doing nothing would
-    leave the user looking for a web UI that never comes.
-    """
-    if config.settings.httpd:
-        log.warning("httpd = true: the web UI is not supported yet; nothing listens on "
-                    f"{config.settings.httpd_host}:{config.settings.httpd_port}",
-                    path=config.path)
 
 
 def _reopen_logs(setup: Callable[[], None]) -> None:

@@ -25,7 +25,7 @@ from circus.config.environment import (
 )
 from circus.config.ini import IniData, parse_ini
 from circus.config.model import WATCHER_OPTIONS, CircusConfig, WatcherConfig
-from circus.config.plugin_section import PLUGIN_PREFIX, plugin_watcher
+from circus.config.plugin_section import PLUGIN_PREFIX, httpd_plugin, plugin_watcher
 from circus.config.settings import (
     CIRCUS_SECTION,
     INCLUDE_KEYS,
@@ -208,6 +208,13 @@ def load_config(path: str | os.PathLike[str], *, strict: bool = False) -> Circus
         config.watchers.append(watcher)
         if not watcher.is_plugin:
             config.warnings.extend(_watcher_key_warnings(data, section, watcher))
+    httpd = httpd_plugin(config.settings, sections.env_for(PLUGIN_PREFIX + "web"), set(seen))
+    if isinstance(httpd, str):
+        config.warnings.append(ConfigWarning(httpd, path=data.origin(CIRCUS_SECTION, "httpd"),
+                                             section=CIRCUS_SECTION, key="httpd"))
+    elif httpd is not None:
+        config.plugins.append(httpd[0])
+        config.watchers.append(httpd[1])
     if (strict or settings.strict) and config.warnings:
         raise config.warnings[0].as_error()
     return config

@@ -187,3 +187,31 @@ def plugin_watcher(
         raise ConfigError(exc.message, section=name, key=exc.key) from None
     watcher.is_plugin = True
     return PluginConfig(name=name, use=use, class_path=class_path, options=config), watcher
+
+
+#: the plugin ``[circus] httpd = true`` starts (circushttpd's successor, circus-plugin-web)
+HTTPD_PLUGIN = "web"
+
+
+def httpd_plugin(
+    settings: CircusSettings, env: Mapping[str, str] | None, taken: set[str]
+) -> tuple[PluginConfig, WatcherConfig] | str | None:
+    """``httpd = true``: the dashboard plugin on ``httpd_host:httpd_port``, as 0.19 started
+    circushttpd; ``None`` without ``httpd``. A string says why it cannot run (circusd warns
+    and runs the rest, as 0.19 did without circus-web): a ``[plugin:web]`` section already runs
+    it (that section wins), the distribution is not installed, or the address would need an
+    access token (give one in a ``[plugin:web]`` section). ``taken`` holds the lower-cased
+    names of the watchers already defined."""
+    if not settings.httpd:
+        return None
+    name = PLUGIN_PREFIX + HTTPD_PLUGIN
+    if name in taken:
+        return f"httpd = true and a [{name}] section: the section's dashboard runs"
+    options = {"host": settings.httpd_host, "port": str(settings.httpd_port)}
+    try:
+        return plugin_watcher(name, HTTPD_PLUGIN, options, settings, env)
+    except ConfigError as exc:
+        option = {"host": "httpd_host", "port": "httpd_port"}.get(exc.key or "", exc.key)
+        where = f" ({option})" if option else ""
+        return (f"httpd = true: the dashboard does not start{where}: {exc.message}; install "
+                "circus-plugin-web, or configure it in a [plugin:web] section")
