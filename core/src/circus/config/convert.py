@@ -10,6 +10,7 @@ errno-3 reply. Keeping one set of rules means a value accepted in a file is acce
 from __future__ import annotations
 
 import grp
+import ipaddress
 import math
 import pwd
 from collections.abc import Callable, Mapping
@@ -96,6 +97,17 @@ def to_port(value: Any) -> int:
     if port > 65535:
         raise ValueError(f"must be at most 65535, got {port}")
     return port
+
+
+def to_ip_address(value: Any) -> str:
+    """An IP address to listen on, as written. Host names are refused: ``localhost`` may
+    resolve to ``::1`` alone, and a server should listen exactly where it was told."""
+    text = str(value).strip()
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError(f"must be an IP address such as 127.0.0.1, got {text!r}") from None
+    return text
 
 
 def to_str(value: Any) -> str:

@@ -22,7 +22,6 @@ import uvicorn
 from circus.errors import CallError, ConfigError
 from circus.plugins import AsyncCircusPlugin
 from circus.plugins.sequence import Gap
-from circus.protocol import split_topic
 from circus_plugin_web.app import create_app
 from circus_plugin_web.board import Board
 from circus_plugin_web.output import OutputFollower, line_record
@@ -103,13 +102,11 @@ class WebDashboard(AsyncCircusPlugin):
     # -- events and statistics --------------------------------------------------------------
 
     async def handle_recv(self, data: tuple[str, str]) -> None:
-        topic, message = data
-        try:
-            watcher, action = split_topic(topic)
-            payload = self.load_message(message)
-        except ValueError:
+        event = self.parse_event(data)
+        if event is None:
             return
-        record = self.board.event(watcher, action, payload if isinstance(payload, dict) else {})
+        watcher, action, payload = event
+        record = self.board.event(watcher, action, payload)
         if self.broadcast is not None:
             self.broadcast.event(record)
             view = self.board.watchers.get(watcher)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from circus.config.convert import plugin_option, to_float, to_port
+from circus.config.convert import plugin_option, to_float, to_ip_address, to_port
 from circus.errors import ConfigError
 
 #: circushttpd's defaults in 0.19 (``httpd_host``/``httpd_port``)
@@ -61,16 +61,9 @@ class WebSettings:
 
 
 def _host(value: Any) -> str:
-    """An IP address: ``localhost`` may resolve to ``::1`` alone, and whether the address is
-    loopback decides whether a token is required, so a name is not guessed at."""
-    text = str(value).strip()
-    if text == "localhost":  # 0.19's httpd_host default
-        return DEFAULT_HOST
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        raise ValueError(f"must be an IP address such as 127.0.0.1, got {text!r}") from None
-    return text
+    """An IP address (whether it is loopback decides whether a token is required, so a name
+    is not guessed at); ``localhost``, 0.19's ``httpd_host`` default, means 127.0.0.1."""
+    return DEFAULT_HOST if str(value).strip() == "localhost" else to_ip_address(value)
 
 
 def _token(value: Any) -> str:
