@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from circus.config.convert import plugin_option, to_float, to_port
+from circus.config.convert import plugin_option, to_float, to_ip_address, to_port
 
 #: default port of ``/metrics``; documented in the README (change it with ``port``)
 DEFAULT_PORT = 9645
@@ -32,14 +31,8 @@ class PrometheusSettings:
 
 
 def _host(value: Any) -> str:
-    """An IP address to listen on. Names are refused: ``localhost`` may resolve to ``::1``
-    alone, and a metrics endpoint should listen exactly where it was told."""
-    text = str(value).strip()
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        raise ValueError(f"must be an IP address such as 127.0.0.1, got {text!r}") from None
-    return text
+    """An IP address to listen on (names are refused: see ``to_ip_address``)."""
+    return to_ip_address(value)
 
 
 def _interval(value: Any) -> float:
