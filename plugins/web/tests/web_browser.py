@@ -110,10 +110,11 @@ class Browser:
         return self.driver.execute_script(script, *args)
 
     def open(self, url: str) -> None:
-        """Load the page and wait for its first snapshot."""
+        """Load the page and wait until its first snapshot is on screen."""
         self.driver.get(url)
         self.wait(lambda: self.js("return window.circusCounters && "
-                                  "window.circusCounters.snapshots > 0"), "the first snapshot")
+                                  "window.circusCounters.snapshots > 0 && "
+                                  "window.circusCounters.renders > 0"), "the first snapshot")
 
     def wait(self, condition: Any, what: str, timeout: float = 20.0) -> None:
         wait_until(lambda: bool(condition()), what, timeout)
@@ -136,9 +137,12 @@ class Browser:
             ".map((r) => r.dataset.pid)")]
 
     def click(self, selector: str) -> None:
-        """A real mouse click (scrolled into view), as a person would."""
+        """A real mouse click (scrolled into view), as a person would, once the element is
+        there (the page renders on its next animation frame)."""
         from selenium.webdriver.common.by import By
 
+        self.wait(lambda: self.js("return document.querySelector(arguments[0]) !== null",
+                                  selector), f"{selector} on the page")
         self.driver.find_element(By.CSS_SELECTOR, selector).click()
 
     def type(self, selector: str, text: str) -> None:

@@ -22,7 +22,7 @@ let pendingEvents = [];        // events received, not yet painted (for the late
 
 // What the benchmark and the tests read: event-to-screen delays (ms) and counters.
 window.circusLatency = [];
-window.circusCounters = {batches: 0, events: 0, snapshots: 0};
+window.circusCounters = {batches: 0, events: 0, snapshots: 0, renders: 0};
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -95,26 +95,52 @@ function sparkline(name) {
 
 // -- the watchers table ---------------------------------------------------------------------
 
+// A row is built once and then patched in place: replacing it at every change (up to 20 times
+// a second under churn) would swallow a click whose button vanished between press and release.
 function watcherRow(view) {
-  const [cpu, mem] = sums(view);
-  const live = view.processes.length;
   const buttons = el('td', {class: 'actions'},
     ...ACTIONS.map((cmd) => el('button', {type: 'button', 'data-cmd': cmd,
       title: `${cmd} ${view.name}`}, cmd === 'incr' ? '+1' : cmd === 'decr' ? '−1' : cmd)));
   const name = el('td', {class: 'name'},
     el('button', {type: 'button', class: 'toggle', 'data-toggle': view.name,
-      title: 'processes, chart and output'}, open === view.name ? '▾' : '▸'),
+      title: 'processes, chart and output'}, '▸'),
     view.name.replace(/^plugin:/, ''),
     view.plugin ? el('span', {class: 'badge'}, 'plugin') : null);
-  return el('tr', {class: `watcher ${view.state}`, 'data-watcher': view.name, 'data-state': view.state},
+  const spark = sparkline(view.name);
+  const row = el('tr', {'data-watcher': view.name},
     name,
-    el('td', null, el('span', {class: `state ${view.state}`}, view.state)),
-    el('td', {class: 'num count', 'data-count': live}, `${live}/${view.numprocesses}`),
-    el('td', {class: 'num restarts'}, view.restarts),
-    el('td', {class: 'num'}, fmtNumber(cpu)),
-    el('td', {class: 'num'}, fmtNumber(mem)),
-    el('td', null, sparkline(view.name)),
+    el('td', null, el('span', {class: 'state'})),
+    el('td', {class: 'num count'}),
+    el('td', {class: 'num restarts'}),
+    el('td', {class: 'num cpu'}),
+    el('td', {class: 'num mem'}),
+    el('td', null, spark),
     buttons);
+  updateRow(row, view);
+  return row;
+}
+
+function setText(node, text) {
+  const value = String(text);
+  if (node.textContent !== value) node.textContent = value;
+}
+
+function updateRow(row, view) {
+  const [cpu, mem] = sums(view);
+  const live = view.processes.length;
+  row.className = `watcher ${view.state}`;
+  row.dataset.state = view.state;
+  const state = row.querySelector('.state');
+  state.className = `state ${view.state}`;
+  setText(state, view.state);
+  const count = row.querySelector('.count');
+  count.dataset.count = live;
+  setText(count, `${live}/${view.numprocesses}`);
+  setText(row.querySelector('.restarts'), view.restarts);
+  setText(row.querySelector('.cpu'), fmtNumber(cpu));
+  setText(row.querySelector('.mem'), fmtNumber(mem));
+  setText(row.querySelector('.toggle'), open === view.name ? '▾' : '▸');
+  drawChart(row.querySelector('.spark'), history.get(view.name), 1, 120, 24);
 }
 
 function sortedNames() {
@@ -135,9 +161,7 @@ function renderWatchers() {
       if (open === name) closeDetail();
       continue;
     }
-    const row = watcherRow(view);
-    if (old) old.replaceWith(row);
-    rows.set(name, row);
+    if (old) updateRow(old, view); else rows.set(name, watcherRow(view));
     if (open === name) renderDetail();
   }
   // keep the order (plugins after watchers, by name); moved only when the set changes
@@ -164,17 +188,35 @@ function renderDetail() {
   const box = detail.querySelector('.detail');
   drawChart(box.querySelector('.chart.cpu'), history.get(open), 1, 300, 80);
   drawChart(box.querySelector('.chart.mem'), history.get(open), 2, 300, 80);
-  box.querySelector('.procs tbody').replaceChildren(...view.processes.map((p) =>
-    el('tr', {'data-pid': p.pid},
-      el('td', {class: 'num'}, p.wid ?? '–'),
-      el('td', {class: 'num pid'}, p.pid),
-      el('td', {class: 'uptime', 'data-started': p.started}, fmtUptime(p.started)),
-      el('td', {class: 'num'}, p.restarts ?? '–'),
-      el('td', {class: 'num'}, fmtNumber(p.cpu)),
-      el('td', {class: 'num'}, fmtNumber(p.mem)),
-      el('td', {class: 'num'}, p.rss ?? '–'),
-      el('td', null, el('button', {type: 'button', 'data-cmd': 'signal', 'data-pid': p.pid,
-        title: `send the chosen signal to ${p.pid}`}, 'signal')))));
+  // keyed by pid and patched in place, like the watcher rows (a signal button stays clickable)
+  const body = box.querySelector('.procs tbody');
+  const existing = new Map([...body.children].map((tr) => [tr.dataset.pid, tr]));
+  const wanted = view.processes.map((p) => {
+    let tr = existing.get(String(p.pid));
+    if (!tr) {
+      tr = el('tr', {'data-pid': p.pid},
+        el('td', {class: 'num wid'}), el('td', {class: 'num pid'}, p.pid),
+        el('td', {class: 'uptime'}), el('td', {class: 'num restarts'}),
+        el('td', {class: 'num cpu'}), el('td', {class: 'num mem'}), el('td', {class: 'num rss'}),
+        el('td', null, el('button', {type: 'button', 'data-cmd': 'signal', 'data-pid': p.pid,
+          title: `send the chosen signal to ${p.pid}`}, 'signal')));
+    }
+    setText(tr.querySelector('.wid'), p.wid ?? '–');
+    const uptime = tr.querySelector('.uptime');
+    uptime.dataset.started = p.started;
+    setText(uptime, fmtUptime(p.started));
+    setText(tr.querySelector('.restarts'), p.restarts ?? '–');
+    setText(tr.querySelector('.cpu'), fmtNumber(p.cpu));
+    setText(tr.querySelector('.mem'), fmtNumber(p.mem));
+    setText(tr.querySelector('.rss'), p.rss ?? '–');
+    return tr;
+  });
+  for (const [pid, tr] of existing) {
+    if (!view.processes.some((p) => String(p.pid) === pid)) tr.remove();
+  }
+  wanted.forEach((tr, index) => {
+    if (body.children[index] !== tr) body.insertBefore(tr, body.children[index] || null);
+  });
 }
 
 function closeDetail() {
@@ -267,6 +309,7 @@ function schedule() {
     }
     if (window.circusLatency.length > 100000) window.circusLatency.splice(0, 50000);
     pendingEvents = [];
+    window.circusCounters.renders += 1;
   });
 }
 
