@@ -40,7 +40,8 @@ def test_commands_need_the_page_header_json_and_the_same_origin(
 
     status, reply = board.post("/api/command", stop, {"Origin": board.url})
     assert (status, reply["status"]) == (200, "ok")
-    assert board.daemon.call("status", name="api")["status"] == "stopped"
+    wait_until(lambda: board.daemon.call("status", name="api")["status"] == "stopped",
+               "api stopped", daemon=board.daemon)
 
 
 def test_bad_commands_are_clear_errors(dashboard: Callable[..., Dashboard]) -> None:
