@@ -1,9 +1,10 @@
 """The arbiter: owns the watchers, the event publisher and the controller; runs until ``quit``.
 
-Startup (contract 9.4): bind the event PUB socket, start the control socket and the
-``check_delay`` housekeeping pass, then start every ``autostart`` watcher in descending
-priority. Shutdown: stop every watcher (initiated in ascending priority, concurrently), then
-close the controller and the publisher.
+Startup (contract 9.4): bind the ``[socket:NAME]`` sockets and the event PUB socket, start the
+control socket and the ``check_delay`` housekeeping pass, then start every ``autostart`` watcher
+in descending priority (``on_demand`` ones wait for their socket instead). Shutdown: stop every
+watcher (initiated in ascending priority, concurrently), then close the controller and the
+publisher, and the sockets last.
 """
 
 from __future__ import annotations
@@ -25,16 +26,20 @@ from circus.binding import BindPolicy
 from circus.config import (
     CircusConfig,
     CircusSettings,
+    SocketConfig,
     WatcherConfig,
     load_config,
     plugin_watcher,
     watcher_from_options,
 )
+from circus.config.socket_use import used_sockets
 from circus.credentials import REGISTRY
 from circus.curve import CurveServer
 from circus.errors import ConfigError, ConflictError, MessageError
 from circus.events import EventPublisher
+from circus.on_demand import OnDemand
 from circus.output_tail import with_defaults
+from circus.sockets import SocketSet
 from circus.stats.report import daemon_stats
 from circus.stats.sampler import Sampler
 from circus.stats.stream import StatsStream
@@ -57,10 +62,15 @@ class Arbiter:
         config_path: str | None = None,
         plugins: list[WatcherConfig | Mapping[str, Any]] | None = None,
         context: zmq.asyncio.Context | None = None,
+        sockets: list[SocketConfig] | None = None,
     ) -> None:
         """``plugins``: plugin watchers already converted, or dicts with ``name``, ``use`` and
-        the plugin's options (converted here with :func:`circus.config.plugin_watcher`)."""
+        the plugin's options (converted here with :func:`circus.config.plugin_watcher`).
+        ``sockets``: the ``[socket:NAME]`` sockets, bound by :meth:`start`."""
         self.settings = settings or CircusSettings()
+        self.sockets = SocketSet(sockets)
+        self._socket_configs = {c.name: c for c in sockets or []}
+        self.on_demand = OnDemand(self.sockets, self._start_on_demand)
         self.config_path = config_path
         self._context = context
         self._own_context = context is None
@@ -88,7 +98,9 @@ class Arbiter:
 
     @classmethod
     def from_config(cls, config: CircusConfig) -> Arbiter:
-        return cls(config.watchers, config.settings, config_path=config.path)
+        return cls(
+            config.watchers, config.settings, config_path=config.path, sockets=config.sockets
+        )
 
     # -- simple views ------------------------------------------------------------------------
 
@@ -130,12 +142,17 @@ class Arbiter:
             "multicast_endpoint": s.multicast_endpoint,
         }
 
+    def list_sockets(self) -> list[dict[str, Any]]:
+        return self.sockets.listing()
+
     async def dstats(self) -> dict[str, Any]:
         return daemon_stats(await self.sampler.sample([os.getpid()]), os.getpid())
 
     # -- registry ----------------------------------------------------------------------------
 
     def _publish(self, watcher_name: str, action: str, payload: dict[str, Any]) -> int:
+        if action in ("start", "stop"):
+            self._on_demand_event(watcher_name, action)
         if self.publisher is None:
             return 0
         return self.publisher.publish(watcher_name, action, payload)
@@ -151,16 +168,38 @@ class Arbiter:
         self._loaded[key] = copy.deepcopy(cfg)
         # [circus] output_lines/output_bytes apply to watchers that do not set their own
         cfg = dataclasses.replace(cfg, extra=with_defaults(cfg.extra, self.settings.extra))
-        watcher = Watcher(cfg, self._publish, umask=self.settings.umask)
+        watcher = Watcher(cfg, self._publish, umask=self.settings.umask, sockets=self.sockets)
         watcher.arbiter = self
         watcher.output.sink = self._publish_output
         self._watchers[key] = watcher
         return watcher
 
+    # -- on_demand ---------------------------------------------------------------------------
+
+    def _on_demand_event(self, watcher_name: str, action: str) -> None:
+        """A stopped on-demand watcher waits for its sockets again; a started one no longer."""
+        key = watcher_name.lower()
+        watcher = self._watchers.get(key)
+        if watcher is None or not watcher.config.on_demand:
+            return
+        self.on_demand.disarm(key)
+        if action == "stop" and self._quitting is None and self.publisher is not None:
+            self.on_demand.arm(key, watcher.config)
+
+    async def _start_on_demand(self, key: str) -> None:
+        watcher = self._watchers.get(key)
+        if watcher is None or self._quitting is not None:
+            return
+        try:
+            await watcher.start()
+        except SpawnFailed as exc:  # the watcher retries after its backoff
+            log.warning("on-demand start failed", watcher=watcher.name, error=exc.reason)
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Bind the sockets, start the tick, then the autostart watchers."""
+        self.sockets.bind_all()  # before any watcher starts: they inherit these
         if self._context is None:
             self._context = zmq.asyncio.Context()
         self.bind_policy = self._bind_policy(self._context)
@@ -184,8 +223,12 @@ class Arbiter:
             pubsub=self.settings.pubsub_endpoint,
             watchers=len(self._watchers),
         )
+        waiting = [w for w in self._watchers.values() if w.config.on_demand]
+        for watcher in waiting:
+            if watcher.autostart:
+                self.on_demand.arm(watcher.name.lower(), watcher.config)
         with contextlib.suppress(SpawnFailed):  # logged by the watcher, retried after a backoff
-            await self.start_watchers()
+            await self.start_watchers([w for w in self._watchers.values() if w not in waiting])
 
     async def _start_controller(self) -> None:
         try:
@@ -243,6 +286,8 @@ class Arbiter:
         if self.bind_policy.curve is not None:
             self.bind_policy.curve.stop()
             REGISTRY.curve = None
+        self.on_demand.close()
+        self.sockets.close_all()  # last: nothing that inherited them is left
         if self._context is not None and self._own_context:
             self._context.term()
             self._context = None
@@ -350,6 +395,7 @@ class Arbiter:
         watcher.notify("remove")
         del self._watchers[watcher.name.lower()]
         self._loaded.pop(watcher.name.lower(), None)
+        self.on_demand.disarm(watcher.name.lower())
         if nostop:
             watcher.abandon()
             return
@@ -383,6 +429,7 @@ class Arbiter:
         wanted = {cfg.name.lower(): cfg for cfg in new.watchers}
         for key in [k for k in self._watchers if k not in wanted]:
             await self.remove_watcher_quietly(key)
+        await self._apply_sockets(new.sockets)
         failures: list[str] = []
         for key, cfg in wanted.items():
             old = self._loaded.get(key)
@@ -403,15 +450,41 @@ class Arbiter:
         if failures:
             raise SpawnFailed("; ".join(failures))
 
+    async def _apply_sockets(self, configs: list[SocketConfig]) -> None:
+        """Diff sockets by name: a changed or removed socket is closed, after the watchers using
+        it stopped (they are recreated by the watcher diff); a new or changed one is bound."""
+        wanted = {c.name: c for c in configs}
+        changed = {
+            name
+            for name in {*wanted, *self._socket_configs}
+            if wanted.get(name) != self._socket_configs.get(name)
+        }
+        if not changed:
+            return
+        every = [*self.sockets, *(n for n in wanted if n not in self.sockets)]
+        for key, cfg in list(self._loaded.items()):
+            if changed & set(used_sockets(cfg, every)) and key in self._watchers:
+                await self.remove_watcher_quietly(key)
+        for name in sorted(changed):
+            self.sockets.remove(name)
+            self._socket_configs.pop(name, None)
+            if name in wanted:
+                self.sockets.add(wanted[name])
+                self._socket_configs[name] = wanted[name]
+        log.info("sockets reloaded", sockets=sorted(changed))
+
     async def _register_and_start(self, cfg: WatcherConfig) -> None:
         watcher = self._register(cfg)
-        if watcher.autostart:
+        if watcher.autostart and cfg.on_demand:
+            self.on_demand.arm(watcher.name.lower(), watcher.config)
+        elif watcher.autostart:
             await watcher.start()
 
     async def remove_watcher_quietly(self, key: str) -> None:
         """Stop and drop a watcher without a ``remove`` event (what reloadconfig does)."""
         watcher = self._watchers.pop(key)
         self._loaded.pop(key, None)
+        self.on_demand.disarm(key)
         await watcher.stop()
         watcher.close_streams()
 

@@ -88,6 +88,10 @@ class SpawnSpec:
     umask: int | None = None
     rlimits: dict[int, int | None] = field(default_factory=dict)
     close_stdin: bool = True
+    #: fd that becomes the child's stdin (``stdin_socket``); wins over ``close_stdin``
+    stdin_fd: int | None = None
+    #: fds the child keeps at the same numbers (its ``[socket:NAME]`` sockets); all others close
+    pass_fds: tuple[int, ...] = ()
     stdout: Output = "inherit"
     stderr: Output = "inherit"
 
@@ -105,6 +109,12 @@ def _rlimit_setter(limits: dict[int, int | None]) -> Callable[[], None]:
             resource.setrlimit(res, (soft, soft))
 
     return apply
+
+
+def _stdin(spec: SpawnSpec) -> int | None:
+    if spec.stdin_fd is not None:
+        return spec.stdin_fd
+    return subprocess.DEVNULL if spec.close_stdin else None
 
 
 def _std(output: Output) -> int | None:
@@ -206,12 +216,13 @@ class Process:
         return subprocess.Popen(
             spec.argv,
             executable=spec.executable,
-            stdin=subprocess.DEVNULL if spec.close_stdin else None,
+            stdin=_stdin(spec),
             stdout=_std(spec.stdout),
             stderr=_std(spec.stderr),
             cwd=spec.cwd,
             env=spec.env,
             close_fds=True,
+            pass_fds=spec.pass_fds,
             start_new_session=True,
             user=spec.uid,
             group=spec.gid,

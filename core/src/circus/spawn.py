@@ -14,13 +14,16 @@ import dataclasses
 import glob
 import os
 import pwd
+import re
 import resource
 import shlex
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from circus.config.environment import Lookup, expand, lookup_name, split_template
 from circus.config.model import WatcherConfig
+from circus.config.socket_use import SOCKET_VARIABLE
 from circus.credentials import REGISTRY
 from circus.output_tail import capture_enabled
 from circus.process import Output, SpawnSpec
@@ -47,6 +50,19 @@ def child_env(cfg: WatcherConfig) -> dict[str, str]:
     return env
 
 
+def with_socket_fds(env: dict[str, str], sockets: Mapping[str, int]) -> dict[str, str]:
+    """``$(circus.sockets.NAME)`` in environment values -> the fd (only that variable: nothing
+    else substitutes inside environment values)."""
+    if not sockets:
+        return env
+
+    def fd_of(match: re.Match[str]) -> str:
+        fd = sockets.get((match.group(1) or match.group(2)).lower())
+        return match.group(0) if fd is None else str(fd)
+
+    return {key: SOCKET_VARIABLE.sub(fd_of, value) for key, value in env.items()}
+
+
 def variables(cfg: WatcherConfig, wid: int, env: dict[str, str]) -> dict[str, str]:
     """Values of ``$(circus.KEY)`` (keys lower-cased) for one spawn."""
     values: dict[str, str] = {}
@@ -69,13 +85,19 @@ def variables(cfg: WatcherConfig, wid: int, env: dict[str, str]) -> dict[str, st
     return values
 
 
-def spawn_lookup(cfg: WatcherConfig, wid: int, env: dict[str, str]) -> Lookup:
+def spawn_lookup(
+    cfg: WatcherConfig, wid: int, env: dict[str, str], sockets: Mapping[str, int] | None = None
+) -> Lookup:
     """Values of ``$(circus.KEY)`` for one spawn: ``env.X`` from the child's environment, then
-    circusd's (as at load), other keys from :func:`variables` (computed only when needed)."""
+    circusd's (as at load), ``sockets.NAME`` the fd the child gets, other keys from
+    :func:`variables` (computed only when needed)."""
     computed: dict[str, str] = {}
 
     def lookup(key: str) -> str | None:
         lowered = key.lower()
+        if lowered.startswith("sockets."):
+            fd = (sockets or {}).get(lowered[len("sockets.") :])
+            return None if fd is None else str(fd)
         if lowered.startswith("env."):
             name = key[4:]
             found = lookup_name(name, env)
@@ -87,7 +109,9 @@ def spawn_lookup(cfg: WatcherConfig, wid: int, env: dict[str, str]) -> Lookup:
     return lookup
 
 
-def build_argv(cfg: WatcherConfig, wid: int, env: dict[str, str]) -> list[str]:
+def build_argv(
+    cfg: WatcherConfig, wid: int, env: dict[str, str], sockets: Mapping[str, int] | None = None
+) -> list[str]:
     """The argument vector: ``argv`` verbatim for plugin watchers, else cmd + args.
 
     Templates are split shell-style *first*, then each argument is substituted: with
@@ -97,7 +121,7 @@ def build_argv(cfg: WatcherConfig, wid: int, env: dict[str, str]) -> list[str]:
     """
     if cfg.argv is not None:
         return list(cfg.argv)
-    lookup = spawn_lookup(cfg, wid, env)
+    lookup = spawn_lookup(cfg, wid, env, sockets)
     if isinstance(cfg.args, list):
         args = [expand(str(a), lookup) for a in cfg.args]
     else:
@@ -142,9 +166,22 @@ def _groups(uid: int | None, gid: int | None) -> tuple[int | None, list[int] | N
     return primary, os.getgrouplist(entry.pw_name, primary)
 
 
-def build_spec(cfg: WatcherConfig, wid: int, *, umask: int | None = None) -> SpawnSpec:
-    """Everything :meth:`circus.process.Process.spawn` needs for worker ``wid``."""
-    env = child_env(cfg)
+def build_spec(
+    cfg: WatcherConfig,
+    wid: int,
+    *,
+    umask: int | None = None,
+    sockets: Mapping[str, int] | None = None,
+) -> SpawnSpec:
+    """Everything :meth:`circus.process.Process.spawn` needs for worker ``wid``.
+
+    ``sockets``: name -> fd of the ``[socket:NAME]`` sockets this child gets
+    (:func:`circus.config.socket_use.used_sockets`), kept at their numbers in the child.
+    """
+    sockets = sockets or {}
+    env = with_socket_fds(child_env(cfg), sockets)
+    stdin_name = (cfg.stdin_socket or "").lower()
+    shared = {n: fd for n, fd in sockets.items() if cfg.use_sockets or n != stdin_name}
     capture = capture_enabled(cfg.extra)
     uid = cfg.uid
     if uid is not None and os.geteuid() != 0 and uid == os.geteuid():
@@ -153,7 +190,7 @@ def build_spec(cfg: WatcherConfig, wid: int, *, umask: int | None = None) -> Spa
     if gid is not None and os.geteuid() != 0 and gid == os.getegid():
         gid = None
     return SpawnSpec(
-        argv=build_argv(cfg, wid, env),
+        argv=build_argv(cfg, wid, env, sockets),
         env=env,
         cwd=cfg.working_dir,
         executable=cfg.executable,
@@ -163,6 +200,8 @@ def build_spec(cfg: WatcherConfig, wid: int, *, umask: int | None = None) -> Spa
         umask=umask,
         rlimits=_rlimits(cfg.rlimits),
         close_stdin=cfg.close_child_stdin,
+        stdin_fd=sockets.get(stdin_name) if stdin_name else None,
+        pass_fds=tuple(sorted(set(shared.values()))),
         stdout=_output(cfg.stdout_stream, cfg.close_child_stdout, capture),
         stderr=_output(cfg.stderr_stream, cfg.close_child_stderr, capture),
     )

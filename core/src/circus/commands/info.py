@@ -59,12 +59,13 @@ class DStats(Command):
 
 
 class ListSockets(QuickCommand):
-    """circusd's ``[socket:NAME]`` sockets; this daemon has none yet, so always empty."""
+    """circusd's ``[socket:NAME]`` sockets, sorted by fd: ``fd``, ``name``, ``backlog`` and
+    ``host``/``port`` (the real port when ``port = 0``) or ``path`` (contract 3.3)."""
 
     name = "listsockets"
 
     def answer(self, arbiter: ArbiterAPI, props: Props) -> Fields:
-        return {"sockets": []}
+        return {"sockets": arbiter.list_sockets()}
 
 
 class IPython(QuickCommand):

@@ -8,12 +8,14 @@ Import from here: ``load_config`` (INI file -> :class:`CircusConfig`), ``watcher
 from circus.config.loader import load_config
 from circus.config.model import CircusConfig, CircusSettings, PluginConfig, WatcherConfig
 from circus.config.plugin_section import plugin_watcher
+from circus.config.socket_section import SocketConfig
 from circus.config.watcher_options import watcher_from_options
 
 __all__ = [
     "CircusConfig",
     "CircusSettings",
     "PluginConfig",
+    "SocketConfig",
     "WatcherConfig",
     "load_config",
     "plugin_watcher",

@@ -33,11 +33,12 @@ from circus.config.settings import (
     SETTINGS,
     settings_from_options,
 )
+from circus.config.socket_section import SOCKET_PREFIX, SocketConfig, socket_from_options
+from circus.config.socket_use import check_socket_references
 from circus.config.watcher_options import watcher_from_options
 from circus.errors import ConfigError
 
 WATCHER_PREFIX = "watcher:"
-SOCKET_PREFIX = "socket:"
 _GLOB_CHARS = frozenset("*?[")
 
 log = structlog.get_logger(__name__)
@@ -183,11 +184,7 @@ def load_config(path: str | os.PathLike[str], *, strict: bool = False) -> Circus
     names = sorted(n for n in data.names() if data.items(n))
     for section in names:
         if section.startswith(SOCKET_PREFIX):
-            raise ConfigError(
-                "[socket:*] sections are not supported yet; remove the section (and use_sockets)",
-                path=data.origin(section),
-                section=section,
-            )
+            config.sockets.append(_load_socket(section, sections))
     seen: dict[str, str] = {}
     for section in names:
         if section.startswith(WATCHER_PREFIX):
@@ -215,6 +212,11 @@ def load_config(path: str | os.PathLike[str], *, strict: bool = False) -> Circus
     elif httpd is not None:
         config.plugins.append(httpd[0])
         config.watchers.append(httpd[1])
+    try:
+        check_socket_references(config.watchers, config.sockets)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, path=data.origin(exc.section or ""), section=exc.section,
+                          key=exc.key) from None
     if (strict or settings.strict) and config.warnings:
         raise config.warnings[0].as_error()
     return config
@@ -252,6 +254,14 @@ def _watcher_key_warnings(
                     note=" (kept as a free-form option, as 0.19 does)")
         for key in _written(data, section, unknown)
     ]
+
+
+def _load_socket(section: str, sections: _Sections) -> SocketConfig:
+    options = sections.options(section, sections.global_env)
+    try:
+        return socket_from_options(section[len(SOCKET_PREFIX) :], options)
+    except ConfigError as exc:
+        raise sections.locate(exc, section) from None
 
 
 def _load_watcher(section: str, sections: _Sections) -> WatcherConfig:

@@ -29,6 +29,7 @@ from circus.config.kinds import (
     StrKind,
 )
 from circus.config.schema import Effect, Option, family, legacy, option, options_of
+from circus.config.socket_section import SocketConfig
 from circus.protocol import (
     DEFAULT_ENDPOINT,
     DEFAULT_MULTICAST,
@@ -206,6 +207,8 @@ class CircusConfig:
     settings: CircusSettings = field(default_factory=CircusSettings)
     watchers: list[WatcherConfig] = field(default_factory=list)
     plugins: list[PluginConfig] = field(default_factory=list)
+    #: ``[socket:NAME]`` sections (:mod:`circus.config.socket_section`), sorted by name
+    sockets: list[SocketConfig] = field(default_factory=list)
     # The [env] section (after $NAME expansion), for reference and for `add`.
     env: dict[str, str] = field(default_factory=dict)
     #: likely mistakes 0.19 accepts silently (unknown keys...): circusd logs them at start

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -18,8 +19,10 @@ from typing import Any
 import structlog
 
 from circus.config.model import WatcherConfig
+from circus.config.socket_use import used_sockets
 from circus.errors import MessageError
 from circus.process import ExitCallback, OutputCallback, Process
+from circus.sockets import SocketSet
 from circus.spawn import build_spec
 from circus.stats.report import process_stats
 from circus.stats.sampler import Sample
@@ -55,8 +58,11 @@ class ProcessSet(Mapping[int, Process]):
         on_exit: ExitCallback,
         on_output: OutputCallback,
         umask: int | None = None,
+        sockets: SocketSet | None = None,
     ) -> None:
         self.config = config
+        #: circusd's ``[socket:NAME]`` sockets (the arbiter's), None when embedded without any
+        self.sockets = sockets
         self._notify = notify
         self._call_hook = call_hook
         self._on_exit = on_exit
@@ -123,11 +129,18 @@ class ProcessSet(Mapping[int, Process]):
         if not self._call_hook("before_spawn"):
             raise SpawnVetoed("before_spawn")
         wid = self._next_wid()
+        fds: dict[str, int] = {}
+        temporary: list[socket.socket] = []
+        if self.sockets:
+            fds, temporary = self.sockets.for_spawn(used_sockets(self.config, self.sockets))
         try:
-            spec = build_spec(self.config, wid, umask=self.umask)
+            spec = build_spec(self.config, wid, umask=self.umask, sockets=fds)
             proc = Process.spawn(spec, wid, on_exit=self._on_exit, on_output=self._on_output)
         except subprocess.SubprocessError as exc:
             raise ValueError(str(exc)) from exc
+        finally:
+            for sock in temporary:  # so_reuseport: the child holds its own copy now
+                sock.close()
         self.counted[proc.pid] = proc
         self._notify("spawn", {"process_pid": proc.pid, "time": proc.started})
         if not self._call_hook("after_spawn", pid=proc.pid):

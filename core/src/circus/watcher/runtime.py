@@ -33,6 +33,7 @@ from circus.journal import ProcessJournal
 from circus.output_tail import WatcherOutput, limits_from, passthrough
 from circus.process import Process, signal_processes
 from circus.protocol import res_name
+from circus.sockets import SocketSet
 from circus.stats.sampler import Sample
 from circus.streams import OutputStreams
 from circus.watcher.engine import Engine
@@ -56,7 +57,12 @@ class Watcher:
     """A named group of identical processes; see the module docstring."""
 
     def __init__(
-        self, config: WatcherConfig, publish: Publish, *, umask: int | None = None
+        self,
+        config: WatcherConfig,
+        publish: Publish,
+        *,
+        umask: int | None = None,
+        sockets: SocketSet | None = None,
     ) -> None:
         self.config = config
         self._publish = publish
@@ -77,6 +83,7 @@ class Watcher:
             on_exit=self._on_exit,
             on_output=self._on_output,
             umask=umask,
+            sockets=sockets,
         )
         self.engine = Engine(
             config.name,
