@@ -23,7 +23,7 @@ from types import FrameType
 class Handler(http.server.BaseHTTPRequestHandler):
     """``GET`` anything: ``200 hello from <pid>``; HTTP/1.0, so one request per connection."""
 
-    def do_GET(self) -> None:  # noqa: N802 (the stdlib's naming)
+    def do_GET(self) -> None:
         body = f"hello from {os.getpid()}\n".encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
@@ -31,7 +31,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """Quiet: a log line per request would cost more than the request."""
 
 

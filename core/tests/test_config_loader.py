@@ -391,13 +391,6 @@ def test_duplicate_watcher_names_case_insensitive(tmp_path: Path) -> None:
     assert "[watcher:Web]" in str(exc)
 
 
-def test_socket_sections_are_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, "[socket:web]\nhost = 127.0.0.1\nport = 0\n")
-    exc = load_error(path)
-    assert_located(exc, path, "socket:web", None)
-    assert "not supported yet" in str(exc)
-
-
 # -- includes -------------------------------------------------------------------------------
 
 

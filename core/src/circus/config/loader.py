@@ -182,9 +182,16 @@ def load_config(path: str | os.PathLike[str], *, strict: bool = False) -> Circus
     config.warnings.extend(ConfigWarning(m, path=p, section=s) for p, s, m in data.warnings)
     config.warnings.extend(_circus_key_warnings(data, settings.extra))
     names = sorted(n for n in data.names() if data.items(n))
-    for section in names:
+    for section in sorted(data.names()):  # an empty [socket:x] is a socket with 0.19's defaults
         if section.startswith(SOCKET_PREFIX):
-            config.sockets.append(_load_socket(section, sections))
+            sock = _load_socket(section, sections)
+            if any(other.name == sock.name for other in config.sockets):
+                raise ConfigError(
+                    f"duplicate socket name {sock.name!r} (socket names are lower-cased)",
+                    path=data.origin(section),
+                    section=section,
+                )
+            config.sockets.append(sock)
     seen: dict[str, str] = {}
     for section in names:
         if section.startswith(WATCHER_PREFIX):
