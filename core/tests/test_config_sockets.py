@@ -110,12 +110,13 @@ def test_duplicate_socket_names_ignoring_case(tmp_path: Path) -> None:
 
 
 def test_unknown_socket_key_is_warned_with_a_suggestion(tmp_path: Path) -> None:
-    with structlog.testing.capture_logs() as logs:
-        (sock,) = load(tmp_path, "[socket:web]\nbaklog = 5\n").sockets
+    config = load(tmp_path, "[socket:web]\nbaklog = 5\n")
+    (sock,) = config.sockets
     assert sock.backlog == 2048
     assert sock.extra == {"baklog": "5"}
-    (warning,) = [e for e in logs if e["event"] == "unknown socket option ignored"]
-    assert warning["did_you_mean"] == "backlog"
+    (warning,) = config.warnings
+    assert (warning.section, warning.key) == ("socket:web", "baklog")
+    assert "did you mean 'backlog'" in str(warning)
 
 
 def test_stdin_socket_must_name_a_socket(tmp_path: Path) -> None:

@@ -33,7 +33,12 @@ from circus.config.settings import (
     SETTINGS,
     settings_from_options,
 )
-from circus.config.socket_section import SOCKET_PREFIX, SocketConfig, socket_from_options
+from circus.config.socket_section import (
+    SOCKET_KEYS,
+    SOCKET_PREFIX,
+    SocketConfig,
+    socket_from_options,
+)
 from circus.config.socket_use import check_socket_references
 from circus.config.watcher_options import watcher_from_options
 from circus.errors import ConfigError
@@ -192,6 +197,11 @@ def load_config(path: str | os.PathLike[str], *, strict: bool = False) -> Circus
                     section=section,
                 )
             config.sockets.append(sock)
+            config.warnings.extend(
+                unknown_key(key, SOCKET_KEYS, path=data.origin(section, key), section=section,
+                            note=" (ignored)")
+                for key in _written(data, section, sock.extra)
+            )
     seen: dict[str, str] = {}
     for section in names:
         if section.startswith(WATCHER_PREFIX):

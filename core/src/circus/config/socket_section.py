@@ -9,7 +9,6 @@ in octal is warned about, and ``0o022`` is accepted as an explicit octal value.
 
 from __future__ import annotations
 
-import difflib
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -129,28 +128,21 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "so_reuseport": convert.to_bool,
     "blocking": convert.to_bool,
 }
-KNOWN_KEYS = tuple(f.name for f in fields(SocketConfig) if f.name not in ("name", "extra"))
+SOCKET_KEYS = tuple(f.name for f in fields(SocketConfig) if f.name not in ("name", "extra"))
 
 
 def socket_from_options(name: str, options: Mapping[str, Any]) -> SocketConfig:
     """Build a socket from option values; :class:`ConfigError` naming the key on a bad one.
 
     ``name`` is lower-cased (0.19 does, and ``$(circus.sockets.NAME)`` is looked up that way).
-    Unknown keys are kept in ``extra`` and warned about with the closest known key.
+    Unknown keys are kept in ``extra`` (the loader warns about them, "did you mean" included).
     """
     values: dict[str, Any] = {}
     extra: dict[str, str] = {}
     for key, raw in options.items():
         converter = _CONVERTERS.get(key)
         if converter is None:
-            extra[key] = str(raw)
-            close = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
-            log.warning(
-                "unknown socket option ignored",
-                socket=name,
-                key=key,
-                did_you_mean=close[0] if close else None,
-            )
+            extra[key] = str(raw)  # the loader warns (circus.config.checks), 0.19 ignores it
             continue
         try:
             values[key] = converter(raw)
