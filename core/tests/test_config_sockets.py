@@ -181,14 +181,14 @@ def test_spawn_spec_substitutes_fds_and_passes_only_those(tmp_path: Path) -> Non
         stdin_socket = c
         [env:w]
         FD = $(circus.sockets.a)
-        OTHER = $(circus.env.HOME)
+        OTHER = $(circus.wid)
     """)
     (cfg,) = config.watchers
     spec = build_spec(cfg, 1, sockets={"a": 7, "c": 9})
     assert spec.argv == ["app", "--fd", "7", "--wid", "1"]
     assert spec.env is not None
     assert spec.env["FD"] == "7"
-    assert spec.env["OTHER"] == "$(circus.env.HOME)"  # only socket fds substitute in env values
+    assert spec.env["OTHER"] == "$(circus.wid)"  # only socket fds substitute in env values
     assert spec.pass_fds == (7, 9)
     assert spec.stdin_fd == 9
     cfg.use_sockets = False
