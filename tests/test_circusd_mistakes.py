@@ -139,3 +139,19 @@ def test_shell_exit_and_quit_leave_the_shell_stop_daemon_stops(tmp_path: Path) -
         assert confirmed.returncode == 0
         assert daemon.popen is not None
         assert daemon.popen.wait(30) == 0
+
+
+def test_start_of_an_unspawnable_command_replies_the_reason(tmp_path: Path) -> None:
+    config = ("[watcher:ghost]\ncmd = ghost-command-x2\nautostart = false\n"
+              "[watcher:w]\ncmd = sleep 120\n")
+    with CircusdProcess(config, tmp_path) as daemon:
+        ctl = [*CIRCUSCTL, "--endpoint", daemon.endpoint]
+        result = run(*ctl, "start", "ghost")  # no --waiting: 0.19 answers ok
+        assert result.returncode == 3
+        assert result.stderr.startswith(
+            "error: ghost: started 0 of 1 process(es): cannot start 'ghost-command-x2': "
+            "No such file or directory"
+        )
+        assert run(*ctl, "stop", "w").returncode == 0
+        started = run(*ctl, "start", "w")  # a spawnable one is still answered at once
+        assert (started.returncode, started.stdout) == (0, "ok\n")

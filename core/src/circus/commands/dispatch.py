@@ -179,6 +179,9 @@ class Dispatcher:
             task.add_done_callback(lambda t: self._background_done(t, name))
             # Let the operation begin (state changes, events) before the client hears "ok".
             await asyncio.sleep(0)
+            refused = _refusal(task)
+            if refused is not None:  # failed in its first step (`start` of `cmd = ghost`):
+                return error_reply(refused.reason, refused.errno, msg_id=msg_id)  # say why
             return ok_reply(msg_id=msg_id)
         try:
             value = await result.operation
@@ -206,6 +209,19 @@ class Dispatcher:
                 error=str(exc),
                 exc_info=(type(exc), exc, exc.__traceback__),
             )
+
+
+def _refusal(task: asyncio.Future[Any]) -> CommandError | None:
+    """The refusal an operation already ended with, if any.
+
+    Spawning is synchronous, so an operation whose first spawn fails (an unknown command) is
+    over after its first step: 0.19 answers ``ok`` to such a ``start``/``incr`` and the user
+    never learns why nothing runs. An operation still running is answered ``ok`` as before.
+    """
+    if not task.done() or task.cancelled():
+        return None
+    exc = task.exception()
+    return exc if isinstance(exc, CommandError) else None
 
 
 __all__ = ["MAX_MESSAGE_SIZE", "Dispatcher", "Request", "oversize_reply"]
