@@ -55,6 +55,9 @@ def test_accepted_values(key: str, value: Any, expected: Any) -> None:
         ("stop_signal", "TERM", "'stop_signal' isn't an integer"),
         ("warmup_delay", "1", "'warmup_delay' isn't a number"),
         ("graceful_timeout", None, "'graceful_timeout' isn't a number"),
+        # a finite but absurd duration would make a kill wait forever, as `kill` refuses it
+        ("graceful_timeout", 1e300, "'graceful_timeout' must be at most 1e+06"),
+        ("backoff_max", 1e7, "'backoff_max' must be at most 1e+06"),
         ("uid", [1], "'uid' isn't an integer or string"),
         ("send_hup", 1, "'send_hup' isn't a valid boolean"),
         ("shell", "true", "'shell' isn't a valid boolean"),

@@ -525,3 +525,10 @@ def test_load_time_substitution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     other = watcher(config, "other")
     assert build_argv(other, 1, child_env(other)) == ["echo", "global"]
     assert config.plugins[0].options["target"] == "8000"
+
+
+def test_a_duration_beyond_the_longest_accepted_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "circus.ini"
+    path.write_text("[watcher:w]\ncmd = sleep 1\ngraceful_timeout = 1e300\n")
+    with pytest.raises(ConfigError, match=r"\[watcher:w\].*graceful_timeout.*at most"):
+        load_config(str(path))

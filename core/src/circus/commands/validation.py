@@ -25,6 +25,7 @@ import math
 import re
 from typing import Any
 
+from circus.config.convert import MAX_SECONDS
 from circus.errors import MessageError
 
 #: Deepest nesting of lists/objects accepted anywhere in a request (the request object is 1).
@@ -33,9 +34,6 @@ MAX_DEPTH = 16
 MAX_ID_DEPTH = 4
 #: Largest magnitude of an integer anywhere in a request.
 MAX_INT = (1 << 63) - 1
-#: Longest duration, in seconds, a command accepts (``graceful_timeout``, ``warmup_delay``...):
-#: about eleven days, far beyond any real use and far below what makes timers misbehave.
-MAX_SECONDS = 1e6
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 

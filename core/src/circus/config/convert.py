@@ -63,8 +63,16 @@ def to_int(value: Any, *, minimum: int | None = None) -> int:
     return num
 
 
-def to_float(value: Any, *, minimum: float | None = None) -> float:
-    """Finite float from an int, a float or a decimal string; ``minimum`` is inclusive."""
+#: Longest duration, in seconds, any option or command accepts (``graceful_timeout``,
+#: ``warmup_delay``, ``backoff_max``...): about eleven days, far beyond any real use and far below
+#: what makes timers misbehave (``1e300`` would make a kill wait forever).
+MAX_SECONDS = 1e6
+
+
+def to_float(
+    value: Any, *, minimum: float | None = None, maximum: float | None = None
+) -> float:
+    """Finite float from an int, a float or a decimal string; both bounds are inclusive."""
     if isinstance(value, bool):
         raise ValueError(f"invalid number {value!r}")
     if isinstance(value, int | float):
@@ -80,6 +88,8 @@ def to_float(value: Any, *, minimum: float | None = None) -> float:
         raise ValueError(f"invalid number {value!r}: must be finite")
     if minimum is not None and num < minimum:
         raise ValueError(f"must be at least {minimum:g}, got {num:g}")
+    if maximum is not None and num > maximum:
+        raise ValueError(f"must be at most {maximum:g}, got {num:g}")
     return num
 
 

@@ -84,21 +84,29 @@ class IntKind(Kind):
 class FloatKind(Kind):
     expects = "a number"
 
-    def __init__(self, minimum: float | None = None) -> None:
+    def __init__(self, minimum: float | None = None, maximum: float | None = None) -> None:
         self.minimum = minimum
+        self.maximum = maximum
 
     def convert(self, value: Any) -> float:
-        return convert.to_float(value, minimum=self.minimum)
+        return convert.to_float(value, minimum=self.minimum, maximum=self.maximum)
 
     def check(self, key: str, value: Any) -> float:
         if not isinstance(value, int | float) or not math.isfinite(value):
             raise CheckError(f"{key!r} isn't a number")
         if self.minimum is not None and value < self.minimum:
             raise CheckError(f"{key!r} must be at least {self.minimum:g}")
+        if self.maximum is not None and value > self.maximum:
+            raise CheckError(f"{key!r} must be at most {self.maximum:g}")
         return float(value)  # `options` reports these as floats, as 0.19 stores them
 
     def from_text(self, text: str) -> float:
         return convert.to_float(text)
+
+
+def seconds() -> FloatKind:
+    """A duration: 0 up to :data:`circus.config.convert.MAX_SECONDS`."""
+    return FloatKind(0.0, convert.MAX_SECONDS)
 
 
 class BoolKind(Kind):

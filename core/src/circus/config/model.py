@@ -27,6 +27,7 @@ from circus.config.kinds import (
     SignalKind,
     StreamKind,
     StrKind,
+    seconds,
 )
 from circus.config.schema import Effect, Option, family, legacy, option, options_of
 from circus.config.socket_section import SocketConfig
@@ -132,7 +133,7 @@ class WatcherConfig:
     args: str | list[str] = option("", ArgsKind(), RELOAD, plugin=False)
     argv: list[str] | None = option(None, StrKind(conv=_argv), shown=False, plugin=False)
     numprocesses: int = option(1, IntKind(0), STORE, plugin=False)
-    warmup_delay: float = option(0.0, FloatKind(0.0), STORE)
+    warmup_delay: float = option(0.0, seconds(), STORE)
     working_dir: str | None = option(None, StrKind(optional=True), RELOAD)
     shell: bool = option(False, BoolKind(), RELOAD, plugin=False)
     shell_args: str | None = option(None, StrKind(optional=True), plugin=False)
@@ -144,11 +145,11 @@ class WatcherConfig:
     send_hup: bool = option(False, BoolKind(), STORE)
     stop_signal: int = option(15, SignalKind(), STORE)
     stop_children: bool = option(False, BoolKind(), STORE)
-    graceful_timeout: float = option(30.0, FloatKind(0.0), STORE)
+    graceful_timeout: float = option(30.0, seconds(), STORE)
     max_retry: int = option(5, IntKind(-1), STORE)
-    min_uptime: float = option(1.0, FloatKind(0.0), STORE)
-    backoff_start: float = option(0.1, FloatKind(0.0), STORE)
-    backoff_max: float = option(30.0, FloatKind(0.0), STORE)
+    min_uptime: float = option(1.0, seconds(), STORE)
+    backoff_start: float = option(0.1, seconds(), STORE)
+    backoff_max: float = option(30.0, seconds(), STORE)
     give_up_after: int = option(0, IntKind(0), STORE)
     priority: int = option(0, IntKind())
     singleton: bool = option(False, BoolKind(), IGNORE, plugin=False)
