@@ -4,13 +4,11 @@ differently on purpose (docs/migrating.md), and runs under a real circusd."""
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from circus.config import CircusConfig, load_config
-from circus.errors import ConfigError
 from circus.plugins import registry
 from circus.testing import CircusdProcess, wait_until
 
@@ -48,7 +46,7 @@ include_dir = conf.d
 WATCHER_SECTION = """\
 [watcher:web]
 cmd = sleep
-args = 120
+args = 120 $(circus.sockets.web)
 numprocesses = 2
 warmup_delay = 0
 working_dir = {tmp}
@@ -66,7 +64,7 @@ graceful_timeout = 5
 max_retry = 5
 priority = 3
 singleton = false
-use_sockets = false
+use_sockets = true
 autostart = true
 respawn = true
 on_demand = false
@@ -76,6 +74,7 @@ executable = /bin/sleep
 close_child_stdin = true
 close_child_stdout = false
 close_child_stderr = false
+stdin_socket = unix
 virtualenv =
 virtualenv_py_ver = 3.11
 rlimit_nofile = 1024
@@ -105,6 +104,29 @@ stderr_stream.color = red
 cmd = sleep 120
 autostart = false
 numprocesses = 0
+
+[watcher:lazy]
+cmd = sleep 120
+use_sockets = true
+on_demand = true
+
+[socket:web]
+host = 127.0.0.1
+port = 0
+family = AF_INET
+type = SOCK_STREAM
+proto = tcp
+backlog = 2048
+interface = lo
+umask = 8
+replace = false
+so_reuseport = false
+blocking = false
+
+[socket:unix]
+path = {tmp}/web.sock
+umask = 0
+replace = true
 """
 
 PLUGIN_SECTIONS = """\
@@ -222,7 +244,7 @@ def test_every_0_19_section_and_option_loads(tmp_path: Path) -> None:
     plugin_names = {f"plugin:{n}" for n in (
         "statsd", "statsd_old", "full_stats", "flapping", "watchdog", "resources", "http",
         "reloader", "redis")}
-    assert set(watchers) == {"web", "worker-1", "idle", "from-include"} | plugin_names
+    assert set(watchers) == {"web", "worker-1", "idle", "lazy", "from-include"} | plugin_names
     web = watchers["web"]
     assert web.numprocesses == 2  # the main file wins over include_dir
     assert web.stop_signal == 3
@@ -233,33 +255,6 @@ def test_every_0_19_section_and_option_loads(tmp_path: Path) -> None:
     assert watchers["worker-1"].env["GREETING"] == "hello 120"
     assert config.settings.discovery is False  # multicast_endpoint = (empty) turns it off
     assert {p.use for p in config.plugins} == set(registry.ALIASES)
-
-
-def test_socket_section(tmp_path: Path) -> None:
-    """``[socket:NAME]`` (contract 8.6): refused with a clear message until sockets land."""
-    extra = textwrap.dedent("""\
-        [socket:web]
-        host = 127.0.0.1
-        port = 0
-        family = AF_INET
-        type = SOCK_STREAM
-        backlog = 2048
-        umask = 8
-        replace = false
-        so_reuseport = false
-        blocking = false
-        """)
-    path = write_config(tmp_path, extra)
-    loaded: CircusConfig | ConfigError
-    try:
-        loaded = load_config(path)
-    except ConfigError as exc:
-        loaded = exc
-    if isinstance(loaded, ConfigError):
-        assert loaded.section == "socket:web"
-        assert "not supported yet" in str(loaded)
-    else:
-        assert warnings_of(loaded) == EXPECTED_WARNINGS
 
 
 def test_the_0_19_config_runs(tmp_path: Path) -> None:
@@ -279,11 +274,12 @@ def test_the_0_19_config_runs(tmp_path: Path) -> None:
 
         def all_started() -> bool:
             statuses = daemon.call("status")["statuses"]
-            idle = statuses.pop("idle")
-            return idle == "stopped" and set(statuses.values()) == {"active"}
+            idle, lazy = statuses.pop("idle"), statuses.pop("lazy")
+            return (idle, lazy) == ("stopped", "stopped") and set(statuses.values()) == {"active"}
 
         wait_until(all_started, "every autostart watcher and plugin active", 60, daemon=daemon)
-        assert len(daemon.call("status")["statuses"]) == 13
+        assert len(daemon.call("status")["statuses"]) == 14
+        assert {s["name"] for s in daemon.call("listsockets")["sockets"]} == {"web", "unix"}
         assert len(daemon.call("list", name="web")["pids"]) == 2
 
         def plugins_alive() -> bool:
