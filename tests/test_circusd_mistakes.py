@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from circus.testing import CircusdProcess, kill_tree, wait_gone
+from circus.testing import CircusdProcess, kill_tree, wait_gone, wait_until
 from circus.transports import CommandClient
 
 CIRCUSD = [sys.executable, "-m", "circus.circusd"]
@@ -155,3 +155,22 @@ def test_start_of_an_unspawnable_command_replies_the_reason(tmp_path: Path) -> N
         assert run(*ctl, "stop", "w").returncode == 0
         started = run(*ctl, "start", "w")  # a spawnable one is still answered at once
         assert (started.returncode, started.stdout) == (0, "ok\n")
+
+
+def test_reloadconfig_warns_and_refuses_under_strict(tmp_path: Path) -> None:
+    for strict in (False, True):
+        folder = tmp_path / str(strict)
+        args = ["--strict"] if strict else []
+        with CircusdProcess("[watcher:w]\ncmd = sleep 120\n", folder, args=args) as daemon:
+            text = daemon.config_path.read_text()
+            daemon.config_path.write_text(text + "respwan = false\n")
+            reply = daemon.call("reloadconfig", waiting=True)
+            if strict:
+                assert reply["status"] == "error"
+                assert "[watcher:w]: respwan: unknown option; did you mean 'respawn'?" in (
+                    reply["reason"])
+            else:
+                assert reply["status"] == "ok"
+                wait_until(lambda: "did you mean 'respawn'?" in daemon.log_text(),
+                           "the warning in circusd's log", daemon=daemon)
+            assert daemon.call("status")["statuses"] == {"w": "active"}

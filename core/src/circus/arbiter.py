@@ -91,6 +91,8 @@ class Arbiter:
         self.reopen_logs: Callable[[], None] | None = None
         #: called once every channel is bound (``circusd --daemon`` then lets its parent exit)
         self.on_bound: Callable[[], None] | None = None
+        #: ``circusd --strict``: reloadconfig refuses what would be a warning too
+        self.strict_config = False
         for plugin in plugins or []:
             watchers = [*watchers, _plugin_config(plugin, self.settings)]
         for cfg in watchers:
@@ -413,9 +415,11 @@ class Arbiter:
 
     async def _reload_config(self, path: str) -> None:
         try:
-            new = load_config(path)
+            new = load_config(path, strict=self.strict_config)
         except ConfigError as exc:
             raise MessageError(str(exc)) from None
+        for warning in new.warnings:
+            log.warning(str(warning))
         if _settings_differ(self.settings, new.settings):
             log.warning("global settings changed: restarting every watcher (not applied)")
             await self.restart_watchers()
@@ -490,7 +494,7 @@ class Arbiter:
 
 
 def _settings_differ(old: CircusSettings, new: CircusSettings) -> bool:
-    ignored = {"pidfile", "loglevel", "logoutput", "loggerconfig"}
+    ignored = {"pidfile", "loglevel", "logoutput", "loggerconfig", "strict"}
     return any(
         getattr(old, f.name) != getattr(new, f.name)
         for f in dataclasses.fields(CircusSettings)

@@ -198,10 +198,12 @@ async def _serve(
     config: CircusConfig,
     reopen_logs: Callable[[], None],
     on_bound: Callable[[], None] | None = None,
+    strict: bool = False,
 ) -> None:
     arbiter = Arbiter.from_config(config)
     arbiter.reopen_logs = reopen_logs
     arbiter.on_bound = on_bound
+    arbiter.strict_config = strict
     loop = asyncio.get_running_loop()
     background: set[asyncio.Task[None]] = set()
 
@@ -281,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _write_pidfile(pidfile)
         reopen = functools.partial(_reopen_logs, setup)
         try:
-            asyncio.run(_serve(config, reopen, started))
+            asyncio.run(_serve(config, reopen, started, args.strict))
         finally:
             if pidfile:
                 _remove_own_pidfile(pidfile)
