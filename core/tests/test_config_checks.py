@@ -137,3 +137,54 @@ def test_text_after_a_header(tmp_path: Path) -> None:
     (warning,) = config.warnings
     assert warning.section == "watcher:v"
     assert "line 3: text after the section header ignored: 'oops'" in str(warning)
+
+
+PLUGIN_MODULE = '''
+from typing import Any, ClassVar
+from circus.plugins import CircusPlugin
+
+class Declared(CircusPlugin):
+    config_options: ClassVar[frozenset[str]] = frozenset({"interval", "target"})
+    def handle_recv(self, data: Any) -> None: ...
+
+class Undeclared(CircusPlugin):
+    def handle_recv(self, data: Any) -> None: ...
+'''
+
+
+def test_plugin_keys_are_judged_only_when_the_plugin_declares_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "x2_declaring_plugin.py").write_text(PLUGIN_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = write(
+        tmp_path,
+        """\
+        [plugin:a]
+        use = x2_declaring_plugin.Declared
+        interval = 3
+        intervall = 4
+        graceful_timeout = 2
+        active = true
+        [plugin:b]
+        use = x2_declaring_plugin.Undeclared
+        anything = 1
+        """,
+    )
+    config = load_config(path)
+    (warning,) = config.warnings
+    assert str(warning) == (
+        f"{path}: [plugin:a]: intervall: unknown option; did you mean 'interval'? (not an option "
+        "the plugin declares; passed to it anyway, as 0.19 does)"
+    )
+    (a,) = [p for p in config.plugins if p.name == "plugin:a"]
+    assert a.options["intervall"] == "4"
+    with pytest.raises(ConfigError, match="intervall"):
+        load_config(path, strict=True)
+
+
+def test_the_flapping_plugin_declares_its_options(tmp_path: Path) -> None:
+    path = write(tmp_path, "[plugin:f]\nuse = flapping\nattempts = 2\natempts = 3\n")
+    (warning,) = load_config(path).warnings
+    assert (warning.section, warning.key) == ("plugin:f", "atempts")
+    assert "did you mean 'attempts'?" in str(warning)

@@ -25,7 +25,12 @@ from circus.config.environment import (
 )
 from circus.config.ini import IniData, parse_ini
 from circus.config.model import WATCHER_OPTIONS, CircusConfig, WatcherConfig
-from circus.config.plugin_section import PLUGIN_PREFIX, httpd_plugin, plugin_watcher
+from circus.config.plugin_section import (
+    PLUGIN_PREFIX,
+    httpd_plugin,
+    plugin_watcher,
+    undeclared_keys,
+)
 from circus.config.settings import (
     CIRCUS_SECTION,
     INCLUDE_KEYS,
@@ -309,4 +314,10 @@ def _load_plugin(section: str, sections: _Sections, config: CircusConfig) -> Wat
     except ConfigError as exc:
         raise sections.locate(exc, section) from None
     config.plugins.append(plugin)
+    unknown, known = undeclared_keys(use, _written(sections.data, section, options))
+    config.warnings.extend(
+        unknown_key(key, known, path=sections.data.origin(section, key), section=section,
+                    note=" (not an option the plugin declares; passed to it anyway, as 0.19 does)")
+        for key in unknown
+    )
     return watcher

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from circus.config import convert
@@ -55,6 +55,36 @@ def _resolve(name: str, use: str, config: dict[str, str]) -> tuple[str, Any]:
     except CircusError as exc:
         raise ConfigError(str(exc), section=name, key="use") from None
     return spec.class_path, required
+
+
+#: the class attribute by which a plugin declares the options it reads (names, a collection of
+#: strings); without it circusd cannot tell a plugin option from a typo and does not judge them
+OPTIONS_ATTRIBUTE = "config_options"
+#: keys every plugin section may hold whatever the plugin declares
+_ALWAYS_KNOWN = frozenset({"use", ALLOW_KEY, "name", "active"})
+
+
+def undeclared_keys(use: str, keys: Iterable[str]) -> tuple[list[str], list[str]]:
+    """``keys`` of a ``[plugin:NAME]`` section its plugin does not declare, and what it declares.
+
+    Empty when the plugin declares nothing (``config_options``): 0.19 plugins read any key, so
+    only a plugin that says what it reads can have its keys judged. Watcher options (applied to
+    the plugin's watcher) and ``use``/``allow``/``active`` are always known.
+    """
+    from circus.plugins import registry
+
+    try:
+        declared = getattr(registry.resolve(use).load(), OPTIONS_ATTRIBUTE, None)
+    except CircusError:
+        return [], []
+    if declared is None or isinstance(declared, str):
+        return [], []
+    known = {str(name) for name in declared}
+    unknown = [
+        key for key in keys
+        if key not in known and key not in _ALWAYS_KNOWN and lookup(WATCHER_OPTIONS, key) is None
+    ]
+    return unknown, sorted(known)
 
 
 def _check_allowed(name: str, allowed: frozenset[str] | None) -> None:

@@ -50,6 +50,10 @@ class Flapping(AsyncCircusPlugin):
     name = "flapping"
     #: Beyond the read-only default (circus.credentials): it stops and restarts watchers.
     required_commands: ClassVar[frozenset[str] | None] = frozenset({"start", "stop"})
+    #: the options it reads: circusd warns about any other key of its section (typos)
+    config_options: ClassVar[frozenset[str]] = frozenset(
+        {"attempts", "window", "retry_in", "max_retry", "active"}
+    )
 
     def __init__(self, *args: Any, **config: Any) -> None:
         # *args: the original positional form (endpoint, pubsub_endpoint, check_delay, ssh).
