@@ -283,7 +283,8 @@ def main() -> int:
     print(text)
     if args.write:
         write_section("daemon", text)
-        write_section("summary-daemon", summary(results))
+        write_section("summary-daemon", f"Daemon: {header} (`bench/bench_daemon.py`).\n\n"
+                      + summary(results))
     return 0
 
 
