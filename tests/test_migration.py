@@ -213,6 +213,7 @@ EXPECTED_WARNINGS = {
     ("circus", "httpd_close_outputs"),
     ("circus", "stream_backend"),
     ("circus", "include"),  # missing/*.ini matches nothing (0.19 warns too)
+    ("watcher:web", "env"),  # ignored in a watcher section, as in 0.19, but said
 }
 
 

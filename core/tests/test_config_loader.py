@@ -342,6 +342,9 @@ def test_watcher_env_key_is_ignored(tmp_path: Path) -> None:
     w = watcher(config, "w")
     assert w.env == {"A": "1"}
     assert "env" not in w.extra
+    (warning,) = config.warnings
+    assert (warning.section, warning.key) == ("watcher:w", "env")
+    assert "use an [env:NAME] section" in str(warning)
 
 
 @pytest.mark.parametrize(

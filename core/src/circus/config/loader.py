@@ -210,7 +210,7 @@ def load_config(path: str | os.PathLike[str], *, strict: bool = False) -> Circus
     seen: dict[str, str] = {}
     for section in names:
         if section.startswith(WATCHER_PREFIX):
-            watcher = _load_watcher(section, sections)
+            watcher = _load_watcher(section, sections, config.warnings)
         elif section.startswith(PLUGIN_PREFIX):
             watcher = _load_plugin(section, sections, config)
         else:
@@ -286,16 +286,17 @@ def _load_socket(section: str, sections: _Sections) -> SocketConfig:
         raise sections.locate(exc, section) from None
 
 
-def _load_watcher(section: str, sections: _Sections) -> WatcherConfig:
+def _load_watcher(
+    section: str, sections: _Sections, warnings: list[ConfigWarning]
+) -> WatcherConfig:
     name = section[len(WATCHER_PREFIX) :]
     env = sections.env_for(name)
     options = sections.options(section, env, keep=TEMPLATE_KEYS)  # substituted at spawn
     if "env" in options:
-        log.warning(
-            "'env' is ignored in a watcher section; use an [env:NAME] section",
-            section=section,
-            config=sections.data.origin(section, "env"),
-        )
+        warnings.append(ConfigWarning(
+            "ignored in a watcher section (as in 0.19); use an [env:NAME] section",
+            path=sections.data.origin(section, "env"), section=section, key="env",
+        ))
         del options["env"]
     try:
         watcher = watcher_from_options(name, {**options, "env": env})
