@@ -166,6 +166,8 @@ def test_plugin_keys_are_judged_only_when_the_plugin_declares_them(
         intervall = 4
         graceful_timeout = 2
         active = true
+        queue_size = 500
+        topics = watcher.web.*
         [plugin:b]
         use = x2_declaring_plugin.Undeclared
         anything = 1

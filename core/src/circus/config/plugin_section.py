@@ -60,8 +60,9 @@ def _resolve(name: str, use: str, config: dict[str, str]) -> tuple[str, Any]:
 #: the class attribute by which a plugin declares the options it reads (names, a collection of
 #: strings); without it circusd cannot tell a plugin option from a typo and does not judge them
 OPTIONS_ATTRIBUTE = "config_options"
-#: keys every plugin section may hold whatever the plugin declares
-_ALWAYS_KNOWN = frozenset({"use", ALLOW_KEY, "name", "active"})
+#: keys every plugin section may hold whatever the plugin declares (``queue_size`` and
+#: ``topics`` are read by the plugin runtime itself, for every plugin)
+_ALWAYS_KNOWN = frozenset({"use", ALLOW_KEY, "name", "active", "queue_size", "topics"})
 
 
 def undeclared_keys(use: str, keys: Iterable[str]) -> tuple[list[str], list[str]]:
