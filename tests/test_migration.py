@@ -293,7 +293,8 @@ def test_the_0_19_config_runs(tmp_path: Path) -> None:
         wait_until(plugins_alive, "every plugin process running", 60, daemon=daemon)
         log = daemon.log_text()
         assert "Traceback" not in log
-        warned = [line for line in log.splitlines() if "[WARNING]" in line and "[circus]" in line]
+        warned = [line for line in log.splitlines()
+                  if "[WARNING]" in line and f"{daemon.config_path}: [" in line]
         assert len(warned) == len(EXPECTED_WARNINGS), warned
 
 
