@@ -96,3 +96,30 @@ def test_a_watcher_added_later_is_watched(tmp_path: Path) -> None:
         script(late, "v2")
         ev.wait_for(of("late", "kill"), timeout=TIMEOUT, start=mark)
         ev.wait_for(of("late", "spawn"), timeout=TIMEOUT, start=mark)
+
+
+def test_a_crash_loop_in_backoff_or_fatal_is_restarted_with_the_new_program(
+        tmp_path: Path) -> None:
+    """The fix for a crashing program is deployed: circusd holds one watcher back (backoff for
+    60 s) and gave up on the other (fatal); both try the new program at once."""
+    broken = tmp_path / "app"
+    tmp = broken.with_name("app.tmp")
+    tmp.write_text("#!/bin/sh\nexit 3\n")
+    tmp.chmod(0o755)
+    os.replace(tmp, broken)
+    watchers = (f"[watcher:held]\ncmd = {broken}\nbackoff_start = 60\nbackoff_max = 60\n\n"
+                f"[watcher:doomed]\ncmd = {broken}\ngive_up_after = 2\n"
+                "backoff_start = 0.05\nbackoff_max = 0.1\n\n")
+    with CircusdProcess(config(watchers, loop_rate="0.2"), tmp_path) as daemon, \
+            EventCollector(daemon.pubsub_endpoint) as ev:
+        wait_log(daemon, "notifications active")
+        for name, state in (("held", "backoff"), ("doomed", "fatal")):
+            wait_until(lambda n=name, s=state: daemon.call("status", name=n)["status"] == s,
+                       f"{name} {state}", daemon=daemon)
+        mark = len(ev.events)
+        script(broken, "v2")  # the fixed program
+        for name in ("held", "doomed"):
+            wait_log(daemon, f"{name}: {broken} modified. Restarting.")
+            ev.wait_for(of(name, "spawn"), timeout=TIMEOUT, start=mark)
+            wait_until(lambda n=name: daemon.call("status", name=n)["status"] == "active",
+                       f"{name} active", daemon=daemon)

@@ -32,6 +32,15 @@ def quiet(seconds: float) -> None:
     time.sleep(seconds)
 
 
+def wait_notifying(daemon: CircusdProcess) -> None:
+    """Until the plugin ran ``handle_init``: its SUB socket is connected by then (subscribed
+    within the round trip of its first command), so the first crashes are not missed."""
+    deadline = time.monotonic() + TIMEOUT
+    while "notifying " not in daemon.log_text():
+        assert time.monotonic() < deadline, daemon.log_text()
+        time.sleep(0.05)
+
+
 def kinds(bodies: list[dict[str, object]]) -> list[object]:
     return [b["kind"] for b in bodies]
 
@@ -49,6 +58,7 @@ def test_crash_loop_sends_one_alert_and_one_recovery(
         "crashes = 3\ncrash_window = 10\nrecovery_time = 3\nmin_interval = 0\n"
     )
     with CircusdProcess(config, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
+        wait_notifying(daemon)
         daemon.call("start", name="web")
         (alert,) = webhook.wait(1)
         assert alert["kind"] == "crashing"
@@ -73,6 +83,35 @@ def test_crash_loop_sends_one_alert_and_one_recovery(
         assert [m["Subject"] for m in mail.messages] == [
             "[circus] web: crashing", "[circus] web: recovered"]
         assert all(p == "/hooks/circus" for p in webhook.paths)
+
+
+def test_a_crash_loop_held_back_by_backoff_has_no_false_recovery(
+    tmp_path: Path, webhook: WebhookReceiver
+) -> None:
+    """circusd's backoff spaces the crashes 1 s apart: never 3 within crash_window (1 s), and
+    each wait is longer than recovery_time (0.8 s). The failures in a row (``backoff`` events)
+    open the incident; the waits are no recovery; the fix is."""
+    config = (
+        "[circus]\ndebug = true\n\n"
+        f"[watcher:web]\ncmd = {crasher(tmp_path)}\nautostart = false\n"
+        "backoff_start = 1\nbackoff_max = 1\n\n"
+        "[plugin:notify]\nuse = notify\n"
+        f"webhook_url = {webhook.url}\n"
+        "crashes = 3\ncrash_window = 1\nrecovery_time = 0.8\nmin_interval = 0\n"
+    )
+    with CircusdProcess(config, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
+        wait_notifying(daemon)
+        daemon.call("start", name="web")
+        (alert,) = webhook.wait(1)
+        assert alert["kind"] == "crashing"
+        assert alert["text"].startswith("web: crashing: 3 quick failures in a row; circusd "
+                                        "retries in ")
+        ev.wait_count(lambda t, p: t == "watcher.web.backoff", 6, timeout=TIMEOUT)
+        assert kinds(webhook.bodies) == ["crashing"]  # three more waits, no recovery
+        (tmp_path / "fixed").touch()
+        assert kinds(webhook.wait(2)) == ["crashing", "recovered"]
+        quiet(1.5)
+        assert kinds(webhook.bodies) == ["crashing", "recovered"]
 
 
 def test_flapping_plugin_stop_is_one_flapping_alert(

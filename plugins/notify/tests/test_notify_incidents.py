@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from circus_plugin_notify.incidents import (
     Action,
     ArmRecovery,
@@ -154,3 +156,46 @@ def test_fatal_is_a_stopped_alert_once_and_a_start_can_recover() -> None:
     assert tracker.recovery_due("web", 100) == []
     assert tracker.on_event("web", "start", {"time": 200}, 0) == [ArmRecovery("web", 5.0)]
     assert alerts(tracker.recovery_due("web", 205)) == ["recovered"]
+
+
+def backoff(t: float, delay: float, failures: int) -> dict[str, Any]:
+    return {"time": t, "delay": delay, "retry_at": t + delay, "failures": failures,
+            "reason": "exited with status 3"}
+
+
+def test_a_slow_crash_loop_in_backoff_is_one_incident_without_false_recoveries() -> None:
+    """circusd's backoff spaces the exits 30 s apart: wider than crash_window, longer than
+    recovery_time. The failures in a row still open one incident, and the waits are no
+    recovery."""
+    tracker = IncidentTracker(RULE)  # crashes 3 within 10 s, recovery_time 5 s
+    sent: list[str] = []
+    t = 0.0
+    for failures in range(1, 8):
+        sent += alerts(tracker.on_event("web", "reap", crash(failures, t), 0))
+        actions = tracker.on_event("web", "backoff", backoff(t, 30.0, failures), 0)
+        sent += alerts(actions)
+        if failures >= 3:  # the recovery timer waits for the retry, then recovery_time
+            assert ArmRecovery("web", 35.0) in actions
+        # a timer armed by an earlier crash fires during the wait: still no recovery
+        assert tracker.recovery_due("web", t + 6.0) == []
+        assert tracker.recovery_due("web", t + 30.0 + 4.0) == []
+        t += 30.5
+    assert sent == ["crashing"]
+    # the last retry ran recovery_time without a crash
+    assert alerts(tracker.recovery_due("web", t - 0.5 + 5.0)) == ["recovered"]
+
+
+def test_backoff_alert_text_and_a_start_retries_at_once() -> None:
+    tracker = IncidentTracker(RULE)
+    (send, arm) = tracker.on_event("web", "backoff", backoff(100.0, 0.8, 3), 0)
+    assert isinstance(send, Send)
+    assert send.alert.summary == ("web: crashing: 3 quick failures in a row; circusd retries "
+                                  "in 0.8s (backoff)")
+    assert send.alert.details["reason"] == "exited with status 3"
+    assert isinstance(arm, ArmRecovery)
+    assert arm.delay == pytest.approx(RULE.recovery_time + 0.8)
+    # fewer failures than `crashes` alone open nothing
+    assert tracker.on_event("api", "backoff", backoff(100.0, 0.1, 2), 0) == []
+    # start while backing off retries at once: recovery counts from the start
+    tracker.on_event("web", "start", {"time": 100.1}, 0)
+    assert alerts(tracker.recovery_due("web", 100.1 + 5.0)) == ["recovered"]

@@ -79,6 +79,23 @@ def test_scrape_follows_the_daemon(tmp_path: Path) -> None:
         assert values[("circus_process_reaps_total", w("web_app"))] == 3
 
 
+def test_a_watcher_circusd_gave_up_on_shows_fatal(tmp_path: Path) -> None:
+    """A real crash loop: ``backoff`` while circusd retries, then ``fatal`` (give_up_after)."""
+    port = free_port()
+    cfg = ("[watcher:doomed]\ncmd = sh -c 'exit 3'\nbackoff_start = 0.05\nbackoff_max = 0.1\n"
+           "give_up_after = 3\n\n"
+           f"[plugin:prometheus]\nuse = prometheus\nport = {port}\nrefresh_interval = 0.2\n")
+    with CircusdProcess(cfg, tmp_path) as daemon:
+        def state(name: str) -> float | None:
+            values = scrape(port) or {}
+            return values.get(("circus_watcher_state", w("doomed", state=name)))
+
+        wait_until(lambda: state("fatal") == 1, "doomed shown fatal", daemon=daemon)
+        assert daemon.call("status", name="doomed")["status"] == "fatal"
+        assert state("active") == 0
+        assert state("backoff") == 0
+
+
 def _keys(wanted: dict[str, float]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     names = {
         "processes": ("circus_watcher_processes", w("web_app")),

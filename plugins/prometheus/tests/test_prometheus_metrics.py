@@ -8,7 +8,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from circus.errors import ConfigError
-from circus_plugin_prometheus.metrics import CircusMetrics, Snapshot, figures_from, is_crash
+from circus_plugin_prometheus.metrics import (
+    STATES,
+    CircusMetrics,
+    Snapshot,
+    figures_from,
+    is_crash,
+)
 from circus_plugin_prometheus.settings import DEFAULT_PORT, PrometheusSettings
 
 
@@ -75,12 +81,20 @@ def test_refresh_gauges_and_forgotten_watchers() -> None:
     assert values[("circus_watcher_processes", w("web"))] == 2
 
 
-def test_unknown_states_are_exported_too() -> None:
+def test_every_state_of_circusd_is_exported_and_unknown_ones_too() -> None:
     metrics = CircusMetrics()
-    metrics.update(Snapshot({"web": figures_from("backoff", {})}, ok=True))
+    metrics.update(Snapshot({"web": figures_from("backoff", {}),
+                             "api": figures_from("paused", {})}, ok=True))
     values = scrape(metrics)
-    assert values[("circus_watcher_state", (("state", "backoff"), ("watcher", "web")))] == 1
-    assert values[("circus_watcher_state", (("state", "active"), ("watcher", "web")))] == 0
+
+    def state(watcher: str, name: str) -> float | None:
+        return values.get(("circus_watcher_state", (("state", name), ("watcher", watcher))))
+
+    # a dashboard can alert on backoff/fatal before any watcher was ever in them
+    assert {name: state("web", name) for name in STATES} == {
+        "active": 0, "starting": 0, "stopping": 0, "stopped": 0, "backoff": 1, "fatal": 0}
+    assert state("api", "fatal") == 0
+    assert state("api", "paused") == 1  # another daemon's state still shows
 
 
 def test_is_crash() -> None:

@@ -25,6 +25,11 @@ from circus_plugin_command_reloader.settings import WATCH_KEY, ReloaderSettings,
 from circus_plugin_command_reloader.targets import Targets, executable
 
 PLUGIN_PREFIX = "plugin:"
+#: states in which a watcher is meant to run, so a new program is tried at once. ``backoff``
+#: and ``fatal`` are crash loops circusd holds back or gave up on: the replaced program is
+#: likely the fix, and ``restart`` tries it now with a clean failure count instead of after
+#: the backoff (or never). ``stopped``/``stopping`` are the operator's: left alone.
+RESTART_STATES = frozenset({"active", "starting", "backoff", "fatal"})
 
 
 class CommandReloader(AsyncCircusPlugin):
@@ -196,7 +201,7 @@ class CommandReloader(AsyncCircusPlugin):
         files = ", ".join(self.targets.files_of(name)) or "a watched directory"
         try:
             status = (await self.call("status", name=name)).get("status")
-            if status != "active":
+            if status not in RESTART_STATES:
                 self.log.info(f"{name}: {files} modified; the watcher is {status}, "
                               "not restarting it", watcher=name)
                 return

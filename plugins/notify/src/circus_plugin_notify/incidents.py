@@ -17,6 +17,13 @@ crash loop of thousands of exits is tested as a list of dicts (``tests/test_noti
 - **recovered**: the watcher of an open incident ran ``recovery_time`` seconds without an
   unexpected exit (and was not stopped meanwhile).
 
+A ``backoff`` event (our circusd holds a crash loop's respawn back, docs/daemon.md) is part of
+the crash incident, never an alert of its own: its ``failures`` (quick failures in a row) open
+the *crashing* incident when they reach ``crashes`` even if the backoff spaced the exits wider
+than ``crash_window``, and no recovery is declared before the watcher ran ``recovery_time``
+after the retry (``retry_at``): a watcher waiting out a 30 s backoff is not running, so the
+quiet time is no recovery (without this, a slow crash loop alternated crashing and recovered).
+
 While an incident is open, more crashes and more stops of the same kind send nothing; a change
 of kind (crashing, then stopped for flapping) sends one more alert, marked as an escalation.
 """
@@ -67,6 +74,8 @@ class _State:
     last_crash: float | None = None
     incident: str | None = None
     stopped: bool = False
+    #: when circusd retries after its current backoff (no recovery before that + recovery_time)
+    retry_at: float | None = None
 
 
 def _fmt(seconds: float) -> str:
@@ -99,6 +108,8 @@ class IncidentTracker:
             return self._on_stop(watcher, payload, t)
         if action == "fatal":
             return self._on_fatal(watcher, payload, t)
+        if action == "backoff":
+            return self._on_backoff(watcher, payload, t)
         if action == "start":
             return self._on_start(watcher)
         if action == "remove":
@@ -114,6 +125,8 @@ class IncidentTracker:
         # tolerate timer jitter of a few milliseconds
         if st.last_crash is not None and now - st.last_crash < self.rule.recovery_time - 0.05:
             return []
+        if st.retry_at is not None and now - st.retry_at < self.rule.recovery_time - 0.05:
+            return []  # still backing off, or not long enough since the retry
         kind, st.incident = st.incident, None
         st.crashes.clear()
         summary = (f"{watcher}: recovered: running for {_fmt(self.rule.recovery_time)} "
@@ -156,6 +169,7 @@ class IncidentTracker:
     def _on_stop(self, watcher: str, payload: dict[str, Any], t: float) -> list[Action]:
         st = self._state(watcher)
         st.stopped = True
+        st.retry_at = None  # a stop cancels the retry
         while st.crashes and st.crashes[0] < t - self.rule.crash_window:
             st.crashes.popleft()
         # crashes since the last recovery, within the window (a recovery forgets them)
@@ -184,6 +198,28 @@ class IncidentTracker:
             return [Disarm(watcher)]
         return self._stopped(watcher, kind, summary, t, {} if by is None else {"by": by})
 
+    def _on_backoff(self, watcher: str, payload: dict[str, Any], t: float) -> list[Action]:
+        """circusd holds the respawn back after quick failures: part of the crash incident."""
+        st = self._state(watcher)
+        retry_at, delay = payload.get("retry_at"), payload.get("delay")
+        if isinstance(retry_at, int | float):
+            st.retry_at = float(retry_at)
+        elif isinstance(delay, int | float):
+            st.retry_at = t + float(delay)
+        wait = max(0.0, st.retry_at - t) if st.retry_at is not None else 0.0
+        failures = payload.get("failures")
+        actions: list[Action] = []
+        if (st.incident is None and isinstance(failures, int)
+                and failures >= self.rule.crashes):
+            st.incident = "crashing"
+            summary = (f"{watcher}: crashing: {failures} quick failures in a row; circusd "
+                       f"retries in {_fmt(round(wait, 2))} (backoff)")
+            details = {**self._details(st), "failures": failures, "reason": payload.get("reason")}
+            actions.append(Send(Alert("crashing", watcher, t, summary, details)))
+        if st.incident is not None and not st.stopped:
+            actions.append(ArmRecovery(watcher, wait + self.rule.recovery_time))
+        return actions
+
     def _on_fatal(self, watcher: str, payload: dict[str, Any], t: float) -> list[Action]:
         """Our circusd gave up respawning (``give_up_after`` quick failures in a row)."""
         failures = payload.get("failures")
@@ -201,6 +237,7 @@ class IncidentTracker:
         """The watcher no longer runs: open (or escalate to) ``kind``, once."""
         st = self._state(watcher)
         st.stopped = True
+        st.retry_at = None
         details = {**self._details(st), **extra}
         st.crashes.clear()
         actions: list[Action] = [Disarm(watcher)]
@@ -214,6 +251,7 @@ class IncidentTracker:
     def _on_start(self, watcher: str) -> list[Action]:
         st = self._state(watcher)
         st.stopped = False
+        st.retry_at = None  # a start while backing off tries at once
         st.killed_pids.clear()
         if st.incident is None:
             return []

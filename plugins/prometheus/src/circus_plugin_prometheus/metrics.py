@@ -29,8 +29,10 @@ from prometheus_client.registry import Collector
 from circus.procinfo import parse_human_bytes
 from circus.protocol import res_name
 
-#: states always exported (0 or 1) so a dashboard can graph each; others appear when seen
-STATES = ("active", "starting", "stopping", "stopped")
+#: circusd's watcher states (docs/daemon.md), always exported (0 or 1) so a dashboard can graph
+#: and alert on each (``backoff``: a crash loop held back; ``fatal``: circusd gave up); a state
+#: of another daemon's still appears while a watcher is in it
+STATES = ("active", "starting", "stopping", "stopped", "backoff", "fatal")
 _STOP_SIGNALS = {-signal.SIGTERM, -signal.SIGKILL}
 #: seconds after which a process's stream figures count as gone (three missed rounds)
 STALE_AFTER = 3.0
