@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import time
 from pathlib import Path
+from typing import Any
 
 import structlog
 from receivers import MailReceiver, WebhookReceiver
@@ -32,13 +33,20 @@ def quiet(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def wait_notifying(daemon: CircusdProcess) -> None:
-    """Until the plugin ran ``handle_init``: its SUB socket is connected by then (subscribed
-    within the round trip of its first command), so the first crashes are not missed."""
+def start_alerted(daemon: CircusdProcess, webhook: WebhookReceiver, kind: str,
+                  ready: str = "notifying ") -> dict[str, Any]:
+    """Start ``web`` once ``ready`` is in the log (by default notify's ``handle_init`` line:
+    its SUB socket is connected by then, subscribed within the round trip of its first
+    command, so the first crashes are not missed); its one alert, of ``kind``."""
     deadline = time.monotonic() + TIMEOUT
-    while "notifying " not in daemon.log_text():
+    while not all(text in daemon.log_text() for text in ("notifying ", ready)):
         assert time.monotonic() < deadline, daemon.log_text()
         time.sleep(0.05)
+    daemon.call("start", name="web")
+    (alert,) = webhook.wait(1)
+    assert alert["kind"] == kind
+    assert alert["watcher"] == "web"
+    return alert
 
 
 def kinds(bodies: list[dict[str, object]]) -> list[object]:
@@ -58,11 +66,7 @@ def test_crash_loop_sends_one_alert_and_one_recovery(
         "crashes = 3\ncrash_window = 10\nrecovery_time = 3\nmin_interval = 0\n"
     )
     with CircusdProcess(config, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
-        wait_notifying(daemon)
-        daemon.call("start", name="web")
-        (alert,) = webhook.wait(1)
-        assert alert["kind"] == "crashing"
-        assert alert["watcher"] == "web"
+        alert = start_alerted(daemon, webhook, "crashing")
         assert alert["text"].startswith("web: crashing: 3 unexpected exits within 10s")
         assert alert["details"]["exit_codes"][-1] == 3
         (message,) = mail.wait(1)
@@ -100,10 +104,7 @@ def test_a_crash_loop_held_back_by_backoff_has_no_false_recovery(
         "crashes = 3\ncrash_window = 1\nrecovery_time = 0.8\nmin_interval = 0\n"
     )
     with CircusdProcess(config, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
-        wait_notifying(daemon)
-        daemon.call("start", name="web")
-        (alert,) = webhook.wait(1)
-        assert alert["kind"] == "crashing"
+        alert = start_alerted(daemon, webhook, "crashing")
         assert alert["text"].startswith("web: crashing: 3 quick failures in a row; circusd "
                                         "retries in ")
         ev.wait_count(lambda t, p: t == "watcher.web.backoff", 6, timeout=TIMEOUT)
@@ -127,13 +128,7 @@ def test_flapping_plugin_stop_is_one_flapping_alert(
     )
     with CircusdProcess(config, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
         # the flapping plugin reads every watcher's options at start: once it did, it is live
-        deadline = time.monotonic() + TIMEOUT
-        while "web: attempts=2" not in daemon.log_text():
-            assert time.monotonic() < deadline, daemon.log_text()
-            time.sleep(0.05)
-        daemon.call("start", name="web")
-        (alert,) = webhook.wait(1)
-        assert alert["kind"] == "flapping"
+        alert = start_alerted(daemon, webhook, "flapping", ready="web: attempts=2")
         # our circusd names who sent the stop; the text says so
         assert alert["details"]["by"] == "plugin:flapping"
         assert alert["text"].startswith("web: stopped by plugin:flapping after ")
