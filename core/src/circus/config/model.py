@@ -9,7 +9,6 @@ Defaults are those of the Circus 0.19 INI file (protocol contract, section 8).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,13 +176,6 @@ class WatcherConfig:
     hooks: dict[str, str] = family(dict, HooksKind(), STORE, prefix="hooks.")
     extra: dict[str, str] = field(default_factory=dict)
     is_plugin: bool = False
-
-    @classmethod
-    def from_options(cls, name: str, options: Mapping[str, Any]) -> WatcherConfig:
-        """Build a validated watcher from option values (see :func:`watcher_from_options`)."""
-        from circus.config.watcher_options import watcher_from_options
-
-        return watcher_from_options(name, options)
 
 
 @dataclass
