@@ -151,20 +151,11 @@ class EventPublisher:
         if sock is None:
             return
         try:
-            while True:
-                item = await self._queue.get()
-                if item is _CLOSE:
-                    break
+            # one loop drains a burst without yielding per event: ``Queue.get`` returns at once
+            # while items wait, and a send the socket takes at once completes without suspending
+            while (item := await self._queue.get()) is not _CLOSE:
                 topic, body = item
                 await sock.send_multipart([topic, json.dumps(body).encode()])
-                # drain what else is queued without yielding back to the loop per event
-                while not self._queue.empty():
-                    item = self._queue.get_nowait()
-                    if item is _CLOSE:
-                        sock.setsockopt(zmq.LINGER, _CLOSE_LINGER_MS)
-                        return
-                    topic, body = item
-                    await sock.send_multipart([topic, json.dumps(body).encode()])
             sock.setsockopt(zmq.LINGER, _CLOSE_LINGER_MS)
         finally:
             sock.close()
