@@ -7,7 +7,7 @@ does. Circus 0.19 keeps no such count, so this journal derives it from the watch
 A *slot* is a worker id (``wid``): a process that dies is replaced in the same slot, so "slot 2
 was spawned 4 times" means "restarted 3 times", whatever the cause (crash, ``restart``,
 ``reload``, ``max_age``). Memory is bounded by the number of slots ever used, which is at most
-twice ``numprocesses`` (see ``WatcherCore._next_wid``).
+twice ``numprocesses`` (see ``ProcessSet._next_wid`` in :mod:`circus.watcher.processes`).
 """
 
 from __future__ import annotations

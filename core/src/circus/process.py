@@ -322,6 +322,13 @@ class Process:
         except psutil.Error:
             return []
 
+    async def _descendants_off_loop(self) -> list[psutil.Process]:
+        """:meth:`descendants` in a worker thread: psutil reads the ``stat`` file of every
+        process on the machine per call, so a watcher stopping 600 processes with
+        ``stop_children`` held the event loop for seconds (6.8 ms a call with 616 processes on
+        the machine, load 8: 600 calls are 4 s)."""
+        return await asyncio.to_thread(self.descendants)
+
     def children(self) -> list[psutil.Process]:
         try:
             return self.psutil_process().children(recursive=False)
@@ -394,7 +401,7 @@ class Process:
         loop = self._loop
         deadline = loop.time() + max(0.0, graceful_timeout)
         done = Termination()
-        tree = self.descendants() if children else []
+        tree = await self._descendants_off_loop() if children else []
 
         def reached(pids: list[int], sig: int, into: list[int]) -> None:
             for pid in pids:
@@ -414,7 +421,7 @@ class Process:
                 return done
         done.forced = True
         # descendants found now and before (some may have been re-parented since the stop)
-        tree = list({p.pid: p for p in [*tree, *self.descendants()]}.values())
+        tree = list({p.pid: p for p in [*tree, *await self._descendants_off_loop()]}.values())
         reached(self._signal_everything(signal.SIGKILL, tree), signal.SIGKILL, done.killed)
         kill_deadline = loop.time() + KILL_TIMEOUT
         gone = await self._wait_exit(kill_deadline) and await self._wait_group_gone(kill_deadline)
