@@ -21,6 +21,8 @@ DEFAULT_PUBSUB = "tcp://127.0.0.1:5556"
 DEFAULT_STATS_ENDPOINT = "tcp://127.0.0.1:5557"
 DEFAULT_MULTICAST = "udp://237.219.251.97:12027"
 EVENT_PREFIX = "watcher."
+#: topics of the stats stream: ``stat.<watcher>``, ``stat.<watcher>.<pid>`` (contract 5)
+STAT_PREFIX = "stat."
 
 
 def new_id() -> str:

@@ -9,9 +9,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from circus.procinfo import NO_SUCH_PROCESS
+from circus.protocol import STAT_PREFIX
 from circus.stats.sampler import Info, Sample
 
-STAT_PREFIX = "stat."
 #: the name ``stat.circus.<pid>`` messages carry for circusd itself (0.19 also had
 #: ``circusd-stats`` and ``circushttpd``; this daemon samples in-process and has no web UI)
 DAEMON_NAME = "circusd"

@@ -15,11 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from circus.errors import CallError
-from circus.protocol import EVENT_PREFIX
+from circus.protocol import EVENT_PREFIX, STAT_PREFIX
 from circus.top.model import TopModel
 from circus.transports import AsyncCommandClient, EventSubscriber
 
-STAT_PREFIX = "stat."
 #: seconds between two snapshots (an event asks for one sooner)
 SNAPSHOT_EVERY = 2.0
 #: a burst of events is folded into one snapshot after this pause
