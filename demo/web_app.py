@@ -1,7 +1,9 @@
 """A tiny HTTP worker for circus's shared sockets (demo/web.ini, docs/sockets.md).
 
     python web_app.py --fd 3        # serve on a listening socket inherited from circusd
-    python web_app.py --port 8000   # or bind 127.0.0.1:PORT itself (the benchmark's baseline)
+    python web_app.py --port 8000   # or bind 127.0.0.1:PORT itself
+    python web_app.py --port 8000 --reuse-port   # several copies on one port, no circusd
+                                                 # (the benchmark's baseline)
 
 Stdlib only. Every response says which process served it. SIGTERM (circus's stop signal) is a
 graceful stop: the worker accepts nothing new and finishes the request in hand, then exits; the
@@ -56,11 +58,14 @@ def main() -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--fd", type=int, help="an inherited listening socket")
     where.add_argument("--port", type=int, help="bind 127.0.0.1:PORT instead")
+    parser.add_argument("--reuse-port", action="store_true",
+                        help="with --port: SO_REUSEPORT, so several copies share the port")
     args = parser.parse_args()
     if args.fd is not None:
         sock = socket.socket(fileno=args.fd)
     else:
-        sock = socket.create_server(("127.0.0.1", args.port), backlog=2048)
+        sock = socket.create_server(("127.0.0.1", args.port), backlog=2048,
+                                    reuse_port=args.reuse_port)
     sock.setblocking(False)
     server = Server(sock)
 

@@ -12,6 +12,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -366,3 +367,54 @@ use_sockets = true
         assert daemon.call("list", name="keeper")["pids"] == [keeper_pid]
         assert ask(("127.0.0.1", int(after["web"]["port"])))[0] == new_web
         assert ask(("127.0.0.1", int(after["keep"]["port"])))[0] == keeper_pid
+
+
+def test_reloads_of_the_demo_app_lose_no_request(tmp_path: Path) -> None:
+    """demo/web_app.py on a shared socket, HTTP requests back to back (one connection each)
+    during three reloads, sequential or not: every request is answered with 200."""
+    app = Path(__file__).resolve().parents[1] / "demo" / "web_app.py"
+    config = f"""
+[socket:web]
+host = 127.0.0.1
+port = 0
+
+[watcher:web]
+cmd = {sys.executable} {app} --fd $(circus.sockets.web)
+use_sockets = true
+numprocesses = 2
+graceful_timeout = 10
+"""
+    results: list[str] = []
+    stop = threading.Event()
+
+    def client(port: int) -> None:
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+                    sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                    data = b""
+                    while chunk := sock.recv(4096):
+                        data += chunk
+                results.append("ok" if data.startswith(b"HTTP/1.0 200") else repr(data[:40]))
+            except OSError as exc:
+                results.append(repr(exc))
+
+    with CircusdProcess(config, tmp_path) as daemon:
+        port = int(sockets_of(daemon)["web"]["port"])
+        wait_until(lambda: len(daemon.call("list", name="web")["pids"]) == 2, "2 workers")
+        before = set(daemon.call("list", name="web")["pids"])
+        threads = [threading.Thread(target=client, args=(port,)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        try:
+            wait_until(lambda: len(results) > 10, "first answers")
+            for sequential in (False, True, False):
+                daemon.call("reload", name="web", waiting=True, sequential=sequential)
+            wait_until(lambda: len(results) > 50, "answers after the reloads")
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(TIMEOUT * 2)
+        assert not set(daemon.call("list", name="web")["pids"]) & before
+    failures = [r for r in results if r != "ok"]
+    assert failures == [], failures[:5]
