@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from circus.testing import CircusdProcess, wait_gone, wait_until
+from circus.testing import CircusdProcess, EventCollector, wait_gone, wait_until
 
 TIMEOUT = 20.0
 
@@ -418,3 +418,44 @@ graceful_timeout = 10
         assert not set(daemon.call("list", name="web")["pids"]) & before
     failures = [r for r in results if r != "ok"]
     assert failures == [], failures[:5]
+
+
+def test_stat_sockets_count_arrivals(tmp_path: Path, server: str, stats_endpoint: str) -> None:
+    """``statsd = true``: ``stat.sockets.<fd>`` and ``stat.sockets`` every second (contract 5),
+    the reads counting connections that arrived."""
+    config = f"""
+[circus]
+statsd = true
+stats_endpoint = {stats_endpoint}
+
+[socket:web]
+host = 127.0.0.1
+port = 0
+
+[watcher:web]
+cmd = {server} $(circus.sockets.web)
+use_sockets = true
+"""
+    with CircusdProcess(config, tmp_path) as daemon, EventCollector(
+        stats_endpoint, topics=("stat.sockets",)
+    ) as stats:
+        entry = sockets_of(daemon)["web"]
+        fd, address = int(entry["fd"]), f"127.0.0.1:{entry['port']}"
+        stats.wait_for(lambda topic, _: topic == "stat.sockets")  # subscribed: rounds arrive
+        mark = len(stats.events)
+        for _ in range(5):
+            ask(("127.0.0.1", int(entry["port"])))
+        rounds: list[dict[str, object]] = []
+        while len(rounds) < 3:  # counts of three rounds from the mark on cover the arrivals
+            topic, payload = stats.wait_for(lambda topic, _: topic.startswith("stat.sockets."),
+                                            start=mark)
+            mark = next(i for i in range(mark, len(stats.events))
+                        if stats.events[i][1] is payload) + 1
+            assert topic == f"stat.sockets.{fd}"
+            assert set(payload) == {"fd", "subtopic", "reads", "address"}
+            assert (payload["fd"], payload["subtopic"], payload["address"]) == (fd, fd, address)
+            rounds.append(payload)
+        reads = sum(int(str(p["reads"])) for p in rounds)
+        assert 1 <= reads <= 5, rounds
+        _, total = stats.wait_for(lambda topic, _: topic == "stat.sockets")
+        assert total["addresses"] == [address]

@@ -39,7 +39,7 @@ from circus.errors import ConfigError, ConflictError, MessageError
 from circus.events import EventPublisher
 from circus.on_demand import OnDemand
 from circus.output_tail import with_defaults
-from circus.sockets import SocketSet
+from circus.sockets import ReadCounter, SocketSet
 from circus.stats.report import daemon_stats
 from circus.stats.sampler import Sampler
 from circus.stats.stream import StatsStream
@@ -71,6 +71,8 @@ class Arbiter:
         self.sockets = SocketSet(sockets)
         self._socket_configs = {c.name: c for c in sockets or []}
         self.on_demand = OnDemand(self.sockets, self._start_on_demand)
+        #: readiness counts of the sockets for the stats stream (started with it)
+        self.socket_counter = ReadCounter(self.sockets)
         self.config_path = config_path
         self._context = context
         self._own_context = context is None
@@ -147,6 +149,10 @@ class Arbiter:
     def list_sockets(self) -> list[dict[str, Any]]:
         return self.sockets.listing()
 
+    def socket_reads(self) -> list[tuple[int, str, int]]:
+        """For the stats stream's ``stat.sockets`` topics."""
+        return self.socket_counter.take()
+
     async def dstats(self) -> dict[str, Any]:
         return daemon_stats(await self.sampler.sample([os.getpid()]), os.getpid())
 
@@ -215,6 +221,7 @@ class Arbiter:
                 self._context, self.settings.stats_endpoint, self.sampler, self
             )
             await self.stats_stream.start()
+            self.socket_counter.start()
         if self.on_bound is not None:
             self.on_bound()
         if self.settings.check_delay > 0:
@@ -289,6 +296,7 @@ class Arbiter:
             self.bind_policy.curve.stop()
             REGISTRY.curve = None
         self.on_demand.close()
+        self.socket_counter.close()
         self.sockets.close_all()  # last: nothing that inherited them is left
         if self._context is not None and self._own_context:
             self._context.term()

@@ -15,8 +15,10 @@ that holder's.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import select
 import socket
 import stat
 from collections.abc import Iterator, Mapping
@@ -232,3 +234,65 @@ class SocketSet(Mapping[str, CircusSocket]):
                 own.close()
             raise
         return fds, temporary
+
+
+class ReadCounter:
+    """How often each socket became readable, for the ``stat.sockets`` topics (contract 5).
+
+    0.19's circusd-stats watched the inherited sockets with a level-triggered IOLoop, which
+    fires again and again while a connection waits to be accepted. Here the sockets sit in an
+    edge-triggered epoll of their own whose fd is registered with the event loop: one wake-up
+    per arrival (arrivals between two loop iterations count once), nothing while a connection
+    merely waits, and the workers' sockets are not touched. Without epoll (not Linux) the
+    counts stay 0.
+    """
+
+    def __init__(self, sockets: SocketSet) -> None:
+        self._sockets = sockets
+        self._epoll: Any = None
+        #: fd -> the socket object registered under it (a re-bound socket may reuse a number)
+        self._registered: dict[int, socket.socket] = {}
+        self._counts: dict[int, int] = {}
+
+    def start(self) -> None:
+        if not hasattr(select, "epoll"):
+            return
+        self._epoll = select.epoll()
+        asyncio.get_running_loop().add_reader(self._epoll.fileno(), self._ready)
+        self._sync()
+
+    def _sync(self) -> None:
+        """Follow the bound sockets (reloadconfig closes and binds some)."""
+        if self._epoll is None:
+            return
+        current = {s.fd: s.sock for s in self._sockets.values() if s.sock is not None}
+        for fd, sock in list(self._registered.items()):
+            if current.get(fd) is not sock:
+                with contextlib.suppress(OSError):  # closed: epoll dropped it already
+                    self._epoll.unregister(fd)
+                del self._registered[fd]
+                self._counts.pop(fd, None)
+        for fd, sock in current.items():
+            if fd not in self._registered and sock is not None:
+                self._epoll.register(fd, select.EPOLLIN | select.EPOLLET)
+                self._registered[fd] = sock
+
+    def _ready(self) -> None:
+        for fd, _ in self._epoll.poll(0):
+            self._counts[fd] = self._counts.get(fd, 0) + 1
+
+    def take(self) -> list[tuple[int, str, int]]:
+        """``(fd, address, reads since the last call)`` per bound socket, sorted by fd."""
+        self._sync()
+        found = sorted((s.fd, s.address()) for s in self._sockets.values() if s.sock is not None)
+        taken = [(fd, address, self._counts.get(fd, 0)) for fd, address in found]
+        self._counts.clear()
+        return taken
+
+    def close(self) -> None:
+        if self._epoll is None:
+            return
+        asyncio.get_running_loop().remove_reader(self._epoll.fileno())
+        self._epoll.close()
+        self._epoll = None
+        self._registered.clear()

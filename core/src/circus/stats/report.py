@@ -62,12 +62,28 @@ def stream_messages(
     watcher (``res_name``) each live process then the aggregate, then ``circus``.
 
     A watcher with no live process publishes nothing, as in 0.19 (its collector stops).
-    ``stat.sockets`` is absent while circusd has no ``[socket:...]`` sockets, as in 0.19.
+    ``stat.sockets`` topics come from :func:`socket_messages`.
     """
     messages: list[tuple[str, Info]] = []
     for name, pids in groups:
         messages.extend(_group(sample, name, pids, None))
     messages.extend(_group(sample, "circus", [daemon_pid], DAEMON_NAME))
+    return messages
+
+
+def socket_messages(reads: Sequence[tuple[int, str, int]]) -> list[tuple[str, Info]]:
+    """``stat.sockets.<fd>`` per socket then the ``stat.sockets`` aggregate (contract 5), from
+    ``(fd, address, reads)``; nothing without sockets, as in 0.19."""
+    messages: list[tuple[str, Info]] = [
+        (f"{STAT_PREFIX}sockets.{fd}",
+         {"fd": fd, "subtopic": fd, "reads": count, "address": address})
+        for fd, address, count in reads
+    ]
+    if messages:
+        messages.append((f"{STAT_PREFIX}sockets", {
+            "addresses": [address for _, address, _ in reads],
+            "reads": sum(count for _, _, count in reads),
+        }))
     return messages
 
 

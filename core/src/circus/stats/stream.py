@@ -21,7 +21,7 @@ import zmq
 import zmq.asyncio
 
 from circus.events import bind_publisher
-from circus.stats.report import stream_messages
+from circus.stats.report import socket_messages, stream_messages
 from circus.stats.sampler import Sampler
 
 log = structlog.get_logger("circus.stats")
@@ -40,6 +40,10 @@ class _Watched(Protocol):
 class _Watchers(Protocol):
     @property
     def watchers(self) -> Sequence[_Watched]: ...
+
+    def socket_reads(self) -> list[tuple[int, str, int]]:
+        """``(fd, address, reads since the last call)`` per ``[socket:NAME]`` socket."""
+        ...
 
 
 class StatsStream:
@@ -105,6 +109,8 @@ class StatsStream:
         groups = [(w.res_name, w.pids()) for w in self.source.watchers]
         me = os.getpid()
         sample = await self.sampler.sample([me, *(pid for _, pids in groups for pid in pids)])
-        for topic, payload in stream_messages(sample, groups, me):
+        reads = self.source.socket_reads()
+        messages = [*stream_messages(sample, groups, me), *socket_messages(reads)]
+        for topic, payload in messages:
             await sock.send_multipart([topic.encode(), json.dumps(payload).encode()])
         self.rounds += 1
