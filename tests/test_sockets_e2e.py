@@ -42,6 +42,15 @@ def server(tmp_path: Path) -> str:
     return f"{sys.executable} {path}"
 
 
+def web_config(cmd: str, watcher_options: str = "", *, socket_options: str = "",
+               head: str = "") -> str:
+    """``[socket:web]`` on 127.0.0.1, an ephemeral port, and ``[watcher:web]`` running
+    ``cmd $(circus.sockets.web)`` with ``use_sockets``."""
+    return (f"{head}[socket:web]\nhost = 127.0.0.1\nport = 0\n{socket_options}\n"
+            f"[watcher:web]\ncmd = {cmd} $(circus.sockets.web)\nuse_sockets = true\n"
+            f"{watcher_options}")
+
+
 def ask(address: str | tuple[str, int], family: int = socket.AF_INET) -> tuple[int, int]:
     """Connect, read the worker's ``pid fd`` line (bounded)."""
     with socket.socket(family, socket.SOCK_STREAM) as sock:
@@ -118,15 +127,7 @@ cmd = sleep 300
 def test_a_restart_loses_no_connection_the_socket_keeps_listening(
     tmp_path: Path, server: str
 ) -> None:
-    config = f"""
-[socket:web]
-host = 127.0.0.1
-port = 0
-
-[watcher:web]
-cmd = {server} $(circus.sockets.web)
-use_sockets = true
-"""
+    config = web_config(server)
     with CircusdProcess(config, tmp_path) as daemon:
         port = int(sockets_of(daemon)["web"]["port"])
         (old,) = daemon.call("list", name="web")["pids"]
@@ -238,17 +239,7 @@ use_sockets = true
 
 
 def test_so_reuseport_gives_every_worker_its_own_socket(tmp_path: Path, server: str) -> None:
-    config = f"""
-[socket:web]
-host = 127.0.0.1
-port = 0
-so_reuseport = true
-
-[watcher:web]
-cmd = {server} $(circus.sockets.web)
-use_sockets = true
-numprocesses = 3
-"""
+    config = web_config(server, "numprocesses = 3\n", socket_options="so_reuseport = true\n")
     with CircusdProcess(config, tmp_path) as daemon:
         entry = sockets_of(daemon)["web"]
         pids = daemon.call("list", name="web")["pids"]
@@ -307,16 +298,7 @@ def test_on_demand_first_connection_starts_the_watcher_and_is_served(
     tmp_path: Path, server: str
 ) -> None:
     """check_delay = 60: the start cannot come from a tick, only from the socket's reader."""
-    config = f"""
-[socket:web]
-host = 127.0.0.1
-port = 0
-
-[watcher:web]
-cmd = {server} $(circus.sockets.web)
-use_sockets = true
-on_demand = true
-"""
+    config = web_config(server, "on_demand = true\n")
     with CircusdProcess(config, tmp_path, check_delay=60) as daemon:
         assert daemon.call("status", name="web")["status"] == "stopped"
         assert daemon.call("list", name="web")["pids"] == []
@@ -373,17 +355,7 @@ def test_reloads_of_the_demo_app_lose_no_request(tmp_path: Path) -> None:
     """demo/web_app.py on a shared socket, HTTP requests back to back (one connection each)
     during three reloads, sequential or not: every request is answered with 200."""
     app = Path(__file__).resolve().parents[1] / "demo" / "web_app.py"
-    config = f"""
-[socket:web]
-host = 127.0.0.1
-port = 0
-
-[watcher:web]
-cmd = {sys.executable} {app} --fd $(circus.sockets.web)
-use_sockets = true
-numprocesses = 2
-graceful_timeout = 10
-"""
+    config = web_config(f"{sys.executable} {app} --fd", "numprocesses = 2\ngraceful_timeout = 10\n")
     results: list[str] = []
     stop = threading.Event()
 
@@ -422,20 +394,9 @@ graceful_timeout = 10
 
 def test_stat_sockets_count_arrivals(tmp_path: Path, server: str, stats_endpoint: str) -> None:
     """``statsd = true``: ``stat.sockets.<fd>`` and ``stat.sockets`` every second (contract 5),
-    the reads counting connections that arrived."""
-    config = f"""
-[circus]
-statsd = true
-stats_endpoint = {stats_endpoint}
-
-[socket:web]
-host = 127.0.0.1
-port = 0
-
-[watcher:web]
-cmd = {server} $(circus.sockets.web)
-use_sockets = true
-"""
+    the reads counting connections circusd saw waiting (no worker runs to accept them here)."""
+    head = f"[circus]\nstatsd = true\nstats_endpoint = {stats_endpoint}\n\n"
+    config = web_config(server, "autostart = false\n", head=head)
     with CircusdProcess(config, tmp_path) as daemon, EventCollector(
         stats_endpoint, topics=("stat.sockets",)
     ) as stats:
@@ -443,19 +404,23 @@ use_sockets = true
         fd, address = int(entry["fd"]), f"127.0.0.1:{entry['port']}"
         stats.wait_for(lambda topic, _: topic == "stat.sockets")  # subscribed: rounds arrive
         mark = len(stats.events)
-        for _ in range(5):
-            ask(("127.0.0.1", int(entry["port"])))
-        rounds: list[dict[str, object]] = []
-        while len(rounds) < 3:  # counts of three rounds from the mark on cover the arrivals
-            topic, payload = stats.wait_for(lambda topic, _: topic.startswith("stat.sockets."),
-                                            start=mark)
-            mark = next(i for i in range(mark, len(stats.events))
-                        if stats.events[i][1] is payload) + 1
-            assert topic == f"stat.sockets.{fd}"
-            assert set(payload) == {"fd", "subtopic", "reads", "address"}
-            assert (payload["fd"], payload["subtopic"], payload["address"]) == (fd, fd, address)
-            rounds.append(payload)
-        reads = sum(int(str(p["reads"])) for p in rounds)
-        assert 1 <= reads <= 5, rounds
-        _, total = stats.wait_for(lambda topic, _: topic == "stat.sockets")
-        assert total["addresses"] == [address]
+        waiting = [socket.create_connection(("127.0.0.1", int(entry["port"])), timeout=TIMEOUT)
+                   for _ in range(5)]
+        try:
+            rounds: list[dict[str, object]] = []
+            while len(rounds) < 3:  # counts of three rounds from the mark on cover the arrivals
+                topic, payload = stats.wait_for(lambda topic, _: topic.startswith("stat.sockets."),
+                                                start=mark)
+                mark = next(i for i in range(mark, len(stats.events))
+                            if stats.events[i][1] is payload) + 1
+                assert topic == f"stat.sockets.{fd}"
+                assert set(payload) == {"fd", "subtopic", "reads", "address"}
+                assert (payload["fd"], payload["subtopic"], payload["address"]) == (fd, fd, address)
+                rounds.append(payload)
+            reads = sum(int(str(p["reads"])) for p in rounds)
+            assert 1 <= reads <= 5, rounds
+            _, total = stats.wait_for(lambda topic, _: topic == "stat.sockets")
+            assert total["addresses"] == [address]
+        finally:
+            for sock in waiting:
+                sock.close()

@@ -237,14 +237,15 @@ class SocketSet(Mapping[str, CircusSocket]):
 
 
 class ReadCounter:
-    """How often each socket became readable, for the ``stat.sockets`` topics (contract 5).
+    """How often each socket was seen readable, for the ``stat.sockets`` topics (contract 5).
 
     0.19's circusd-stats watched the inherited sockets with a level-triggered IOLoop, which
     fires again and again while a connection waits to be accepted. Here the sockets sit in an
     edge-triggered epoll of their own whose fd is registered with the event loop: one wake-up
-    per arrival (arrivals between two loop iterations count once), nothing while a connection
-    merely waits, and the workers' sockets are not touched. Without epoll (not Linux) the
-    counts stay 0.
+    per arrival, and nothing more while it waits. epoll re-checks readiness when the loop
+    collects the event, so a connection a worker accepted first is not counted: the figure
+    measures connections that had to wait (queueing), not traffic. Arrivals between two loop
+    iterations count once. Without epoll (not Linux) the counts stay 0.
     """
 
     def __init__(self, sockets: SocketSet) -> None:
