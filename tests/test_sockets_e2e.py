@@ -7,6 +7,7 @@ paths in the test's folder.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import stat
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from circus import get_arbiter
 from circus.testing import CircusdProcess, EventCollector, wait_gone, wait_until
 
 TIMEOUT = 20.0
@@ -424,3 +426,29 @@ def test_stat_sockets_count_arrivals(tmp_path: Path, server: str, stats_endpoint
         finally:
             for sock in waiting:
                 sock.close()
+
+
+def test_get_arbiter_with_sockets_from_python(tmp_path: Path, server: str) -> None:
+    """0.19's ``get_arbiter(..., sockets=[...])``: bound at start, served, closed at the end."""
+    arbiter = get_arbiter(
+        [{"name": "web", "cmd": f"{server} $(circus.sockets.web)", "use_sockets": True}],
+        sockets=[{"name": "web", "host": "127.0.0.1", "port": 0}],
+        endpoint=f"ipc://{tmp_path}/c.sock",
+        pubsub_endpoint=f"ipc://{tmp_path}/p.sock",
+    )
+
+    async def main() -> tuple[int, list[int], int]:
+        await arbiter.start()
+        try:
+            (entry,) = arbiter.list_sockets()
+            answer = await asyncio.to_thread(ask, ("127.0.0.1", int(entry["port"])))
+            return answer[0], arbiter.get_watcher("web").pids(), int(entry["port"])
+        finally:
+            await arbiter.quit()
+            await arbiter.close()
+
+    served_by, pids, port = asyncio.run(asyncio.wait_for(main(), 60))
+    assert served_by in pids
+    assert wait_gone(served_by)
+    with pytest.raises(ConnectionRefusedError):  # closed with the arbiter
+        socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT).close()

@@ -32,7 +32,8 @@ from circus.config import (
     plugin_watcher,
     watcher_from_options,
 )
-from circus.config.socket_use import used_sockets
+from circus.config.socket_section import socket_from_options
+from circus.config.socket_use import check_socket_references, used_sockets
 from circus.credentials import REGISTRY
 from circus.curve import CurveServer
 from circus.errors import ConfigError, ConflictError, MessageError
@@ -513,11 +514,14 @@ def _settings_differ(old: CircusSettings, new: CircusSettings) -> bool:
 def get_arbiter(
     watchers: list[dict[str, Any]],
     plugins: list[dict[str, Any]] | None = None,
+    sockets: list[dict[str, Any]] | None = None,
     **settings: Any,
 ) -> Arbiter:
     """Build an arbiter from Python: ``watchers`` are option dicts with a ``name`` and ``cmd``;
-    ``plugins`` are dicts with ``name``, ``use`` and the plugin's options; ``settings`` are
-    ``[circus]`` options (``check_delay`` defaults to 1.0 here, as in 0.19's API)."""
+    ``plugins`` are dicts with ``name``, ``use`` and the plugin's options; ``sockets`` are
+    dicts with a ``name`` and the ``[socket:NAME]`` options (0.19's ``sockets`` argument);
+    ``settings`` are ``[circus]`` options (``check_delay`` defaults to 1.0 here, as in 0.19's
+    API)."""
     settings.setdefault("check_delay", API_CHECK_DELAY)
     known = {f.name for f in dataclasses.fields(CircusSettings)}
     unknown = sorted(set(settings) - known)
@@ -525,7 +529,19 @@ def get_arbiter(
         raise ConfigError(f"unknown setting(s): {', '.join(unknown)}", section="circus")
     circus_settings = CircusSettings(**settings)
     configs = [_watcher_config(dict(w)) for w in watchers]
-    return Arbiter(configs, circus_settings, plugins=list(plugins or []))
+    socket_configs = [_socket_config(dict(s)) for s in sockets or []]
+    check_socket_references(configs, socket_configs)
+    return Arbiter(configs, circus_settings, plugins=list(plugins or []), sockets=socket_configs)
+
+
+def _socket_config(options: dict[str, Any]) -> SocketConfig:
+    name = options.pop("name", None)
+    if not isinstance(name, str) or not name:
+        raise ConfigError("every socket needs a 'name'")
+    try:
+        return socket_from_options(name, options)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, section=f"socket:{name}", key=exc.key) from None
 
 
 def _plugin_config(
