@@ -7,12 +7,14 @@ the fixed loopback ports, so it cannot collide with anything else on the machine
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import signal
 import socket
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,8 @@ def test_demo_runs_as_documented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     text = text.replace("18125", str(free_udp_port()))
     text = text.replace("18080", str(free_port()))
     text = text.replace("11664", str(free_udp_port()))
+    web_port = free_port()
+    text = text.replace("httpd_port = 8080", f"httpd_port = {web_port}")
     monkeypatch.chdir(demo)  # circusd (and so the relative paths) run from the demo directory
     with CircusdProcess(text, demo) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
         # The flapping plugin stops the crasher, retries twice (5 s apart), then gives up.
@@ -70,7 +74,16 @@ def test_demo_runs_as_documented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert "alert <- crasher: stopped " in alerts[0]
         assert daemon.call("status", name="webhook-receiver")["status"] == "active"
         assert all("::{" in line for line in events)
+        check_dashboard(web_port)
         check_plugins_a(demo, daemon, ev)
+
+
+def check_dashboard(port: int) -> None:
+    """httpd = true: the dashboard lists the demo's watchers and plugins (docs/web.md; its
+    own tests drive it in a browser)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=10) as reply:
+        names = {watcher["name"] for watcher in json.load(reply)["watchers"]}
+    assert {"worker", "crasher", "plugin:web", "plugin:flapping"} <= names, names
 
 
 def check_plugins_a(demo: Path, daemon: CircusdProcess, ev: EventCollector) -> None:
