@@ -59,7 +59,7 @@ class WebDashboard(AsyncCircusPlugin):
         WebSettings.from_config(config)
 
     async def handle_init(self) -> None:
-        self.broadcast = Broadcast()
+        self.broadcast = Broadcast(self._view_of)
         self.follower = OutputFollower(self.pubsub_endpoint, self.broadcast.output)
         await self.refresh()
         listener = self._listen()
@@ -109,8 +109,7 @@ class WebDashboard(AsyncCircusPlugin):
         record = self.board.event(watcher, action, payload)
         if self.broadcast is not None:
             self.broadcast.event(record)
-            view = self.board.watchers.get(watcher)
-            self.broadcast.watcher(watcher, view.as_dict() if view is not None else None)
+            self.broadcast.watcher(watcher)
         self._dirty.set()
 
     def handle_gap(self, gap: Gap) -> None:
@@ -120,7 +119,7 @@ class WebDashboard(AsyncCircusPlugin):
     def handle_stats(self, watcher: str, pid: int | None, stats: dict[str, Any]) -> None:
         """The stats stream (``statsd = true``): cpu/memory figures every second."""
         if self.board.stats(watcher, pid, stats) and self.broadcast is not None:
-            self.broadcast.watcher(watcher, self.board.watchers[watcher].as_dict())
+            self.broadcast.watcher(watcher)
 
     # -- refreshing from circusd ------------------------------------------------------------
 
@@ -149,9 +148,12 @@ class WebDashboard(AsyncCircusPlugin):
         points = self.board.sample_history()
         if self.broadcast is not None:
             for name in changed:
-                view = self.board.watchers.get(name)
-                self.broadcast.watcher(name, view.as_dict() if view is not None else None)
+                self.broadcast.watcher(name)
             self.broadcast.history(points)
+
+    def _view_of(self, name: str) -> dict[str, Any] | None:
+        view = self.board.watchers.get(name)
+        return view.as_dict() if view is not None else None
 
     # -- what the application asks (Backend) ------------------------------------------------
 

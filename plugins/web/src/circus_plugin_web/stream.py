@@ -22,15 +22,18 @@ PAGE_QUEUE = 200
 RETRY_MS = 1000
 
 Snapshot = Callable[[], dict[str, Any]]
+#: a watcher's current view, ``None`` when it is gone
+ViewOf = Callable[[str], dict[str, Any] | None]
 
 
 class Broadcast:
     """Collects changes on the plugin's loop and hands each page its batches."""
 
-    def __init__(self) -> None:
+    def __init__(self, view_of: ViewOf) -> None:
         self.pages: set[asyncio.Queue[str | None]] = set()
+        self._view_of = view_of
         self._events: list[dict[str, Any]] = []
-        self._watchers: dict[str, dict[str, Any] | None] = {}
+        self._watchers: set[str] = set()
         self._history: dict[str, list[float]] = {}
         self._output: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
@@ -42,9 +45,10 @@ class Broadcast:
         self._events.append(record)
         self._wake.set()
 
-    def watcher(self, name: str, view: dict[str, Any] | None) -> None:
-        """The new view of ``name`` (``None``: it is gone)."""
-        self._watchers[name] = view
+    def watcher(self, name: str) -> None:
+        """``name`` changed: its view is read once per batch, however many events touched it
+        (at 1,000 events/s most batches carry several events of the same watcher)."""
+        self._watchers.add(name)
         self._wake.set()
 
     def history(self, points: dict[str, list[float]]) -> None:
@@ -74,9 +78,9 @@ class Broadcast:
         if self._events:
             batch["events"], self._events = self._events, []
         if self._watchers:
-            batch["watchers"] = [view or {"name": name, "gone": True}
-                                 for name, view in self._watchers.items()]
-            self._watchers = {}
+            batch["watchers"] = [self._view_of(name) or {"name": name, "gone": True}
+                                 for name in sorted(self._watchers)]
+            self._watchers = set()
         if self._history:
             batch["history"], self._history = self._history, {}
         if self._output:
