@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import shutil
 import signal
@@ -43,6 +42,7 @@ from harness import (
     median,
     original,
     percentile,
+    ratio,
     table,
     wait_pids,
     write_section,
@@ -624,13 +624,6 @@ CASES: list[Callable[[], Case]] = [
 
 # -- report ------------------------------------------------------------------------------------
 
-def _ratio(theirs: float, ours: float) -> str:
-    if not ours or math.isnan(theirs) or math.isnan(ours):
-        return "n/a"
-    value = theirs / ours
-    return f"{value:,.0f}x" if value >= 100 else f"{value:.1f}x"
-
-
 def _cell(result: Result) -> str:
     return f"{fmt_ms(median(result.delays))} / {fmt_ms(percentile(result.delays, 95))}"
 
@@ -667,13 +660,13 @@ def main() -> int:
             case = factories[name]()
             label = getattr(case, "settings_label", "")
             title = f"{case.ours} ({label})" if label else name
-            ratio = _ratio(median(theirs.delays), median(ours.delays))
-            rows.append([title, _cell(ours), _cell(theirs), ratio,
+            speedup = ratio(median(theirs.delays), median(ours.delays))
+            rows.append([title, _cell(ours), _cell(theirs), speedup,
                          str(len(ours.delays)), _faults(ours), _faults(theirs)])
             condition = getattr(case, "condition", "condition → action")
             short.append([f"{title}: {condition} (p50)", fmt_ms(median(ours.delays)),
                           fmt_ms(median(theirs.delays)) if theirs.delays else "never",
-                          f"{ratio} faster" if theirs.delays else ""])
+                          f"{speedup} faster" if theirs.delays else ""])
     text = (f"Measured {header}, {'--quick' if args.quick else f'{samples} samples per case'} "
             "(`bench/bench_plugin_actions.py`). Both plugins run with the same options "
             "against our circusd; the action is read from circusd's events.\n\n"

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import math
 import os
 import signal
 import subprocess
@@ -50,6 +49,7 @@ from harness import (
     median,
     original,
     percentile,
+    ratio,
     rss_mb,
     running,
     sides,
@@ -251,13 +251,6 @@ def throughput(label: str, installed: OriginalCircus, workdir: Path) -> dict[str
         ctx.term()
 
 
-def _ratio(numerator: float, denominator: float) -> str:
-    if not denominator or math.isnan(numerator) or math.isnan(denominator):
-        return "n/a"
-    value = numerator / denominator
-    return f"{value:,.0f}x" if value >= 100 else f"{value:.1f}x"
-
-
 # -- a plugin blocked under churn -----------------------------------------------------------------
 
 def blocked(side: Side, workdir: Path, seconds: float, queue_size: int) -> dict[str, float]:
@@ -368,7 +361,7 @@ def main() -> int:
                     short.append([f"process exit → plugin's `call` answered (p50), original "
                                   f"check_delay {check_delay:g}", fmt_ms(ours_call),
                                   fmt_ms(result["call_p50"]),
-                                  f"{_ratio(result['call_p50'], ours_call)} faster"])
+                                  f"{ratio(result['call_p50'], ours_call)} faster"])
             sections.append(
                 "Process exit → plugin (target: exit → `call` answered p50 < 5 ms):\n\n"
                 + table(["daemon", "exit → handle_recv p50 / p95",
@@ -404,7 +397,7 @@ def main() -> int:
                 rates[label] = result["events_per_s"]
             short.append(["events/s one plugin consumes", f"{rates[OURS]:,.0f}",
                           f"{rates[ORIGINAL]:,.0f}",
-                          f"{_ratio(rates[OURS], rates[ORIGINAL])} more"])
+                          f"{ratio(rates[OURS], rates[ORIGINAL])} more"])
             sections.append(
                 "Most events/s one plugin consumes, default hooks, fed by a local PUB "
                 "(target ≥ 50,000/s):\n\n"
@@ -429,9 +422,9 @@ def main() -> int:
             count, rounds = (20, 2) if args.quick else (300, 6)
             result = calls(ours, workdir, count, rounds)
             print(f"calls: {result}", flush=True)
-            ratio = result["plugin_p50"] / result["client_p50"]
+            call_ratio = result["plugin_p50"] / result["client_p50"]
             short.append(["plugin `call` round trip ÷ client round trip (p50, same run)",
-                          f"{ratio:.2f}x", "", "target ≤ 1.5x"])
+                          f"{call_ratio:.2f}x", "", "target ≤ 1.5x"])
             sections.append(
                 f"`call numprocesses` round trip, {count} calls x {rounds} rounds alternating "
                 "plugin first / client first (target: plugin ≤ 1.5x client):\n\n"
@@ -439,7 +432,7 @@ def main() -> int:
                         [["plugin `handle_recv` (CircusPlugin.call)",
                           fmt_ms(result["plugin_p50"])],
                          ["CircusClient", fmt_ms(result["client_p50"])],
-                         ["ratio", f"{ratio:.2f}x"]]))
+                         ["ratio", f"{call_ratio:.2f}x"]]))
     text = f"Measured {header} (`bench/bench_plugins.py`).\n\n" + "\n\n".join(sections)
     print()
     print(text)
