@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from circus.testing import CircusdProcess, EventCollector
 
 TIMEOUT = 60.0
@@ -28,12 +30,13 @@ while True:
 """
 
 
-def config(tmp_path: Path, **options: str) -> str:
+def config(tmp_path: Path, stream: bool = False, **options: str) -> str:
     (tmp_path / "burner.py").write_text(BURNER)
     base = {"watcher": "burn", "min": "1", "max": "3", "scale_up": "15", "scale_down": "3",
             "up_after": "0.5", "down_after": "0.5", "cooldown": "1.5", "sample_rate": "0.25"}
     extra = "".join(f"{k} = {v}\n" for k, v in {**base, **options}.items())
-    return (f"[circus]\ndebug = true\n\n[watcher:burn]\n"
+    statsd = f"statsd = true\nstats_endpoint = ipc://{tmp_path}/stats.sock\n" if stream else ""
+    return (f"[circus]\ndebug = true\n{statsd}\n[watcher:burn]\n"
             f"cmd = {sys.executable} {tmp_path / 'burner.py'} {tmp_path / 'load'}\n\n"
             f"[plugin:autoscale]\nuse = autoscale\n{extra}")
 
@@ -50,8 +53,11 @@ def wait_count(daemon: CircusdProcess, count: int) -> None:
         time.sleep(0.1)
 
 
-def test_scales_up_to_max_under_load_and_back_to_min(tmp_path: Path) -> None:
-    with CircusdProcess(config(tmp_path), tmp_path) as daemon, \
+@pytest.mark.parametrize("stream", [False, True], ids=["stats", "stream"])
+def test_scales_up_to_max_under_load_and_back_to_min(tmp_path: Path, stream: bool) -> None:
+    """Without ``statsd`` the cpu comes from ``stats`` calls; with it, from circusd's stats
+    stream (once it flows, every later round reads it: no ``stats`` call after that)."""
+    with CircusdProcess(config(tmp_path, stream), tmp_path) as daemon, \
             EventCollector(daemon.pubsub_endpoint) as ev:
         ev.wait_ready(daemon, "burn")
         deadline = time.monotonic() + TIMEOUT
@@ -75,6 +81,12 @@ def test_scales_up_to_max_under_load_and_back_to_min(tmp_path: Path) -> None:
         time.sleep(2.0)
         assert decisions(daemon) == [(1, 2), (2, 3), (3, 2), (2, 1)]
         assert len(daemon.call("list", name="burn")["pids"]) == 1
+        log = daemon.log_text()
+        if stream:
+            assert "cpu read from stats" not in log.split("cpu read from circusd's stats stream")[1]
+        else:
+            assert "cpu read from circusd's stats stream" not in log
+            assert "burn: cpu read from stats" in log
 
 
 def test_count_outside_the_bounds_is_corrected_and_command_metric(tmp_path: Path) -> None:

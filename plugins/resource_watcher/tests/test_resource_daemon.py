@@ -11,7 +11,16 @@ import sys
 import time
 from pathlib import Path
 
-from circus.testing import CircusdProcess, EventCollector, log_count, wait_gone, wait_until
+import pytest
+
+from circus.testing import (
+    CircusdProcess,
+    EventCollector,
+    log_count,
+    run_plugin,
+    wait_gone,
+    wait_until,
+)
 
 TIMEOUT = 30.0
 HOG = """\
@@ -51,12 +60,20 @@ def config(watchers: str, **options: str) -> str:
             f"use = resource_watcher\n{extra}")
 
 
-def test_kill_only_the_process_over_its_memory_limit(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stream", [False, True], ids=["stats", "stream"])
+def test_kill_only_the_process_over_its_memory_limit(tmp_path: Path, stream: bool) -> None:
+    """Polling ``stats``, and with ``statsd = true`` circusd's stats stream (``handle_stats``):
+    there ``sample_rate`` is 60 s, so after the first round only the stream can have brought
+    the hog to light."""
     watchers = f"[watcher:app]\ncmd = {hog_cmd(tmp_path)}\nnumprocesses = 2\n"
     cfg = config(watchers, watcher="app", max_mem="60M", loop_rate="0.3", max_count="1",
-                 action="kill")
+                 action="kill", sample_rate="60" if stream else "0.3")
+    if stream:
+        cfg = cfg.replace("[circus]\n", f"[circus]\nstatsd = true\n"
+                                        f"stats_endpoint = ipc://{tmp_path}/stats.sock\n", 1)
     with CircusdProcess(cfg, tmp_path) as daemon, EventCollector(daemon.pubsub_endpoint) as ev:
-        wait_log(daemon, "watching app every 0.3s")
+        wait_log(daemon, "app: reading circusd's stats stream" if stream
+                 else "watching app every 0.3s")
         ev.wait_ready(daemon, "app")
         hog, other = daemon.call("list", name="app")["pids"]
         mark = len(ev.events)
@@ -65,10 +82,14 @@ def test_kill_only_the_process_over_its_memory_limit(tmp_path: Path) -> None:
                                 start=mark)
         assert killed["process_pid"] == hog
         ev.wait_for(lambda t, p: t == "watcher.app.spawn", timeout=TIMEOUT, start=mark)
-        ev.assert_quiet(lambda t, p: t == "watcher.app.kill", 1.5)  # acted once
+        ev.assert_quiet(lambda t, p: t == "watcher.app.kill", 2.5)  # acted once
         assert other in daemon.call("list", name="app")["pids"]
         assert log_count(daemon, "app: over_memory for 0.3s (cpu ", LOGGER)
         assert log_count(daemon, f"killing pid {hog}", LOGGER)
+        if stream:  # the first round polled; once the stream flowed it never fell back
+            assert log_count(daemon, "app: reading stats every", LOGGER) <= 1
+        else:
+            assert not log_count(daemon, "reading circusd's stats stream", LOGGER)
 
 
 def test_a_child_gets_the_child_signal_not_its_parent(tmp_path: Path) -> None:
@@ -121,3 +142,34 @@ def test_restart_and_the_statsd_counters(tmp_path: Path) -> None:
                     received.add(statsd.recv(1024).decode())
                 except TimeoutError:
                     continue
+
+
+def test_a_stream_of_another_circusd_is_ignored(tmp_path: Path) -> None:
+    """The plugin is handed the stream of a circusd it does not talk to, whose ``app`` hogs:
+    it polls its own daemon's ``stats`` instead and acts on nothing."""
+    stats = f"ipc://{tmp_path}/stats.sock"
+    other_cfg = (f"[circus]\nstatsd = true\nstats_endpoint = {stats}\n\n"
+                 f"[watcher:app]\ncmd = {hog_cmd(tmp_path)}\n")
+    (tmp_path / "hog-go").touch()
+    other_cmd = f"{sys.executable} {tmp_path / 'hog.py'} {tmp_path / 'hog-go'}"
+    other_cfg = other_cfg.replace(hog_cmd(tmp_path), other_cmd)
+    log = tmp_path / "plugin.log"
+    options = {"watcher": "app", "max_mem": "60M", "loop_rate": "0.3", "max_count": "1",
+               "action": "kill", "sample_rate": "0.3", "stats_endpoint": stats}
+    with CircusdProcess(other_cfg, tmp_path / "other") as other, \
+            CircusdProcess("[watcher:app]\ncmd = sleep 120\n", tmp_path / "mine") as mine, \
+            EventCollector(mine.pubsub_endpoint) as ev, \
+            run_plugin(mine.endpoint, mine.pubsub_endpoint, "resource_watcher", log, options):
+        def logged(text: str) -> bool:
+            return log.exists() and text in log.read_text()
+
+        wait_until(lambda: logged("app: reading stats every 0.3s"), "polling", daemon=mine)
+        hog = other.call("list", name="app")["pids"][0]
+        wait_until(lambda: (other.call("stats", name="app")["info"][str(hog)]["mem_info1"]
+                            .endswith("M")
+                            and float(other.call("stats", name="app")["info"][str(hog)]
+                                      ["mem_info1"][:-1]) > 60),
+                   "the other daemon's hog over 60M", daemon=other)
+        ev.assert_quiet(lambda t, p: t.endswith((".kill", ".stop")), 3.0)
+        assert not logged("reading circusd's stats stream")
+        assert "Traceback" not in log.read_text()

@@ -14,10 +14,12 @@ the handlers run; a blocked plugin holds at most one sample per topic, never a b
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from circus.protocol import res_name
 from circus.transports import EventSubscriber
 
 STAT_PREFIX = "stat."
@@ -76,3 +78,81 @@ class StatsFeed:
             name, pid = parse_stat_topic(topic.decode("utf-8", "replace"))
             stats = json.loads(payload)
             self._deliver(name, pid, stats if isinstance(stats, dict) else {"value": stats})
+
+
+#: seconds without a ``stat.circus.<pid>`` sample after which a stream counts as silent (three
+#: missed rounds of circusd's one-second stream)
+STALE_AFTER = 3.0
+
+
+class WatcherStream:
+    """One watcher's latest samples from ``handle_stats``, for plugins that read the stream
+    when it exists and ``stats`` otherwise (resource_watcher, autoscale).
+
+    The stream is trusted only while it is the daemon the plugin talks to (its
+    ``stat.circus.<pid>`` carries the pid that ``dstats`` gave, set in :attr:`daemon_pid`: a
+    stream endpoint shared with another circusd is never mixed in) and while it flows
+    (:meth:`live`). Fed and read on the thread where handlers run; no lock.
+    """
+
+    def __init__(self, watcher: str, stale_after: float = STALE_AFTER) -> None:
+        #: the name the stream's topics carry (``res_name``)
+        self.name = res_name(watcher)
+        self.stale_after = stale_after
+        #: circusd's pid from ``dstats`` (``None``: unknown, the stream is never used)
+        self.daemon_pid: int | None = None
+        self._heard = -math.inf
+        self._pids: list[int] | None = None
+        self._pids_at = -math.inf
+        self._latest: dict[int, dict[str, Any]] = {}
+        self._new: dict[int, dict[str, Any]] = {}
+        self._new_pids = False
+
+    def take(self, watcher: str, pid: int | None, stats: dict[str, Any], now: float) -> bool:
+        """One ``handle_stats`` sample; True when it is one of this watcher's, from the daemon
+        the plugin talks to."""
+        if watcher == "circus":
+            if pid is not None and pid == self.daemon_pid and stats.get("name") == "circusd":
+                self._heard = now
+            return False
+        if watcher != self.name or not self.live(now):
+            return False
+        if pid is None:
+            pids = stats.get("pid")
+            if isinstance(pids, list):
+                self._pids = [p for p in pids if isinstance(p, int)]
+                self._pids_at = now
+                self._new_pids = True
+                self._latest = {p: s for p, s in self._latest.items() if p in self._pids}
+        else:
+            self._latest[pid] = self._new[pid] = stats
+        return True
+
+    def live(self, now: float) -> bool:
+        """The daemon's own stream sample came within ``stale_after`` seconds."""
+        return self.daemon_pid is not None and now - self._heard < self.stale_after
+
+    def processes(self, now: float) -> dict[int, dict[str, Any]]:
+        """The latest sample of each process the watcher's last aggregate listed (none when
+        that aggregate is older than ``stale_after``: circusd publishes nothing for a watcher
+        without processes)."""
+        if self._pids is None or now - self._pids_at >= self.stale_after:
+            return {}
+        return {pid: self._latest[pid] for pid in self._pids if pid in self._latest}
+
+    def take_new(self, now: float) -> tuple[dict[int, dict[str, Any]], set[int] | None]:
+        """Samples received since the last call, and the watcher's pids when a new aggregate
+        came meanwhile (``None`` otherwise; empty once the last one is stale: no processes)."""
+        new, self._new = self._new, {}
+        pids = set(self._pids) if self._new_pids and self._pids is not None else None
+        self._new_pids = False
+        if pids is None and self._pids and now - self._pids_at >= self.stale_after:
+            self._pids, self._latest, pids = [], {}, set()
+        return new, pids
+
+
+def daemon_pid(dstats_reply: dict[str, Any]) -> int | None:
+    """circusd's pid from a ``dstats`` reply (``None`` when it does not say)."""
+    info = dstats_reply.get("info")
+    pid = info.get("pid") if isinstance(info, dict) else None
+    return pid if isinstance(pid, int) else None

@@ -20,7 +20,8 @@ class MetricError(Exception):
 
 
 def average_cpu(info: Any) -> float:
-    """Average ``cpu`` of the processes in a ``stats {name}`` reply's ``info``."""
+    """Average ``cpu`` of the processes in a ``stats {name}`` reply's ``info`` (or of the
+    stats stream's latest samples, ``{pid: info}``)."""
     values = []
     if isinstance(info, dict):
         for process in info.values():

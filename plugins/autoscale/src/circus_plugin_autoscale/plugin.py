@@ -1,6 +1,8 @@
 """The autoscale plugin: a metric in, ``incr``/``decr`` out, every decision logged.
 
-Every ``sample_rate`` seconds: the watcher's ``numprocesses`` (``get``), the metric, then
+Every ``sample_rate`` seconds: the watcher's ``numprocesses`` (``get``), the metric (for
+``cpu``: the latest samples of circusd's stats stream when it runs, ``statsd = true``, else a
+``stats`` call), then
 :class:`AutoscalePolicy` decides. A change is one ``incr``/``decr`` call; circusd publishes
 its ``spawn``/``kill`` events (marked as caused by this plugin where circusd adds ``by``) and
 the plugin logs ``web: 2 -> 3 processes (cpu 91.3 above 75 for 5.0s)``. A round still
@@ -14,6 +16,7 @@ from typing import Any, ClassVar
 
 from circus.errors import CallError
 from circus.plugins import AsyncCircusPlugin, Scheduled
+from circus.plugins.stats import WatcherStream, daemon_pid
 from circus_plugin_autoscale.metrics import CommandMetric, MetricError, average_cpu, from_url
 from circus_plugin_autoscale.policy import AutoscalePolicy, Decision
 from circus_plugin_autoscale.settings import AutoscaleSettings
@@ -35,6 +38,9 @@ class Autoscale(AsyncCircusPlugin):
         self._busy = False
         self._last_problem: str | None = None
         self._last_held: str | None = None
+        self.stream = WatcherStream(self.settings.watcher)
+        #: where the last cpu figure came from ("stream" or "stats"), logged when it changes
+        self.source: str | None = None
         self._command = (CommandMetric(self.settings.metric_command, self.settings.timeout)
                          if self.settings.metric_command else None)
 
@@ -51,8 +57,18 @@ class Autoscale(AsyncCircusPlugin):
             f"+{s.step} above {s.scale_up:g} for {s.up_after:g}s, -{s.step} below "
             f"{s.scale_down:g} for {s.down_after:g}s, cooldown {s.cooldown:g}s"
         )
+        if self.stats_endpoint and s.metric == "cpu" and s.stats_stream:
+            try:
+                self.stream.daemon_pid = daemon_pid(await self.call("dstats"))
+            except CallError as exc:
+                self.log.warning(f"cannot tell whether the stats stream is circusd's: {exc}; "
+                                 "reading stats instead")
         self._timer = self.every(s.sample_rate, self.round)
         await self.round()
+
+    def handle_stats(self, watcher: str, pid: int | None, stats: dict[str, Any]) -> None:
+        """circusd's stats stream: kept for the next round (see :meth:`measure`)."""
+        self.stream.take(watcher, pid, stats, time.monotonic())
 
     async def handle_recv(self, data: tuple[str, str]) -> None:
         """Acts on samples, not on events."""
@@ -110,6 +126,13 @@ class Autoscale(AsyncCircusPlugin):
         if s.metric == "http":
             assert s.metric_url is not None
             return await from_url(s.metric_url, s.timeout)
+        now = time.monotonic()
+        if self.stream.live(now):
+            processes = self.stream.processes(now)
+            if processes:  # else: no aggregate yet, or no process (stats will say which)
+                self._use("stream")
+                return average_cpu(processes)
+        self._use("stats")
         try:
             reply = await self.call("stats", name=s.watcher)
         except CallError as exc:
@@ -117,6 +140,12 @@ class Autoscale(AsyncCircusPlugin):
         if reply.get("status") != "ok":
             raise MetricError(f"stats: {reply.get('reason')}")
         return average_cpu(reply.get("info"))
+
+    def _use(self, source: str) -> None:
+        if source != self.source:
+            how = "circusd's stats stream" if source == "stream" else "stats"
+            self.log.info(f"{self.settings.watcher}: cpu read from {how}")
+            self.source = source
 
     async def apply(self, decision: Decision) -> None:
         s = self.settings

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from circus.config.convert import plugin_option, to_float, to_int
+from circus.config.convert import plugin_option, to_bool, to_float, to_int
 from circus.errors import ConfigError
 
 METRICS = ("cpu", "command", "http")
@@ -33,6 +33,8 @@ class AutoscaleSettings:
     step: int = 1
     sample_rate: float = 1.0
     timeout: float = 5.0
+    #: ``metric = cpu``: read circusd's stats stream when it runs (``false``: always ``stats``)
+    stats_stream: bool = True
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> AutoscaleSettings:
@@ -77,4 +79,5 @@ class AutoscaleSettings:
             step=plugin_option(config, "step", lambda v: to_int(v, minimum=1), 1),
             sample_rate=seconds("sample_rate", cls.sample_rate, minimum=0.05),
             timeout=seconds("timeout", cls.timeout, minimum=0.05),
+            stats_stream=plugin_option(config, "stats_stream", to_bool, True),
         )

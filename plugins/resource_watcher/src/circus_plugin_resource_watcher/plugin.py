@@ -1,13 +1,18 @@
-"""The resource_watcher plugin: ``stats`` samples in, ``restart``/``kill``/``signal`` out.
+"""The resource_watcher plugin: samples in, ``restart``/``kill``/``signal`` out.
 
-Every ``sample_rate`` seconds one ``stats`` call reads the watcher's processes (and their
-children); :class:`ResourceTracker` decides; this class sends the command and the 0.19
-statsd counters. A sample still running makes the next one a no-op, so a slow daemon never
-piles up calls. Everything runs in the plugin's loop thread.
+Samples come from circusd's stats stream when it runs (``statsd = true``: circusd samples every
+process once a second anyway, so the plugin adds no work to the daemon), judged as they arrive;
+otherwise, or while the stream is silent, or with ``process_children`` (the stream carries no
+children), or with ``stats_stream = false``, every ``sample_rate`` seconds one ``stats`` call
+reads the watcher's processes (and their children). :class:`ResourceTracker` decides; this
+class sends the command and the 0.19 statsd counters. A round still running (a sample being
+judged, a command in flight) makes the next one a no-op, so a slow daemon never piles up calls
+and one condition never gets two actions. Everything runs in the plugin's loop thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, ClassVar
 
@@ -15,6 +20,7 @@ from statsd import StatsClient  # type: ignore[import-untyped]
 
 from circus.errors import CallError, ConfigError
 from circus.plugins import AsyncCircusPlugin, Scheduled
+from circus.plugins.stats import WatcherStream, daemon_pid
 from circus.signals import signal_name
 from circus_plugin_resource_watcher.limits import Decision, Entity, ResourceTracker, Sample
 from circus_plugin_resource_watcher.settings import ResourceSettings
@@ -47,6 +53,10 @@ class ResourceWatcher(AsyncCircusPlugin):
         self._timer: Scheduled | None = None
         self._sampling = False
         self._last_error: str | None = None
+        self.stream = WatcherStream(self.settings.watcher)
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: which source the last round used ("stream" or "stats"), logged when it changes
+        self.source: str | None = None
 
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> None:
@@ -64,8 +74,21 @@ class ResourceWatcher(AsyncCircusPlugin):
         ) if value]
         self.log.info(f"watching {s.watcher} every {s.sample_rate:g}s: {', '.join(limits)}; "
                       f"{s.action} after {s.window:g}s over a limit")
+        if self.stats_endpoint and s.stats_stream and not s.process_children:
+            try:
+                self.stream.daemon_pid = daemon_pid(await self.call("dstats"))
+            except CallError as exc:
+                self.log.warning(f"cannot tell whether the stats stream is circusd's: {exc}; "
+                                 "reading stats instead")
         self._timer = self.every(s.sample_rate, self.sample)
         await self.sample()
+
+    def handle_stats(self, watcher: str, pid: int | None, stats: dict[str, Any]) -> None:
+        """A stream sample: this watcher's are judged at once (see :meth:`sample`)."""
+        if self.stream.take(watcher, pid, stats, time.monotonic()) and not self._sampling:
+            task = self.loop.create_task(self.sample())
+            self._tasks.add(task)  # a reference until it ends (the loop keeps weak ones)
+            task.add_done_callback(self._tasks.discard)
 
     async def handle_recv(self, data: tuple[str, str]) -> None:
         """Acts on samples, not on events."""
@@ -86,7 +109,25 @@ class ResourceWatcher(AsyncCircusPlugin):
         finally:
             self._sampling = False
 
+    def _use(self, source: str) -> None:
+        if source != self.source:
+            how = ("circusd's stats stream" if source == "stream"
+                   else f"stats every {self.settings.sample_rate:g}s")
+            self.log.info(f"{self.settings.watcher}: reading {how}")
+            self.source = source
+
     async def _sample(self) -> None:
+        if self.stream.live(time.monotonic()):
+            self._use("stream")
+            infos, pids = self.stream.take_new(time.monotonic())
+            alive: set[Entity] | None = None if pids is None else {(p, None) for p in pids}
+            await self._judge({str(pid): info for pid, info in infos.items()}, alive,
+                              complete=False)
+            return
+        self._use("stats")
+        await self._poll()
+
+    async def _poll(self) -> None:
         watcher = self.settings.watcher
         try:
             reply = await self.call("stats", name=watcher)
@@ -100,10 +141,20 @@ class ResourceWatcher(AsyncCircusPlugin):
                 self._last_error = reason
             return
         self._last_error = None
+        await self._judge(reply["info"], None, complete=True)
+
+    async def _judge(self, infos: dict[str, Any], alive: set[Entity] | None, *,
+                     complete: bool) -> None:
+        """Judge one reading per process (``{"<pid>": info}``) and act on what is due.
+
+        The histories of entities that no longer exist are forgotten: those not in ``infos``
+        when it is ``complete`` (a ``stats`` reply), else those not in ``alive`` when known
+        (the stream's watcher aggregate; its per-process samples may come in several batches).
+        """
         now = time.monotonic()
-        alive: set[Entity] = set()
+        seen: set[Entity] = set()
         decisions: list[Decision] = []
-        for key, info in reply["info"].items():
+        for key, info in infos.items():
             if not isinstance(info, dict) or not str(key).isdigit():
                 continue  # "No such process (stopped?)"
             pid = int(key)
@@ -113,13 +164,16 @@ class ResourceWatcher(AsyncCircusPlugin):
                              for child in info.get("children", [])
                              if isinstance(child, dict) and isinstance(child.get("pid"), int)]
             for entity, data in entities:
-                alive.add(entity)
+                seen.add(entity)
                 kinds, decision = self.tracker.observe(entity, Sample.from_info(data), now)
                 for kind in kinds:
                     self._count(kind)
                 if decision is not None:
                     decisions.append(decision)
-        self.tracker.keep_only(alive)
+        if complete:
+            self.tracker.keep_only(seen)
+        elif alive is not None:
+            self.tracker.keep_only(alive)
         for decision in decisions:
             if await self.act(decision):
                 break  # the whole watcher was restarted: the other decisions are moot

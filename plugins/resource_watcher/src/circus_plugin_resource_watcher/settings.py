@@ -68,6 +68,8 @@ class ResourceSettings:
     health_threshold: float | None = 75.0
     max_count: int = 3
     process_children: bool = False
+    #: read circusd's stats stream when it runs (``false``: always poll ``stats``)
+    stats_stream: bool = True
     child_signal: int = 15
     action: str = "restart"
     signal: int = 15
@@ -110,6 +112,7 @@ class ResourceSettings:
             health_threshold=percent("health_threshold", 75.0) or None,
             max_count=plugin_option(config, "max_count", lambda v: to_int(v, minimum=0), 3),
             process_children=plugin_option(config, "process_children", to_bool, False),
+            stats_stream=plugin_option(config, "stats_stream", to_bool, True),
             child_signal=plugin_option(config, "child_signal", to_signal, 15),
             action=action,
             signal=plugin_option(config, "signal", to_signal, 15),
