@@ -265,7 +265,7 @@ function appendOutput(lines) {
 // -- events ---------------------------------------------------------------------------------
 
 function eventItem(ev) {
-  const when = new Date(ev.time * 1000).toLocaleTimeString();
+  const when = new Date(ev.time * 1000).toLocaleTimeString([], {hour12: false});
   const extra = ev.process_pid ? ` ${ev.process_pid}` : '';
   const code = ev.exit_code !== undefined && ev.exit_code !== null ? ` (exit ${ev.exit_code})` : '';
   const by = ev.by ? el('span', {class: 'by'}, ` by ${ev.by}`) : null;
