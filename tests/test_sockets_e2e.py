@@ -452,3 +452,38 @@ def test_get_arbiter_with_sockets_from_python(tmp_path: Path, server: str) -> No
     assert wait_gone(served_by)
     with pytest.raises(ConnectionRefusedError):  # closed with the arbiter
         socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT).close()
+
+
+def fd_flags(pid: int, fd: int) -> int:
+    for line in Path(f"/proc/{pid}/fdinfo/{fd}").read_text().splitlines():
+        if line.startswith("flags:"):
+            return int(line.split()[1], 8)
+    raise AssertionError("no flags line")
+
+
+def test_blocking_backlog_and_interface_options(tmp_path: Path) -> None:
+    """``blocking`` sets the listening socket's mode (O_NONBLOCK off/on); ``interface = lo``
+    binds to the loopback device (SO_BINDTODEVICE needs CAP_NET_RAW: skipped without it)."""
+    interface = "interface = lo\n" if os.geteuid() == 0 else ""
+    config = f"""
+[socket:blocking]
+host = 127.0.0.1
+port = 0
+blocking = true
+{interface}
+[socket:nonblocking]
+host = 127.0.0.1
+port = 0
+
+[watcher:w]
+cmd = sleep 300
+"""
+    with CircusdProcess(config, tmp_path) as daemon:
+        listed = sockets_of(daemon)
+        assert not fd_flags(daemon.pid, int(listed["blocking"]["fd"])) & os.O_NONBLOCK
+        assert fd_flags(daemon.pid, int(listed["nonblocking"]["fd"])) & os.O_NONBLOCK
+        if interface:  # still reachable over lo
+            with socket.create_connection(
+                ("127.0.0.1", int(listed["blocking"]["port"])), timeout=TIMEOUT
+            ):
+                pass
