@@ -19,6 +19,7 @@ import pytest
 import zmq
 
 from circus.commands.dispatch import MAX_MESSAGE_SIZE
+from circus.controller import MAX_OPERATIONS
 from circus.errors import CallTimeout
 from circus.testing import CircusdProcess, EventCollector, wait_until, zmtp_unfinished
 
@@ -232,3 +233,46 @@ def test_unfinished_multipart_flood_cannot_balloon_circusd(tmp_path: Path) -> No
     # unguarded, the same flood grew circusd by ~1.5 GB, all of it kept
     assert (peak - before) >> 20 < 600, f"peak growth {(peak - before) >> 20} MiB"
     assert (after - before) >> 20 < 256, f"growth {(after - before) >> 20} MiB"
+
+
+def _ignores_term(pid: int) -> bool:
+    """The process has SIGTERM ignored (``SigIgn`` in /proc): its stop will take the timeout."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    ignored = next(line for line in status.splitlines() if line.startswith("SigIgn:"))
+    return bool(int(ignored.split()[1], 16) & (1 << (15 - 1)))
+
+
+def test_operations_running_at_once_are_bounded(tmp_path: Path, context: Context) -> None:
+    # Before: every request for an operation became a task, however many were running, so a
+    # client could queue requests behind one slow stop until circusd ran out of memory.
+    config = (
+        "[watcher:stubborn]\n"
+        "cmd = sh -c \"trap '' TERM; exec sleep 600\"\n"
+        "graceful_timeout = 5\n"
+    )
+    with CircusdProcess(config, tmp_path) as running:
+        pids = running.call("list", name="stubborn")["pids"]
+        wait_until(lambda: _ignores_term(pids[0]), "the process ignoring SIGTERM")
+        sock = dealer(context, running.endpoint)
+        assert ask(sock, b'{"id": "stop", "command": "stop", "properties": {"name": "stubborn"}}')[
+            "status"
+        ] == "ok"  # the stop now holds the watcher's lock for graceful_timeout
+        for n in range(MAX_OPERATIONS + 100):
+            sock.send(json.dumps({"id": n, "command": "start", "properties": {
+                "name": "stubborn", "waiting": True}}).encode())
+        # the starts wait behind the stop: the first reply must be a refusal, at once
+        assert sock.poll(TIMEOUT_MS), "no reply"
+        reply = json.loads(sock.recv_multipart()[-1])
+        assert reply["status"] == "error", reply
+        assert reply["errno"] == 5
+        assert "operations are running" in reply["reason"]
+        # quick commands are still answered
+        other = dealer(context, running.endpoint)
+        assert ask(other, b'{"id": "n", "command": "numwatchers"}')["numwatchers"] == 1
+    # leaving the block sent ``quit`` while the starts still waited: never refused, it ended
+    # circusd (a refused quit would have left it to be killed by pid)
+    assert running.popen is not None
+    assert running.popen.returncode == 0

@@ -55,6 +55,11 @@ FAIR_SHARE = 32
 CLOSE_LINGER_MS = 1000
 #: Most frames a request may have: identity, empty delimiter (REQ), payload.
 MAX_FRAMES = 3
+#: Most operations (commands that may wait, see the module docstring) running at once, those
+#: already answered ``ok`` included; beyond it a request is refused until some end.
+MAX_OPERATIONS = 4096
+#: Commands never refused for that: ``quit`` ends every operation, so it must always get in.
+UNBOUNDED = frozenset({"quit"})
 #: Largest single frame ZeroMQ accepts at all; a bigger one drops the sender's connection.
 #: Between ``MAX_MESSAGE_SIZE`` and this, the sender gets an errno 3 reply instead.
 HARD_FRAME_LIMIT = 32 << 20
@@ -339,12 +344,29 @@ class Controller:
             if prepared.quick:
                 self._reply(envelope, self.dispatcher.answer_now(prepared))
                 return False
+            if self._operations() >= MAX_OPERATIONS and prepared.name not in UNBOUNDED:
+                self._busy(envelope, prepared)
+                return False
             task = asyncio.create_task(self._respond(envelope, prepared))
         finally:
             REQUESTER.reset(token)
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
         return True
+
+    def _operations(self) -> int:
+        """Operations running: requests being answered plus those answered ``ok`` that go on."""
+        return len(self._inflight) + len(self.dispatcher.background)
+
+    def _busy(self, envelope: list[bytes | None], request: Request) -> None:
+        """Too many operations already: errno 5 (try later), or a log line for a cast."""
+        reason = (f"circusd is busy: {self._operations()} operations are running; "
+                  "try again once some have ended")
+        if request.cast:
+            self._warn.warning("dropped a cast: too many operations running",
+                               command=request.name, limit=MAX_OPERATIONS)
+            return
+        self._reply(envelope, error_reply(reason, Errno.COMMAND_ERROR, msg_id=request.msg_id))
 
     def _refuse(self, envelope: list[bytes | None], request: Request, grant: Grant) -> None:
         """A plugin asked for a command outside its allowlist: errno 3, or a log line for a
@@ -385,4 +407,11 @@ class Controller:
             return encode(fallback)
 
 
-__all__ = ["CLOSE_LINGER_MS", "HARD_FRAME_LIMIT", "MAX_FRAMES", "MAX_MESSAGE_SIZE", "Controller"]
+__all__ = [
+    "CLOSE_LINGER_MS",
+    "HARD_FRAME_LIMIT",
+    "MAX_FRAMES",
+    "MAX_MESSAGE_SIZE",
+    "MAX_OPERATIONS",
+    "Controller",
+]
