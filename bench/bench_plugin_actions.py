@@ -137,6 +137,9 @@ def plugin_process(label: str, installed: OriginalCircus, case: Case, daemon: Ci
         argv = [*installed.runner_command(), "--log-level", "debug", case.original]
     argv[-1:-1] = ["--endpoint", daemon.endpoint, "--pubsub", daemon.pubsub_endpoint,
                    "--check-delay", "1", "--config", config]
+    stream = getattr(case, "stats_endpoint", None)
+    if label == OURS and stream is not None:  # what circusd passes its plugins (statsd = true)
+        argv[-1:-1] = ["--stats-endpoint", stream(work)]
     with open(log, "wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, cwd=work,
@@ -532,6 +535,24 @@ class ResourceWatcherWindowCase(ResourceWatcherCase):
     max_count = 2
 
 
+class ResourceWatcherStreamCase(ResourceWatcherCase):
+    """The first case with circusd's stats stream on: ours reads it (one reading a second,
+    judged as it arrives) instead of calling ``stats`` every 0.5 s; 0.19's plugin polls."""
+
+    name = "resource_watcher_stream"
+
+    @property
+    def settings_label(self) -> str:
+        return super().settings_label + ", ours on the stats stream"
+
+    def stats_endpoint(self, work: Path) -> str:
+        return f"ipc://{work}/stats.sock"
+
+    def watchers(self, work: Path) -> str:
+        return (f"[circus]\nstatsd = true\nstats_endpoint = {self.stats_endpoint(work)}\n\n"
+                + super().watchers(work))
+
+
 # -- redis_observer: Redis hangs ------------------------------------------------------------------
 
 class RedisObserverCase:
@@ -618,7 +639,8 @@ class RedisObserverCase:
 #: the redis_observer case needs a real redis-server (Debian package redis-server)
 CASES: list[Callable[[], Case]] = [
     WatchdogCase, CommandReloaderCase, HttpObserverCase, ResourceWatcherCase,
-    ResourceWatcherWindowCase, *([RedisObserverCase] if shutil.which("redis-server") else []),
+    ResourceWatcherStreamCase, ResourceWatcherWindowCase,
+    *([RedisObserverCase] if shutil.which("redis-server") else []),
 ]
 
 
