@@ -326,11 +326,26 @@ def test_kill_escalates_to_sigkill_after_graceful_timeout(tmp_path: Path) -> Non
     run(body)
 
 
+async def exec_done(pid: int, program: bytes, timeout: float = 20.0) -> None:
+    """Until ``pid`` runs ``program`` (its ``argv[0]``), bounded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if f.read().split(b"\0", 1)[0] == program:
+                return
+        assert time.monotonic() < deadline, f"{pid} never ran {program!r}"
+        await asyncio.sleep(0.01)
+
+
 def test_stats_fields() -> None:
     async def body(rec: Recorder) -> None:
         w = make(rec)
         await w.start()
         (pid,) = w.pids()
+        # spawned means forked: while the child execs, /proc/<pid>/cmdline is empty (the
+        # kernel has no argument area yet) and the sampler rightly says "N/A". Sample once
+        # the exec is over.
+        await exec_done(pid, b"sleep")
         sampler = Sampler()
         try:
             sample = await sampler.sample(w.pids())
