@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from circus.testing import CircusdProcess, wait_gone
+from circus.testing import CircusdProcess, wait_gone, wait_until
 
 CONFIG = """\
 [watcher:sleeper]
@@ -31,7 +31,12 @@ OK_KEYS = {"status", "time", "id"}
 
 @pytest.fixture
 def daemon(circusd: Callable[..., CircusdProcess]) -> CircusdProcess:
-    return circusd(CONFIG)
+    """Started, with every autostart process running: circusd answers commands while it is
+    still spawning them, and under load a test's first ``list`` could see one of two."""
+    started = circusd(CONFIG)
+    wait_until(lambda: (len(pids(started, "sleeper")), len(pids(started, "spare"))) == (2, 1),
+               "the autostart processes running", daemon=started)
+    return started
 
 
 def ok(reply: dict[str, Any], *fields: str) -> dict[str, Any]:

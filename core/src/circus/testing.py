@@ -318,11 +318,14 @@ class EventCollector:
                 )
             self._receive(min(remaining, 0.5))
 
-    def wait_count(self, predicate: Predicate, count: int, timeout: float = 20.0) -> list[Event]:
-        """Wait until ``count`` events match; returns them."""
+    def wait_count(self, predicate: Predicate, count: int, timeout: float = 20.0, *,
+                   start: int = 0) -> list[Event]:
+        """Wait until ``count`` events (from index ``start``: pass ``len(events)`` taken
+        before acting, so events from before, such as a start-up caught by a quick
+        subscription, do not count) match; returns them."""
         deadline = time.monotonic() + timeout
         while True:
-            found = [e for e in self.events if predicate(*e)]
+            found = [e for e in self.events[start:] if predicate(*e)]
             if len(found) >= count:
                 return found
             remaining = deadline - time.monotonic()

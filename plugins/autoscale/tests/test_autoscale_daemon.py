@@ -64,11 +64,13 @@ def test_scales_up_to_max_under_load_and_back_to_min(tmp_path: Path, stream: boo
         while "scaling burn between 1 and 3 processes" not in daemon.log_text():
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        mark = len(ev.events)
         (tmp_path / "load").touch()
         wait_count(daemon, 3)
         up = decisions(daemon)
         assert up == [(1, 2), (2, 3)]  # one step at a time, never beyond max
-        spawns = ev.wait_count(lambda t, p: t == "watcher.burn.spawn", 2, timeout=TIMEOUT)
+        spawns = ev.wait_count(lambda t, p: t == "watcher.burn.spawn", 2, timeout=TIMEOUT,
+                               start=mark)
         spawned_at = [p["time"] for _, p in spawns[-2:]]
         # the decisions are visible on the event channel: circusd names who asked
         assert [p.get("by") for _, p in spawns[-2:]] == ["plugin:autoscale"] * 2

@@ -129,7 +129,7 @@ def test_restart_and_the_statsd_counters(tmp_path: Path) -> None:
             old = set(daemon.call("list", name="app")["pids"])
             mark = len(ev.events)
             (tmp_path / f"hog-{min(old)}").touch()
-            ev.wait_count(lambda t, p: t == "watcher.app.spawn", 2, timeout=TIMEOUT)
+            ev.wait_count(lambda t, p: t == "watcher.app.spawn", 2, timeout=TIMEOUT, start=mark)
             kills = {p["process_pid"] for t, p in ev.events[mark:] if t == "watcher.app.kill"}
             assert kills == old  # the whole watcher, as in 0.19
             received: set[str] = set()
