@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from circus.config import WatcherConfig
@@ -450,6 +451,35 @@ def test_stop_children_signals_the_whole_tree(tmp_path: Path) -> None:
         assert kills[0] == parent
         assert child in kills
         assert wait_dead(child)
+
+    run(body)
+
+
+def test_signal_reaches_one_child_or_every_child(tmp_path: Path) -> None:
+    """``signal`` with ``childpid`` reaches that child only; with ``children`` every child of
+    every process (their shells then end and are replaced)."""
+
+    async def child_of(pid: int) -> int:
+        path = tmp_path / f"child.{pid}"
+        deadline = time.monotonic() + TIMEOUT
+        while not path.exists() or not path.read_text().strip():
+            assert time.monotonic() < deadline, f"no child written by {pid}"
+            await asyncio.sleep(0.02)
+        return int(path.read_text())
+
+    async def body(rec: Recorder) -> None:
+        script = f"sleep 300 & echo $! > {tmp_path}/child.$$; wait"
+        w = make(rec, cmd="sh", args=["-c", script], numprocesses=2)
+        await w.start()
+        first, second = w.pids()
+        child1, child2 = await child_of(first), await child_of(second)
+        w.send_signal(signal.SIGTERM, pid=first, childpid=child2)  # not first's child
+        w.send_signal(signal.SIGTERM, pid=first, childpid=child1)
+        assert wait_dead(child1)
+        assert psutil.pid_exists(child2)
+        assert psutil.Process(child2).status() != psutil.STATUS_ZOMBIE
+        w.send_signal(signal.SIGTERM, children=True)
+        assert wait_dead(child2)
 
     run(body)
 

@@ -18,7 +18,7 @@ import resource
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Protocol
 
@@ -329,12 +329,6 @@ class Process:
         the machine, load 8: 600 calls are 4 s)."""
         return await asyncio.to_thread(self.descendants)
 
-    def children(self) -> list[psutil.Process]:
-        try:
-            return self.psutil_process().children(recursive=False)
-        except psutil.Error:
-            return []
-
     def send_signal(self, signum: int) -> bool:
         """Signal the process itself; False when it is already gone."""
         if not self.alive:
@@ -573,6 +567,21 @@ def _pid_exists(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def children_of(parents: Iterable[int]) -> dict[int, list[psutil.Process]]:
+    """The direct children of each pid in ``parents``, from one pass over the process table.
+
+    ``psutil.Process.children()`` makes that pass (a read of every process's ``stat``) at each
+    call, so signalling the children of 600 processes one by one read /proc 600 times on the
+    event loop (4 s with 616 processes on the machine, load 8).
+    """
+    found: dict[int, list[psutil.Process]] = {pid: [] for pid in parents}
+    for proc in psutil.process_iter(["ppid"]):
+        siblings = found.get(proc.info["ppid"])
+        if siblings is not None:
+            siblings.append(proc)
+    return found
 
 
 def signal_processes(procs: list[psutil.Process], signum: int) -> list[int]:

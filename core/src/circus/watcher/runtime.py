@@ -31,7 +31,7 @@ from circus.config.model import WatcherConfig
 from circus.errors import CommandError, ConfigError, MessageError
 from circus.journal import ProcessJournal
 from circus.output_tail import WatcherOutput, limits_from, passthrough
-from circus.process import Process, signal_processes
+from circus.process import Process, children_of, signal_processes
 from circus.protocol import res_name
 from circus.sockets import SocketSet
 from circus.stats.sampler import Sample
@@ -417,22 +417,26 @@ class Watcher:
         """The ``signal`` command. Dying of a signal sent here counts as an expected exit."""
         if childpid is not None and pid is None:
             raise MessageError("cannot specify childpid without pid")
-        for proc in self.processes.select(pid):
-            if childpid is not None:
-                signal_processes([c for c in proc.children() if c.pid == childpid], signum)
-            elif children:
-                signal_processes(proc.children(), signum)
+        procs = self.processes.select(pid)
+        if childpid is not None or children:
+            found = children_of(proc.pid for proc in procs)  # one pass over /proc for all
+            for proc in procs:
+                kids = found[proc.pid]
+                if childpid is not None:
+                    kids = [c for c in kids if c.pid == childpid]
+                signal_processes(kids, signum)
+            return
+        for proc in procs:
+            if not self.call_hook("before_signal", pid=proc.pid, signum=signum) and (
+                signum != signal.SIGKILL
+            ):
+                continue
+            proc.signalled_with.add(signum)
+            if recursive:
+                proc.signal_tree(signum)
             else:
-                if not self.call_hook("before_signal", pid=proc.pid, signum=signum) and (
-                    signum != signal.SIGKILL
-                ):
-                    continue
-                proc.signalled_with.add(signum)
-                if recursive:
-                    proc.signal_tree(signum)
-                else:
-                    proc.send_signal(signum)
-                self.call_hook("after_signal", pid=proc.pid, signum=signum)
+                proc.send_signal(signum)
+            self.call_hook("after_signal", pid=proc.pid, signum=signum)
 
     # -- options ------------------------------------------------------------------------------
 
