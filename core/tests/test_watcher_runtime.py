@@ -455,6 +455,27 @@ def test_stop_children_signals_the_whole_tree(tmp_path: Path) -> None:
     run(body)
 
 
+def test_a_start_queued_behind_a_stop_does_not_cancel_its_request() -> None:
+    """start (spawning), then stop and start queued: the running start yields to the stop.
+    Before, the queued start cleared the stop's request before it got the lock, so the first
+    start spawned every process only for the stop to kill them."""
+
+    async def body(rec: Recorder) -> None:
+        w = make(rec, numprocesses=20, warmup_delay=0.05)
+        first = asyncio.ensure_future(w.start())
+        await rec.wait(lambda a: "spawn" in a)
+        stop = asyncio.ensure_future(w.stop())
+        again = asyncio.ensure_future(w.start())
+        await asyncio.gather(first, stop, again)
+        actions = rec.actions()
+        assert actions[: actions.index("kill")].count("spawn") < 20
+        assert w.state == "active"
+        assert len(w.pids()) == 20
+        await w.stop()
+
+    run(body)
+
+
 def test_signal_reaches_one_child_or_every_child(tmp_path: Path) -> None:
     """``signal`` with ``childpid`` reaches that child only; with ``children`` every child of
     every process (their shells then end and are replaced)."""

@@ -234,10 +234,11 @@ class Watcher:
         Raises :class:`SpawnFailed` naming the cause when some process could not be started;
         those that did keep running and the rest is retried after a backoff.
         """
-        self.engine.stop_requested = False
         return await self._locked(self._start)
 
     async def _start(self) -> dict[str, list[int]]:
+        # cleared once the lock is ours: a stop queued ahead has run by now (cleared before
+        # the lock, a start queued behind a stop cancelled the stop's request)
         self.engine.stop_requested = False
         kept = self.pids()
         if self.policy.state is State.ACTIVE:
