@@ -323,10 +323,8 @@ class Process:
             return []
 
     async def _descendants_off_loop(self) -> list[psutil.Process]:
-        """:meth:`descendants` in a worker thread: psutil reads the ``stat`` file of every
-        process on the machine per call, so a watcher stopping 600 processes with
-        ``stop_children`` held the event loop for seconds (6.8 ms a call with 616 processes on
-        the machine, load 8: 600 calls are 4 s)."""
+        """:meth:`descendants` in a worker thread: psutil reads every process's ``stat`` file
+        at each call (see :func:`_by_parent`), which must not hold the event loop."""
         return await asyncio.to_thread(self.descendants)
 
     def send_signal(self, signum: int) -> bool:
@@ -373,6 +371,7 @@ class Process:
         *,
         children: bool = False,
         on_signal: SignalCallback | None = None,
+        tree: list[psutil.Process] | None = None,
     ) -> Termination:
         """End the process and its whole process group; returns once they are gone.
 
@@ -389,13 +388,18 @@ class Process:
            ``KILL_TIMEOUT``.
 
         ``on_signal(pid, signum)`` is called for each pid a signal reaches by pid, so the watcher
-        can publish ``kill`` events as they happen. Circus 0.19 with ``stop_children = false``
-        left the rest of the group running: see docs/daemon.md.
+        can publish ``kill`` events as they happen. ``tree``: the descendants for step 1 when
+        the caller looked them up already (``ProcessSet.kill_all`` does, in one pass for all).
+        Circus 0.19 with ``stop_children = false`` left the rest of the group running: see
+        docs/daemon.md.
         """
         loop = self._loop
         deadline = loop.time() + max(0.0, graceful_timeout)
         done = Termination()
-        tree = await self._descendants_off_loop() if children else []
+        if not children:
+            tree = []
+        elif tree is None:
+            tree = await self._descendants_off_loop()
 
         def reached(pids: list[int], sig: int, into: list[int]) -> None:
             for pid in pids:
@@ -569,18 +573,40 @@ def _pid_exists(pid: int) -> bool:
     return True
 
 
-def children_of(parents: Iterable[int]) -> dict[int, list[psutil.Process]]:
-    """The direct children of each pid in ``parents``, from one pass over the process table.
+def _by_parent() -> dict[int, list[psutil.Process]]:
+    """Every process by parent pid, from one pass over the process table.
 
     ``psutil.Process.children()`` makes that pass (a read of every process's ``stat``) at each
-    call, so signalling the children of 600 processes one by one read /proc 600 times on the
-    event loop (4 s with 616 processes on the machine, load 8).
+    call: 6.8 ms with 616 processes on the machine at load 8, so asking for the children of
+    600 processes one by one held the event loop ~4 s. Callers ask for all of theirs at once.
     """
-    found: dict[int, list[psutil.Process]] = {pid: [] for pid in parents}
+    table: dict[int, list[psutil.Process]] = {}
     for proc in psutil.process_iter(["ppid"]):
-        siblings = found.get(proc.info["ppid"])
-        if siblings is not None:
-            siblings.append(proc)
+        table.setdefault(proc.info["ppid"], []).append(proc)
+    return table
+
+
+def children_of(parents: Iterable[int]) -> dict[int, list[psutil.Process]]:
+    """The direct children of each pid in ``parents`` (one pass, see :func:`_by_parent`)."""
+    table = _by_parent()
+    return {pid: table.get(pid, []) for pid in parents}
+
+
+def descendants_of(parents: Iterable[int]) -> dict[int, list[psutil.Process]]:
+    """Every descendant of each pid in ``parents`` (one pass, see :func:`_by_parent`)."""
+    table = _by_parent()
+    found: dict[int, list[psutil.Process]] = {}
+    for parent in parents:
+        tree: list[psutil.Process] = []
+        seen = {parent}
+        stack = [parent]
+        while stack:
+            for child in table.get(stack.pop(), []):
+                if child.pid not in seen:
+                    seen.add(child.pid)
+                    tree.append(child)
+                    stack.append(child.pid)
+        found[parent] = tree
     return found
 
 

@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import psutil
 import structlog
 
 from circus.config.model import WatcherConfig
 from circus.config.socket_use import used_sockets
 from circus.errors import MessageError
-from circus.process import ExitCallback, OutputCallback, Process
+from circus.process import ExitCallback, OutputCallback, Process, descendants_of
 from circus.sockets import SocketSet
 from circus.spawn import build_spec
 from circus.stats.report import process_stats
@@ -161,16 +162,24 @@ class ProcessSet(Mapping[int, Process]):
         return procs
 
     async def kill_all(self, procs: list[Process]) -> None:
-        await asyncio.gather(*(self.kill(p) for p in procs))
+        """Kill these processes at once; with ``stop_children`` their descendants are looked
+        up in one pass for all, in a worker thread (not one /proc pass per process)."""
+        trees: dict[int, list[psutil.Process]] = {}
+        if self.config.stop_children and procs:
+            trees = await asyncio.to_thread(descendants_of, [p.pid for p in procs])
+        await asyncio.gather(*(self.kill(p, tree=trees.get(p.pid)) for p in procs))
 
     async def kill(
         self,
         proc: Process,
         signum: int | None = None,
         graceful_timeout: float | None = None,
+        *,
+        tree: list[psutil.Process] | None = None,
     ) -> None:
         """Stop signal, ``kill`` event, wait up to graceful_timeout, then SIGKILL the process's
-        whole group (and, with ``stop_children``, every descendant): see Process.terminate."""
+        whole group (and, with ``stop_children``, every descendant, ``tree`` when known): see
+        Process.terminate."""
         sig = self.config.stop_signal if signum is None else signum
         timeout = self.config.graceful_timeout if graceful_timeout is None else graceful_timeout
         proc.expected_exit = True
@@ -188,6 +197,7 @@ class ProcessSet(Mapping[int, Process]):
             timeout,
             children=self.config.stop_children,
             on_signal=on_signal,
+            tree=tree,
         )
 
     # -- stats --------------------------------------------------------------------------------
