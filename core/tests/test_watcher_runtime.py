@@ -476,24 +476,31 @@ def test_a_start_queued_behind_a_stop_does_not_cancel_its_request() -> None:
     run(body)
 
 
+async def child_written_by(folder: Path, pid: int) -> int:
+    """The pid of the ``sleep`` that shell ``pid`` started and wrote down (see SHELL_WITH_CHILD)."""
+    path = folder / f"child.{pid}"
+    deadline = time.monotonic() + TIMEOUT
+    while not path.exists() or not path.read_text().strip():
+        assert time.monotonic() < deadline, f"no child written by {pid}"
+        await asyncio.sleep(0.02)
+    return int(path.read_text())
+
+
+#: a shell that starts a ``sleep``, writes its pid into ``child.<shell pid>``, and waits for it
+SHELL_WITH_CHILD = "sleep 300 & echo $! > {folder}/child.$$; wait"
+
+
 def test_signal_reaches_one_child_or_every_child(tmp_path: Path) -> None:
     """``signal`` with ``childpid`` reaches that child only; with ``children`` every child of
     every process (their shells then end and are replaced)."""
 
-    async def child_of(pid: int) -> int:
-        path = tmp_path / f"child.{pid}"
-        deadline = time.monotonic() + TIMEOUT
-        while not path.exists() or not path.read_text().strip():
-            assert time.monotonic() < deadline, f"no child written by {pid}"
-            await asyncio.sleep(0.02)
-        return int(path.read_text())
-
     async def body(rec: Recorder) -> None:
-        script = f"sleep 300 & echo $! > {tmp_path}/child.$$; wait"
+        script = SHELL_WITH_CHILD.format(folder=tmp_path)
         w = make(rec, cmd="sh", args=["-c", script], numprocesses=2)
         await w.start()
         first, second = w.pids()
-        child1, child2 = await child_of(first), await child_of(second)
+        child1 = await child_written_by(tmp_path, first)
+        child2 = await child_written_by(tmp_path, second)
         w.send_signal(signal.SIGTERM, pid=first, childpid=child2)  # not first's child
         w.send_signal(signal.SIGTERM, pid=first, childpid=child1)
         assert wait_dead(child1)
@@ -501,6 +508,25 @@ def test_signal_reaches_one_child_or_every_child(tmp_path: Path) -> None:
         assert psutil.Process(child2).status() != psutil.STATUS_ZOMBIE
         w.send_signal(signal.SIGTERM, children=True)
         assert wait_dead(child2)
+
+    run(body)
+
+
+def test_signal_recursive_reaches_every_process_and_descendant(tmp_path: Path) -> None:
+    async def body(rec: Recorder) -> None:
+        script = SHELL_WITH_CHILD.format(folder=tmp_path)
+        w = make(rec, cmd="sh", args=["-c", script], numprocesses=2)
+        await w.start()
+        shells = w.pids()
+        kids = [await child_written_by(tmp_path, pid) for pid in shells]
+        mark = len(rec.events)
+        w.send_signal(signal.SIGUSR2, recursive=True)
+        for kid in kids:
+            assert wait_dead(kid)
+        await rec.wait(lambda a: a.count("reap") == 2, mark)
+        assert sorted(p["process_pid"] for a, p in rec.events[mark:] if a == "reap") == sorted(
+            shells
+        )
 
     run(body)
 

@@ -495,13 +495,14 @@ class Process:
             if pid == 0:
                 return
 
-    def signal_tree(self, signum: int, *, children: bool = True) -> list[int]:
-        """Signal the process and (optionally) all its descendants; returns the pids reached.
+    def signal_tree(self, signum: int, tree: list[psutil.Process] | None = None) -> list[int]:
+        """Signal the process and all its descendants; returns the pids reached.
 
-        Descendants are looked up first, then the parent is signalled, then each descendant
-        (psutil checks their create time, so a recycled pid is never hit).
+        Descendants are looked up first (``tree``, when the caller did it for several processes
+        in one pass: :func:`descendants_of`), then the parent is signalled, then each
+        descendant (psutil checks their create time, so a recycled pid is never hit).
         """
-        found = self.descendants() if children else []
+        found = self.descendants() if tree is None else tree
         reached: list[int] = []
         if self.send_signal(signum):
             reached.append(self.pid)

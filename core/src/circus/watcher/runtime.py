@@ -31,7 +31,7 @@ from circus.config.model import WatcherConfig
 from circus.errors import CommandError, ConfigError, MessageError
 from circus.journal import ProcessJournal
 from circus.output_tail import WatcherOutput, limits_from, passthrough
-from circus.process import Process, children_of, signal_processes
+from circus.process import Process, children_of, descendants_of, signal_processes
 from circus.protocol import res_name
 from circus.sockets import SocketSet
 from circus.stats.sampler import Sample
@@ -427,6 +427,7 @@ class Watcher:
                     kids = [c for c in kids if c.pid == childpid]
                 signal_processes(kids, signum)
             return
+        trees = descendants_of(proc.pid for proc in procs) if recursive else {}
         for proc in procs:
             if not self.call_hook("before_signal", pid=proc.pid, signum=signum) and (
                 signum != signal.SIGKILL
@@ -434,7 +435,7 @@ class Watcher:
                 continue
             proc.signalled_with.add(signum)
             if recursive:
-                proc.signal_tree(signum)
+                proc.signal_tree(signum, trees[proc.pid])
             else:
                 proc.send_signal(signum)
             self.call_hook("after_signal", pid=proc.pid, signum=signum)
