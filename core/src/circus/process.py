@@ -469,8 +469,12 @@ class Process:
                 self._reap_adopted_members()
                 polls += 1
                 # zombies waiting for their reaper (init, a slow container init) are gone for
-                # us: after a few polls, scan for a live member instead of waiting for it
-                if polls >= _SCAN_AFTER_POLLS and not group_has_live_members(self.pgid):
+                # us: after a few polls, scan for a live member instead of waiting for it (in a
+                # worker thread: a scan reads every process's stat, ~7 ms at 600 processes,
+                # and many groups of a big watcher may linger at once)
+                if polls >= _SCAN_AFTER_POLLS and not await asyncio.to_thread(
+                    group_has_live_members, self.pgid
+                ):
                     break
             remaining = deadline - self._loop.time()
             if remaining <= 0:
