@@ -84,4 +84,6 @@ def test_readme_plugin_example_runs_under_circusd(
         else:
             raise AssertionError("the plugin never reported an exit")
 
-    assert text == f"web: pid {victim} exited with -9, 2 process(es) now\n"
+    # numprocesses counts live processes (as 0.19 does): the plugin's call may be answered
+    # before circusd has spawned the replacement (1) or after (2)
+    assert re.fullmatch(rf"web: pid {victim} exited with -9, [12] process\(es\) now\n", text)
