@@ -4,13 +4,16 @@ circusctl endpoint."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import psutil
+import pytest
 
+from circus.circusd import _report_startup
 from circus.testing import CircusdProcess, kill_tree, wait_gone, wait_until
 from circus.transports import CommandClient
 
@@ -174,3 +177,18 @@ def test_reloadconfig_warns_and_refuses_under_strict(tmp_path: Path) -> None:
                 wait_until(lambda: "did you mean 'respawn'?" in daemon.log_text(),
                            "the warning in circusd's log", daemon=daemon)
             assert daemon.call("status")["statuses"] == {"w": "active"}
+
+
+def test_daemon_launcher_wait_is_bounded(capsys: pytest.CaptureFixture[str]) -> None:
+    """A daemon that never reports (stuck before binding) does not hold the launcher forever."""
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, b"circusd: a warning first\n")
+        assert _report_startup(read_end, timeout=0.2) == 1
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert capsys.readouterr().err == (
+        "circusd: a warning first\n"
+        "circusd: the daemon is not listening after 0.2 s; not waiting longer (see its log)\n"
+    )

@@ -12,8 +12,10 @@ import contextlib
 import functools
 import os
 import resource
+import select
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 import structlog
@@ -143,6 +145,8 @@ def raise_fd_limit() -> tuple[int, int]:
 
 #: what the daemon writes on the start-up pipe once its channels are bound
 _READY = b"\0"
+#: how long ``circusd --daemon`` waits for the daemon to listen (taking over leftovers included)
+STARTUP_REPORT_TIMEOUT = 120.0
 
 
 def _daemonize() -> Callable[[], None]:
@@ -177,17 +181,33 @@ def _daemonize() -> Callable[[], None]:
     return started
 
 
-def _report_startup(read_end: int) -> int:
-    """In the launcher: relay the daemon's start-up messages; 0 once it said it is ready."""
+def _report_startup(read_end: int, timeout: float = STARTUP_REPORT_TIMEOUT) -> int:
+    """In the launcher: relay the daemon's start-up messages; 0 once it said it is ready.
+
+    Bounded: a daemon still not listening after ``timeout`` seconds is reported (exit 1) and
+    left to finish on its own.
+    """
     chunks = []
-    while chunk := os.read(read_end, 65536):
+    deadline = time.monotonic() + timeout
+    late = False
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([read_end], [], [], left)[0]:
+            late = True
+            break
+        chunk = os.read(read_end, 65536)
+        if not chunk:
+            break
         chunks.append(chunk)
         if chunk.endswith(_READY):
             break
     text = b"".join(chunks)
     ready = text.endswith(_READY)
     message = text.removesuffix(_READY).decode("utf-8", "replace")
-    if not ready and not message.strip():
+    if late:
+        message += (f"circusd: the daemon is not listening after {timeout:g} s; not waiting "
+                    "longer (see its log)\n")
+    elif not ready and not message.strip():
         message = "circusd: the daemon exited during start-up without a message\n"
     sys.stderr.write(message)
     sys.stderr.flush()
