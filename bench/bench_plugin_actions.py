@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -650,6 +651,12 @@ def _cell(result: Result) -> str:
     return f"{fmt_ms(median(result.delays))} / {fmt_ms(percentile(result.delays, 95))}"
 
 
+def _never(case: Case) -> str:
+    """The original's cell when it never acted: with the contract's bug number if known."""
+    bug = re.search(r"\((B\d+)\)", getattr(case, "original_broken", ""))
+    return f"never ({bug.group(1)})" if bug else "never"
+
+
 def _faults(result: Result) -> str:
     return f"{result.missed} / {result.repeated} / {result.wrong}"
 
@@ -687,7 +694,7 @@ def main() -> int:
                          str(len(ours.delays)), _faults(ours), _faults(theirs)])
             condition = getattr(case, "condition", "condition → action")
             short.append([f"{title}: {condition} (p50)", fmt_ms(median(ours.delays)),
-                          fmt_ms(median(theirs.delays)) if theirs.delays else "never",
+                          fmt_ms(median(theirs.delays)) if theirs.delays else _never(case),
                           f"{speedup} faster" if theirs.delays else ""])
     text = (f"Measured {header}, {'--quick' if args.quick else f'{samples} samples per case'} "
             "(`bench/bench_plugin_actions.py`). Both plugins run with the same options "
