@@ -240,3 +240,37 @@ def test_circusctl_listen_with_curve(daemon: CircusdProcess, keydir: Path) -> No
         assert line.startswith(b"watcher.w.updated: "), line
     finally:
         terminate(listener)
+
+
+def test_circusctl_tail_follows_with_curve(daemon: CircusdProcess, keydir: Path) -> None:
+    # Before: `tail -f` read the event channel on a socket without the CURVE keys, so after the
+    # backlog (which comes over the control channel) it printed nothing, silently.
+    script = "i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.1; done"
+    assert daemon.call("add", name="ticker", cmd="sh", args=["-c", script],
+                       start=True)["status"] == "ok"
+    plain_env = {k: v for k, v in os.environ.items()
+                 if k not in (SERVER_KEY_ENV, PUBLIC_KEY_ENV, SECRET_KEY_ENV)}
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "circus.circusctl", "--endpoint", daemon.endpoint,
+         "--curve-server-key", str(keydir / "server.key"),
+         "--curve-key", str(keydir / "admin.key_secret"), "tail", "-f", "ticker"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=plain_env,
+    )
+    try:
+        assert follower.stdout is not None
+        deadline = time.monotonic() + WAIT
+        numbers: list[int] = []
+        # the backlog ends at some line; lines written well after it prove the following
+        while (len(numbers) < 2 or numbers[-1] < numbers[0] + 20) and (
+            time.monotonic() < deadline
+        ):
+            ready, _, _ = select.select([follower.stdout], [], [], 0.3)
+            if ready:
+                line = follower.stdout.readline().decode()
+                assert line, follower.stderr.read() if follower.stderr else ""
+                numbers.append(int(line.split()[-1]))
+        assert len(numbers) >= 2, "no line printed"
+        assert numbers[-1] >= numbers[0] + 20, f"followed only {numbers}"
+    finally:
+        terminate(follower)
+        daemon.call("rm", name="ticker", waiting=True)

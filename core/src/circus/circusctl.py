@@ -241,7 +241,7 @@ def _tail(settings: _Settings, props: dict[str, Any]) -> int:
     with _connect(settings) as client:
         try:
             tail.run(client, props["names"], props["lines"], follow=props["follow"],
-                     prefixed=props["prefixed"], stream=props["stream"])
+                     prefixed=props["prefixed"], stream=props["stream"], curve=settings.curve)
         except CallTimeout as exc:
             print(f"circusctl: {exc}", file=sys.stderr)
             print(TIMEOUT_HINT.format(endpoint=settings.endpoint, env=ENDPOINT_ENV),

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import zmq
 
 from circus.client import CircusClient
+from circus.curve import ClientKeys, configure_client
 from circus.errors import CallError
 from circus.output_tail import OUTPUT_PREFIX, output_topic
 
@@ -220,8 +221,9 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def run(client: CircusClient, names: list[str], count: int, *, follow: bool,
-        prefixed: bool, stream: str | None = None) -> None:
-    """What ``tail``/``logs`` do; :class:`TailError` or ``CallError`` for the caller to print."""
+        prefixed: bool, stream: str | None = None, curve: ClientKeys | None = None) -> None:
+    """What ``tail``/``logs`` do; :class:`TailError` or ``CallError`` for the caller to print.
+    ``curve``: the keys the event channel wants when circusd requires CURVE (as ``listen``)."""
     follower = Follower(client, names, prefixed=prefixed, stream=stream)
     if not follow:
         follower.backlog(count)
@@ -230,6 +232,7 @@ def run(client: CircusClient, names: list[str], count: int, *, follow: bool,
     sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.RCVHWM, 0)
+    configure_client(sub, curve)
     try:
         for topic in _topics(names):
             sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
