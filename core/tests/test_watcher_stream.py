@@ -32,7 +32,9 @@ def test_new_samples_and_the_aggregate_pids() -> None:
     stream.take("web", 7, {"cpu": 10.0}, 0.1)
     stream.take("web", 8, {"cpu": 30.0}, 0.1)
     assert stream.processes(0.1) == {}  # no aggregate yet: which pids are current is unknown
+    assert not stream.carries(0.1)
     stream.take("web", None, {"pid": [7, 8], "cpu": 20.0}, 0.1)
+    assert stream.carries(0.1)
     assert stream.take_new(0.2) == ({7: {"cpu": 10.0}, 8: {"cpu": 30.0}}, {7, 8})
     assert stream.take_new(0.3) == ({}, None)  # each sample once
     assert set(stream.processes(0.3)) == {7, 8}
@@ -41,6 +43,8 @@ def test_new_samples_and_the_aggregate_pids() -> None:
     assert stream.take_new(1.0) == ({}, {8})
     # circusd publishes nothing for a watcher without processes: a stale aggregate is "none"
     stream.take("circus", 100, DAEMON, 4.5)
+    assert stream.live(4.5)
+    assert not stream.carries(4.5)  # a stopped watcher: stats says so
     assert stream.processes(4.5) == {}
     assert stream.take_new(4.5) == ({}, set())
     assert stream.take_new(4.6) == ({}, None)

@@ -132,6 +132,12 @@ class WatcherStream:
         """The daemon's own stream sample came within ``stale_after`` seconds."""
         return self.daemon_pid is not None and now - self._heard < self.stale_after
 
+    def carries(self, now: float) -> bool:
+        """:meth:`live`, and the watcher's aggregate came within ``stale_after`` seconds (a
+        watcher without processes, or one that does not exist, has none: ask ``stats``, which
+        says which)."""
+        return self.live(now) and now - self._pids_at < self.stale_after
+
     def processes(self, now: float) -> dict[int, dict[str, Any]]:
         """The latest sample of each process the watcher's last aggregate listed (none when
         that aggregate is older than ``stale_after``: circusd publishes nothing for a watcher

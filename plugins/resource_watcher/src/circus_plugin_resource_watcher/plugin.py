@@ -2,9 +2,10 @@
 
 Samples come from circusd's stats stream when it runs (``statsd = true``: circusd samples every
 process once a second anyway, so the plugin adds no work to the daemon), judged as they arrive;
-otherwise, or while the stream is silent, or with ``process_children`` (the stream carries no
-children), or with ``stats_stream = false``, every ``sample_rate`` seconds one ``stats`` call
-reads the watcher's processes (and their children). :class:`ResourceTracker` decides; this
+otherwise, or while the stream is silent or shows none of the watcher's processes, or with
+``process_children`` (the stream carries no children), or with ``stats_stream = false``,
+every ``sample_rate`` seconds one ``stats`` call reads the watcher's processes (and their
+children). :class:`ResourceTracker` decides; this
 class sends the command and the 0.19 statsd counters. A round still running (a sample being
 judged, a command in flight) makes the next one a no-op, so a slow daemon never piles up calls
 and one condition never gets two actions. Everything runs in the plugin's loop thread.
@@ -117,7 +118,7 @@ class ResourceWatcher(AsyncCircusPlugin):
             self.source = source
 
     async def _sample(self) -> None:
-        if self.stream.live(time.monotonic()):
+        if self.stream.carries(time.monotonic()):
             self._use("stream")
             infos, pids = self.stream.take_new(time.monotonic())
             alive: set[Entity] | None = None if pids is None else {(p, None) for p in pids}
