@@ -98,3 +98,20 @@ def test_the_page_and_its_headers(dashboard: Callable[..., Dashboard]) -> None:
         assert "/static/app.js" in reply.read().decode()
     wait_until(lambda: [w["name"] for w in (board.state() or {}).get("watchers", [])]
                == ["api", "plugin:web"], "both watchers in the state")
+
+
+def test_signal_and_reload_buttons_reach_circusd(dashboard: Callable[..., Dashboard]) -> None:
+    board = dashboard(WATCHERS)
+    wait_until(lambda: len(board.daemon.call("list", name="api")["pids"]) == 2, "api running",
+               daemon=board.daemon)
+    victim, other = board.daemon.call("list", name="api")["pids"]
+    status, reply = board.post("/api/command", {"command": "signal", "name": "api",
+                                                "signum": "term", "pid": victim})
+    assert (status, reply["status"]) == (200, "ok")
+    wait_until(lambda: victim not in board.daemon.call("list", name="api")["pids"],
+               "the signalled process gone", daemon=board.daemon)
+    assert other in board.daemon.call("list", name="api")["pids"]  # only that pid
+    status, reply = board.post("/api/command", {"command": "reload", "name": "api"})
+    assert (status, reply["status"]) == (200, "ok")
+    wait_until(lambda: other not in board.daemon.call("list", name="api")["pids"],
+               "the reload replacing the processes", daemon=board.daemon)
