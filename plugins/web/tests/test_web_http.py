@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from web_browser import Dashboard
 
-from circus.testing import wait_until
+from circus.testing import log_count, wait_until
 
 WATCHERS = ("[watcher:api]\ncmd = sh -c 'echo hello from api; exec sleep 300'\n"
             "numprocesses = 2\n")
@@ -115,3 +115,16 @@ def test_signal_and_reload_buttons_reach_circusd(dashboard: Callable[..., Dashbo
     assert (status, reply["status"]) == (200, "ok")
     wait_until(lambda: other not in board.daemon.call("list", name="api")["pids"],
                "the reload replacing the processes", daemon=board.daemon)
+
+
+def test_a_refused_refresh_is_logged_once(dashboard: Callable[..., Dashboard]) -> None:
+    board = dashboard(WATCHERS, allow="tail")  # no 'processes': the board follows events only
+    daemon = board.daemon
+    message = "circusd refused 'processes'"
+    wait_until(lambda: log_count(daemon, message) >= 1, "the refusal logged", daemon=daemon)
+    for _ in range(3):  # every event asks for a refresh again
+        daemon.call("incr", name="api", waiting=True)
+    wait_until(lambda: sum(len(w["processes"]) for w in (board.state() or {})["watchers"]
+                           if w["name"] == "api") == 3, "the 3 spawns shown from events",
+               daemon=daemon)
+    assert log_count(daemon, message) == 1

@@ -52,6 +52,7 @@ class WebDashboard(AsyncCircusPlugin):
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._server: uvicorn.Server | None = None
+        self._failure: str | None = None
 
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> None:
@@ -139,11 +140,15 @@ class WebDashboard(AsyncCircusPlugin):
         try:
             reply = await self.call("processes", timeout=10.0)
         except CallError as exc:
-            self.log.warning(f"cannot refresh the dashboard: {exc}")
+            self._refresh_failed(f"cannot refresh the dashboard: {exc}")
             return
         if reply.get("status") != "ok":
-            self.log.warning(f"processes refused: {reply.get('reason')}")
+            self._refresh_failed(f"circusd refused 'processes' (the page shows what events "
+                                 f"say): {reply.get('reason')}")
             return
+        if self._failure is not None:
+            self.log.info("the dashboard refreshes again")
+            self._failure = None
         changed = self.board.refresh(list(reply.get("watchers", [])), complete=True)
         points = self.board.sample_history()
         if self.broadcast is not None:
@@ -154,6 +159,12 @@ class WebDashboard(AsyncCircusPlugin):
     def _view_of(self, name: str) -> dict[str, Any] | None:
         view = self.board.watchers.get(name)
         return view.as_dict() if view is not None else None
+
+    def _refresh_failed(self, message: str) -> None:
+        """Log a failing refresh once per streak (it is retried after every event)."""
+        if message != self._failure:
+            self.log.warning(message)
+        self._failure = message
 
     # -- what the application asks (Backend) ------------------------------------------------
 
