@@ -128,3 +128,19 @@ def test_a_refused_refresh_is_logged_once(dashboard: Callable[..., Dashboard]) -
                            if w["name"] == "api") == 3, "the 3 spawns shown from events",
                daemon=daemon)
     assert log_count(daemon, message) == 1
+
+
+def test_backoff_and_fatal_states_reach_the_board(dashboard: Callable[..., Dashboard]) -> None:
+    board = dashboard(WATCHERS + "\n[watcher:broken]\ncmd = sh -c 'exit 3'\n"
+                      "backoff_start = 0.5\ngive_up_after = 3\n")
+
+    def state() -> str | None:
+        found = [w["state"] for w in (board.state() or {}).get("watchers", [])
+                 if w["name"] == "broken"]
+        return found[0] if found else None
+
+    seen: set[str | None] = set()
+    wait_until(lambda: seen.add(state()) or "fatal" in seen, "broken given up (fatal)",
+               daemon=board.daemon)
+    assert "backoff" in seen
+    assert board.daemon.call("status", name="broken")["status"] == "fatal"
