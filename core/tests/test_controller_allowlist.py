@@ -28,15 +28,16 @@ import json
 from circus.plugins import CircusPlugin
 
 class Probe(CircusPlugin):
-    """Tries a forbidden cast and call, then an allowed cast; reports the call's reply."""
+    """Tries a forbidden cast and call and reports the call's reply; casts an allowed incr
+    whenever the test changes w's options (so the test's subscriber is there to see it)."""
     def handle_init(self):
         self.cast('quit')
         refused = self.call('quit')
-        self.cast('incr', name='w')
         with open(self.config['out'], 'w') as out:
             out.write(json.dumps(refused))
     def handle_recv(self, data):
-        pass
+        if data[0] == 'watcher.w.updated':
+            self.cast('incr', name='w')
 '''
 
 
@@ -68,10 +69,21 @@ def test_plugin_without_permission_cannot_quit_and_its_incr_is_signed(tmp_path: 
         assert refused["status"] == "error"
         assert refused["errno"] == 3
         assert refused["reason"] == "plugin:probe may not send 'quit' (allowed: incr, list)"
-        _, _spawned = events.wait_for(
-            lambda t, p: t == "watcher.w.spawn" and p.get("by") == "plugin:probe", timeout=WAIT
-        )
-        assert len(daemon.call("list", name="w")["pids"]) == 2
+        events.wait_ready(daemon, "w")
+        deadline = time.monotonic() + WAIT
+        while True:  # until the plugin's subscription has seen an `updated` (bounded)
+            mark = len(events.events)
+            daemon.call("set", name="w", options={"graceful_timeout": 3})
+            try:
+                events.wait_for(
+                    lambda t, p: t == "watcher.w.spawn" and p.get("by") == "plugin:probe",
+                    start=mark,
+                    timeout=1.0,
+                )
+                break
+            except AssertionError:
+                assert time.monotonic() < deadline, f"the plugin's incr never came: {events.events}"
+        assert len(daemon.call("list", name="w")["pids"]) >= 2
         assert daemon.popen is not None
         assert daemon.popen.poll() is None  # the casted quit did nothing
         assert daemon.call("status")["status"] == "ok"
@@ -136,3 +148,30 @@ def test_unknown_command_in_allow_is_a_config_error(tmp_path: Path) -> None:
                     "allow = incr, bogus\n")
     with pytest.raises(ConfigError, match=r"\[plugin:p\]: allow: unknown command\(s\) 'bogus'"):
         load_config(str(path))
+
+
+def test_later_events_of_a_process_a_command_started_carry_no_by(tmp_path: Path) -> None:
+    # The loop runs a child's exit callback in the context of whoever registered it: without
+    # care, every later crash of a process a client (or a plugin) spawned says that client
+    # asked for it. Its spawn is the command's doing; its crash and respawn are not.
+    with CircusdProcess("[watcher:w]\ncmd = sleep 600\n", tmp_path) as daemon, EventCollector(
+        daemon.pubsub_endpoint
+    ) as events:
+        events.wait_ready(daemon, "w")
+        mark = len(events.events)
+        with CircusClient(daemon.endpoint, label="circusctl") as ctl:
+            assert ctl.call("incr", name="w")["status"] == "ok"
+        _, spawned = events.wait_for(lambda t, p: t == "watcher.w.spawn", start=mark)
+        assert spawned["by"] == "circusctl"
+        mark = len(events.events)
+        os.kill(spawned["process_pid"], 9)
+        _, reaped = events.wait_for(lambda t, p: t == "watcher.w.reap", start=mark)
+        _, respawned = events.wait_for(lambda t, p: t == "watcher.w.spawn", start=mark)
+        assert "by" not in reaped
+        assert "by" not in respawned
+        # an exit a command asked for is still that command's doing
+        mark = len(events.events)
+        with CircusClient(daemon.endpoint, label="circusctl") as ctl:
+            assert ctl.call("decr", name="w", waiting=True)["status"] == "ok"
+        _, retired = events.wait_for(lambda t, p: t == "watcher.w.reap", start=mark)
+        assert retired["by"] == "circusctl"

@@ -39,7 +39,7 @@ from circus.commands.api import ArbiterAPI
 from circus.commands.dispatch import MAX_MESSAGE_SIZE, Dispatcher, Request, oversize_reply
 from circus.credentials import REGISTRY, Grant, requester
 from circus.errors import Errno
-from circus.events import REQUESTER
+from circus.events import requested_by
 from circus.logs import get_logger
 from circus.logthrottle import Throttle
 from circus.memguard import GrowthTrip, trim
@@ -339,8 +339,7 @@ class Controller:
             self._refuse(envelope, prepared, grant)
             return False
         # Events the command causes say who asked (tasks copy the context when created).
-        token = REQUESTER.set(requester(routing_id, grant))
-        try:
+        with requested_by(requester(routing_id, grant)):
             if prepared.quick:
                 self._reply(envelope, self.dispatcher.answer_now(prepared))
                 return False
@@ -348,8 +347,6 @@ class Controller:
                 self._busy(envelope, prepared)
                 return False
             task = asyncio.create_task(self._respond(envelope, prepared))
-        finally:
-            REQUESTER.reset(token)
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
         return True

@@ -15,10 +15,12 @@ and subscribers see the hole as a ``seq`` gap instead of circusd growing without
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
@@ -36,6 +38,22 @@ log = structlog.get_logger("circus.events")
 REQUESTER: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "circus_requester", default=None
 )
+
+
+@contextlib.contextmanager
+def requested_by(who: str | None) -> Iterator[None]:
+    """Publish what happens in this block on behalf of ``who`` (``None``: the daemon's own doing).
+
+    The loop runs a callback in a copy of the context of whoever *registered* it: a child's
+    exit reader is registered by the command that spawned the child, a backoff timer by
+    whatever failed last. Such callbacks act on the daemon's own account and say so here, or a
+    crash long after a plugin's ``start`` would be published as that plugin's doing.
+    """
+    token = REQUESTER.set(who)
+    try:
+        yield
+    finally:
+        REQUESTER.reset(token)
 
 _CLOSE = object()
 #: time (ms) given to queued events to reach subscribers when the daemon shuts down

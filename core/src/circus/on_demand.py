@@ -18,6 +18,7 @@ import structlog
 
 from circus.config.model import WatcherConfig
 from circus.config.socket_use import used_sockets
+from circus.events import requested_by
 from circus.sockets import SocketSet
 
 log = structlog.get_logger("circus.on_demand")
@@ -73,6 +74,7 @@ class OnDemand:
         for key in sorted(self._waiting.get(fd, set())):
             self.disarm(key)
             log.info("connection on an on-demand socket: starting the watcher", watcher=key)
-            task = asyncio.get_running_loop().create_task(self._start(key))
+            with requested_by(None):  # a connection starts it, not the command that armed it
+                task = asyncio.get_running_loop().create_task(self._start(key))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -150,6 +150,8 @@ class Process:
         self.detached = False
         #: signals sent by command; dying of one of them counts as an expected exit
         self.signalled_with: set[int] = set()
+        #: who asked this process to go (``plugin:NAME``, ``circusctl``...), for its exit events
+        self.exit_requested_by: str | None = None
         self._on_exit = on_exit
         self._on_output = on_output
         self._loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 
+from circus.events import requested_by
 from circus.process import Process
 from circus.watcher.policy import Action, CancelWake, Policy, Retire, Spawn, Wake
 from circus.watcher.processes import ProcessSet, SpawnVetoed, describe
@@ -121,7 +122,8 @@ class Engine:
 
     def _on_wake(self) -> None:
         self._wake = None
-        self.execute(self.policy.timer(time.time()))
+        with requested_by(None):  # the backoff's own retry, whoever armed the timer
+            self.execute(self.policy.timer(time.time()))
 
     def spawn_task(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

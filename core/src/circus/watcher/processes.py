@@ -22,6 +22,7 @@ import structlog
 from circus.config.model import WatcherConfig
 from circus.config.socket_use import used_sockets
 from circus.errors import MessageError
+from circus.events import REQUESTER
 from circus.process import ExitCallback, OutputCallback, Process, descendants_of
 from circus.sockets import SocketSet
 from circus.spawn import build_spec
@@ -183,6 +184,7 @@ class ProcessSet(Mapping[int, Process]):
         sig = self.config.stop_signal if signum is None else signum
         timeout = self.config.graceful_timeout if graceful_timeout is None else graceful_timeout
         proc.expected_exit = True
+        proc.exit_requested_by = REQUESTER.get()
         allowed = self._call_hook("before_signal", pid=proc.pid, signum=sig)
         hooked: list[bool] = []
 

@@ -29,6 +29,7 @@ import structlog
 
 from circus.config.model import WatcherConfig
 from circus.errors import CommandError, ConfigError, MessageError
+from circus.events import REQUESTER, requested_by
 from circus.journal import ProcessJournal
 from circus.output_tail import WatcherOutput, limits_from, passthrough
 from circus.process import Process, children_of, descendants_of, signal_processes
@@ -199,10 +200,17 @@ class Watcher:
     # -- exits --------------------------------------------------------------------------------
 
     def _on_exit(self, proc: Process) -> None:
-        """A child died: ``reap`` now (hooks around it), then the policy decides what follows."""
-        counted = self.processes.forget(proc)
+        """A child died: ``reap`` now (hooks around it), then the policy decides what follows.
+
+        On behalf of whoever asked the process to go, if anyone did: the loop calls this in the
+        context of the command that *spawned* the process (events.requested_by says why)."""
         code = proc.returncode
         expected = proc.expected_exit or (code is not None and -code in proc.signalled_with)
+        with requested_by(proc.exit_requested_by if expected else None):
+            self._reap(proc, code, expected)
+
+    def _reap(self, proc: Process, code: int | None, expected: bool) -> None:
+        counted = self.processes.forget(proc)
         now = time.time()
         if self.config.hooks:
             self.call_hook("before_reap", process_pid=proc.pid, time=now)
@@ -434,6 +442,7 @@ class Watcher:
             ):
                 continue
             proc.signalled_with.add(signum)
+            proc.exit_requested_by = REQUESTER.get()
             if recursive:
                 proc.signal_tree(signum, trees[proc.pid])
             else:
