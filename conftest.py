@@ -8,10 +8,33 @@ or rewrites events must not change what our tests see. Tests of hook loading set
 ``CIRCUS_LOAD_HOOKS`` themselves.
 """
 
+import contextlib
 import os
+import signal
 from typing import Any
 
 os.environ["CIRCUS_LOAD_HOOKS"] = ""
+
+
+def _ignore_without_passing_it_on() -> None:
+    """Turn every signal this test process inherited as ignored (``nohup``, a shell's
+    background job) into a do-nothing handler, and unblock the signal mask.
+
+    An ignored disposition survives ``exec``, a handler does not: the in-process watchers that
+    tests run spawn children, which would otherwise start with SIGHUP or SIGINT ignored and
+    never react to ``send_hup`` or ``kill --signum INT``. circusd itself undoes the same at start
+    (``circus.circusd.clean_signal_state``); this process keeps ignoring the signals, so a
+    hangup still does not end the run.
+    """
+    kept = {signal.SIGPIPE, signal.SIGXFSZ, signal.SIGKILL, signal.SIGSTOP}
+    for signum in signal.valid_signals() - kept:
+        with contextlib.suppress(OSError, ValueError):
+            if signal.getsignal(signum) == signal.SIG_IGN:
+                signal.signal(signum, lambda *_: None)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
+_ignore_without_passing_it_on()
 
 pytest_plugins = ["pytester"]
 
