@@ -22,23 +22,21 @@ import zmq
 
 from circus import __version__
 from circus.client import CircusClient
+from circus.clientopts import ENDPOINT_ENV, client_keys
 from circus.config.settings import check_endpoint
 from circus.credentials import CIRCUSCTL_LABEL
 from circus.ctl import tail
 from circus.ctl.commands import COMMANDS, LONG_STATUS, UsageError
+from circus.ctl.globalopts import DEFAULT_TIMEOUT, add_global_options
 from circus.ctl.listen import listen
 from circus.ctl.render import as_json, is_error, render
 from circus.ctl.shell import CtlShell
-from circus.curve import ClientKeys, CurveKeyError, load_public, load_secret_pair, write_pair
+from circus.curve import ClientKeys, CurveKeyError, write_pair
 from circus.discovery import discover
 from circus.errors import CallError, CallTimeout
 from circus.logs import configure_logging, get_logger
-from circus.protocol import DEFAULT_ENDPOINT, DEFAULT_MULTICAST, DEFAULT_PUBSUB
+from circus.protocol import DEFAULT_ENDPOINT, DEFAULT_PUBSUB
 
-ENDPOINT_ENV = "CIRCUSCTL_ENDPOINT"
-CURVE_SERVER_KEY_ENV = "CIRCUSCTL_CURVE_SERVER_KEY"
-CURVE_KEY_ENV = "CIRCUSCTL_CURVE_KEY"
-DEFAULT_TIMEOUT = 5.0
 EXIT_OK, EXIT_CLIENT, EXIT_USAGE, EXIT_ERROR_REPLY = 0, 1, 2, 3
 
 TIMEOUT_HINT = (
@@ -61,52 +59,14 @@ def _connect(settings: _Settings) -> CircusClient:
     )
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
-    return value
-
-
-def _add_global_options(parser: argparse.ArgumentParser) -> None:
-    """Options valid before or after the command; defaults are resolved in :func:`_settings`
-    so that an option repeated after the command wins and a shell line can inherit them."""
-    sup = argparse.SUPPRESS
-    parser.add_argument("--endpoint", default=sup,
-                        help=f"control endpoint (default ${ENDPOINT_ENV} or {DEFAULT_ENDPOINT}); "
-                        f"for listen the pub/sub endpoint (default {DEFAULT_PUBSUB})")
-    parser.add_argument("--discover", default=sup, metavar="udp://GROUP:PORT",
-                        help="find circusd by multicast discovery instead of --endpoint (its "
-                        f"multicast_endpoint, e.g. {DEFAULT_MULTICAST}; add ?interface=ADDR "
-                        "to choose the interface)")
-    parser.add_argument("--timeout", type=_positive_float, default=sup, metavar="SECONDS",
-                        help=f"how long to wait for a reply (default {DEFAULT_TIMEOUT:g})")
-    parser.add_argument("--json", action="store_true", default=sup,
-                        help="print the raw JSON reply")
-    parser.add_argument("--prettify", action="store_true", default=sup,
-                        help="indent the JSON output (with --json)")
-    parser.add_argument("--curve-server-key", default=sup, metavar="FILE|KEY",
-                        help=f"circusd's public CURVE key: its .key file or the 40 z85 "
-                        f"characters (default ${CURVE_SERVER_KEY_ENV})")
-    parser.add_argument("--curve-key", default=sup, metavar="FILE",
-                        help=f"this client's .key_secret file (default ${CURVE_KEY_ENV}); "
-                        "make one with circusctl keygen")
-    parser.add_argument("--ssh", default=sup, metavar="USER@HOST:PORT",
-                        help="not supported: tunnel the endpoint yourself (ssh -L)")
-    parser.add_argument("--ssh_keyfile", default=sup, help=argparse.SUPPRESS)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="circusctl", description="Control a running circusd.", epilog=EPILOG
     )
-    _add_global_options(parser)
+    add_global_options(parser)
     parser.add_argument("--version", action="version", version=f"circusctl {__version__}")
     common = argparse.ArgumentParser(add_help=False)
-    _add_global_options(common)
+    add_global_options(common)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for command in COMMANDS.values():
         cmd_parser = sub.add_parser(
@@ -134,10 +94,9 @@ class _Settings:
         self.prettify = bool(pick("prettify", False))
         self.ssh: str | None = pick("ssh", None)
         self.ssh_keyfile: str | None = pick("ssh_keyfile", None)
-        self.curve_server_key: str | None = pick(
-            "curve_server_key", os.environ.get(CURVE_SERVER_KEY_ENV) or None
-        )
-        self.curve_key: str | None = pick("curve_key", os.environ.get(CURVE_KEY_ENV) or None)
+        # the environment fallbacks ($CIRCUSCTL_CURVE_*) are applied by clientopts.client_keys
+        self.curve_server_key: str | None = pick("curve_server_key", None)
+        self.curve_key: str | None = pick("curve_key", None)
         self.curve: ClientKeys | None = None
         self.discover: str | None = pick("discover", None)
 
@@ -155,13 +114,7 @@ class _Settings:
 
     def load_keys(self) -> None:
         """Read the CURVE keys named by the options (:class:`CurveKeyError` if unusable)."""
-        if self.curve_server_key is None and self.curve_key is None:
-            self.curve = None
-            return
-        if self.curve_server_key is None or self.curve_key is None:
-            raise CurveKeyError("CURVE needs both --curve-server-key and --curve-key")
-        public, secret = load_secret_pair(self.curve_key)
-        self.curve = ClientKeys(load_public(self.curve_server_key), public, secret)
+        self.curve = client_keys(self.curve_server_key, self.curve_key)
 
 
 def _call(settings: _Settings, command: str, props: dict[str, object],

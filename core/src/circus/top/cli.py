@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from circus import __version__
-from circus.circusctl import _positive_float
+from circus.clientopts import ENDPOINT_ENV, positive_float
 from circus.ctl.tail import reachable
 from circus.errors import CallError
 from circus.protocol import DEFAULT_ENDPOINT, DEFAULT_PUBSUB
@@ -29,7 +29,6 @@ from circus.top.feeds import discover
 from circus.top.model import TopModel
 
 DEFAULT_STATS = "tcp://127.0.0.1:5557"
-ENDPOINT_ENV = "CIRCUSCTL_ENDPOINT"
 EXIT_OK, EXIT_CLIENT, EXIT_USAGE = 0, 1, 2
 
 
@@ -46,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{DEFAULT_ENDPOINT}); 'none' for the stats stream alone")
     parser.add_argument("--pubsub", metavar="ENDPOINT",
                         help="event endpoint (default: circusd's pubsub_endpoint)")
-    parser.add_argument("--process-timeout", type=_positive_float, default=3.0, metavar="SECONDS",
+    parser.add_argument("--process-timeout", type=positive_float, default=3.0, metavar="SECONDS",
                         help="without the control channel, drop a process the stream has not "
                         "mentioned for this long (default 3)")
     parser.add_argument("--ssh", help="not supported: tunnel the endpoints yourself (ssh -L)")
