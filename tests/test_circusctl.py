@@ -242,6 +242,28 @@ def test_kill_signal_add_rm(daemon: CircusdProcess) -> None:
         wait_gone(kept)
 
 
+def test_add_takes_start_before_name_or_at_the_end_as_019_did(daemon: CircusdProcess) -> None:
+    # contract 10.2: `circusctl add [--start] NAME CMD`; 0.19 also read --start (and the
+    # global options) after CMD, and scripts written for it put it there
+    out = ctl(daemon, "add", "late", "sleep", "1000", "--start")
+    assert (out.returncode, out.stdout) == (0, "ok\n")
+    out = ctl(daemon, "add", "quoted", "sleep 1000", "--start", "--json")
+    assert out.returncode == 0
+    assert json.loads(out.stdout)["status"] == "ok"
+    for name in ("late", "quoted"):
+        wait_until(lambda name=name: daemon.call("status", name=name)["status"] == "active")
+        assert daemon.call("get", name=name, keys=["cmd"])["options"]["cmd"] == "sleep 1000"
+        assert len(pids(daemon, name)) == 1
+    # inside the command line, or after --, it is the program's: added, not started
+    out = ctl(daemon, "add", "inner", "--", "sleep", "1000", "--start")
+    assert out.returncode == 0
+    assert daemon.call("status", name="inner")["status"] == "stopped"
+    assert daemon.call("get", name="inner", keys=["cmd"])["options"]["cmd"] == (
+        "sleep 1000 --start")
+    for name in ("late", "quoted", "inner"):
+        assert ctl(daemon, "rm", name, "--waiting").returncode == 0
+
+
 def test_quit_stops_the_daemon_and_its_processes(daemon: CircusdProcess) -> None:
     running = pids(daemon)
     out = ctl(daemon, "quit", "--waiting")

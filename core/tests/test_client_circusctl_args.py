@@ -30,6 +30,19 @@ def props(*argv: str) -> dict[str, Any]:
         (["add", "--start", "web", "sleep", "10"],
          {"name": "web", "cmd": "sleep 10", "start": True}),
         (["add", "web", "--", "ls", "-l"], {"name": "web", "cmd": "ls -l", "start": False}),
+        # 0.19's order: --start at the end of the line (contract 10.2 `add [--start] NAME CMD`)
+        (["add", "web", "sleep", "10", "--start"],
+         {"name": "web", "cmd": "sleep 10", "start": True}),
+        (["add", "web", "sleep 10", "--start"], {"name": "web", "cmd": "sleep 10", "start": True}),
+        (["add", "web", "python", "-m", "http.server", "--start"],
+         {"name": "web", "cmd": "python -m http.server", "start": True}),
+        # not at the end, or after --: the program's
+        (["add", "web", "prog", "--start", "x"],
+         {"name": "web", "cmd": "prog --start x", "start": False}),
+        (["add", "web", "--", "prog", "--start"],
+         {"name": "web", "cmd": "prog --start", "start": False}),
+        (["add", "--start", "web", "--", "prog", "--json"],
+         {"name": "web", "cmd": "prog --json", "start": True}),
         (["incr", "web"], {"name": "web", "waiting": False}),
         (["decr", "web", "3", "--waiting"], {"name": "web", "nb": 3, "waiting": True}),
         (["get", "web", "numprocesses", "env"], {"name": "web", "keys": ["numprocesses", "env"]}),
@@ -96,6 +109,34 @@ def test_global_options_are_accepted_after_the_command() -> None:
     assert ns.json is True
 
 
+def test_add_reads_circusctls_options_from_the_end_of_its_command_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # 0.19 read options anywhere: `add web "sleep 10" --endpoint E --json` talks to E
+    ns = build_parser().parse_args(
+        ["add", "web", "sleep 10", "--endpoint", "ipc:///x", "--json", "--timeout", "2"]
+    )
+    assert (ns.name, ns.cmd, ns.endpoint, ns.json, ns.timeout) == (
+        "web", ["sleep 10"], "ipc:///x", True, 2.0)
+    assert capsys.readouterr().err == ""  # the 0.19 form is not ambiguous: no note
+    # after a command with options of its own the reading is ambiguous: it is said, not silent
+    ns = build_parser().parse_args(["add", "web", "gunicorn", "-w", "2", "app", "--timeout", "30"])
+    assert (ns.cmd, ns.timeout) == (["gunicorn", "-w", "2", "app"], 30.0)
+    assert "add NAME -- CMD" in capsys.readouterr().err
+    # --start before NAME is not reset by a tail without it
+    ns = build_parser().parse_args(["add", "--start", "web", "sleep", "1", "--json"])
+    assert (ns.start, ns.json) == (True, True)
+
+
+def test_add_with_a_bad_value_at_the_end_is_a_usage_error_naming_the_way_out(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["add", "web", "prog", "--timeout", "soon"])
+    assert exc.value.code == 2
+    assert "put -- before the command" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv",
     [["incr"], ["incr", "web", "many"], ["stop", "web", "--match", "fuzzy"], ["bogus"],
@@ -114,7 +155,8 @@ def test_malformed_command_lines_exit_2(
     "argv",
     [["set", "web", "numprocesses"], ["set", "web", "numprocesses", "many"],
      ["set", "web", "stop_signal", "SIGNOPE"], ["signal", "web", "1", "2", "3"],
-     ["signal", "web", "abc", "HUP"], ["set", "web", "env", "novalue"], ["add", "web"]],
+     ["signal", "web", "abc", "HUP"], ["set", "web", "env", "novalue"], ["add", "web"],
+     ["add", "web", "--start"], ["add"]],
 )
 def test_values_that_do_not_fit_are_usage_errors(argv: list[str]) -> None:
     with pytest.raises(UsageError):

@@ -9,10 +9,13 @@ One entry per command of contract 10.2. The properties are what the daemon's com
 from __future__ import annotations
 
 import argparse
+import functools
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from circus.ctl.globalopts import add_global_options
 from circus.ctl.setvalues import SetValueError, convert_set_options
 from circus.protocol import EVENT_PREFIX
 
@@ -60,21 +63,94 @@ def _optional(ns: argparse.Namespace, *keys: str) -> Properties:
 
 # add --------------------------------------------------------------------------------------------
 
+def _start_option(p: argparse.ArgumentParser, default: Any) -> None:
+    p.add_argument("--start", action="store_true", default=default,
+                   help="start the watcher at once (before NAME or at the end of the line)")
+
+
+@functools.cache
+def _trailing_parser() -> argparse.ArgumentParser:
+    """The options ``add`` accepts at the end of its line: ``--start`` and the global ones,
+    absent ones leaving no attribute (so they cannot reset what came before NAME)."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    add_global_options(parser)
+    _start_option(parser, argparse.SUPPRESS)
+    return parser
+
+
+def _split_trailing(parser: argparse.ArgumentParser,
+                    words: list[str]) -> tuple[list[str], argparse.Namespace | None]:
+    """``words`` -> (the command, circusctl's options read from the end of the line or None).
+
+    The options are the shortest tail of ``words`` made only of circusctl's options (with their
+    values): ``sleep 10 --start`` and ``python -m http.server --start --json`` end in options,
+    ``prog --start x`` does not. A tail that starts like an option of circusctl but does not
+    parse (``--timeout soon``) is a usage error naming the way out, ``--``.
+    """
+    for index, word in enumerate(words):
+        if not word.startswith("-"):
+            continue
+        try:
+            options, rest = _trailing_parser().parse_known_args(words[index:])
+        except argparse.ArgumentError as exc:
+            parser.error(f"{exc} (at the end of the command line; to give these words to the "
+                         "program, put -- before the command: add NAME -- CMD...)")
+        if not rest:
+            return words[:index], options
+    return words, None
+
+
+class _NameAndCommand(argparse.Action):
+    """``add``'s NAME and CMD, read as one list so that a ``--`` after NAME is seen (argparse
+    drops it when NAME is a positional of its own).
+
+    CMD is every word after NAME, options included, except circusctl's own options at the end
+    of the line, which 0.19 accepted there (``add NAME CMD --start``); after ``--`` every word
+    is the command's.
+    """
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        words = [str(word) for word in values]
+        if words[:1] == ["--"]:  # add -- NAME CMD...
+            words = words[1:]
+        name, words = (words[0], words[1:]) if words else (None, [])
+        if words[:1] == ["--"]:
+            command = words[1:]
+        else:
+            command, options = _split_trailing(parser, words)
+            if options is not None:
+                _take_options(namespace, options, command, words)
+        namespace.name = name
+        namespace.cmd = command
+
+
+def _take_options(namespace: argparse.Namespace, options: argparse.Namespace,
+                  command: list[str], words: list[str]) -> None:
+    taken = vars(options)
+    for key, value in taken.items():
+        setattr(namespace, key, value)
+    if set(taken) - {"start"} and any(word.startswith("-") for word in command):
+        # the one ambiguous reading (gunicorn app --timeout 30): say which one was chosen,
+        # and how to get the other
+        print(f"circusctl add: read {' '.join(words[len(command):])!r} as circusctl's "
+              "options; to give them to the program write: add NAME -- CMD...",
+              file=sys.stderr)
+
+
 def _add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--start", action="store_true",
-                   help="start the watcher at once (give it before NAME)")
-    p.add_argument("name", help="watcher name")
-    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD",
-                   help="the command line: every word after NAME, options included")
+    _start_option(p, False)
+    p.add_argument("words", nargs=argparse.REMAINDER, metavar="NAME CMD",
+                   action=_NameAndCommand,
+                   help="the watcher's name, then its command line: every word after NAME, "
+                   "options included, except circusctl's own options (--start, the global "
+                   "ones) at the end of the line; after -- every word")
 
 
 def _add_props(ns: argparse.Namespace) -> Properties:
-    words = list(ns.cmd)
-    if words[:1] == ["--"]:
-        words = words[1:]
-    if not words:
+    if not ns.name or not ns.cmd:
         raise UsageError("add needs NAME and the command line to run")
-    return {"name": ns.name, "cmd": " ".join(words), "start": ns.start}
+    return {"name": ns.name, "cmd": " ".join(ns.cmd), "start": ns.start}
 
 
 # incr / decr ------------------------------------------------------------------------------------
