@@ -95,6 +95,8 @@ def _is_valid(venv: Path) -> bool:
     installed = OriginalCircus(venv)
     if not (marker.is_file() and installed.circusd.is_file() and installed.circusctl.is_file()):
         return False
+    if not _shebang_ok(installed.circusd):
+        return False  # built through a path that no longer exists (a removed worktree)
     try:
         if json.loads(marker.read_text()).get("requirements") != list(REQUIREMENTS):
             return False
@@ -107,7 +109,19 @@ def _is_valid(venv: Path) -> bool:
     return probe.returncode == 0 and probe.stdout.strip() == "0.19.0"
 
 
+def _shebang_ok(script: Path) -> bool:
+    """A console script runs only while the interpreter named on its first line exists."""
+    try:
+        first = script.read_bytes().split(b"\n", 1)[0]
+    except OSError:
+        return False
+    return first.startswith(b"#!") and Path(first[2:].decode().split()[0]).exists()
+
+
 def _build(venv: Path) -> None:
+    # Build through the real path: scripts embed it, and a worktree's .cache is often a
+    # symlink into another checkout that outlives the worktree.
+    venv = venv.parent.resolve() / venv.name
     if venv.exists():
         shutil.rmtree(venv)
     steps = [
