@@ -11,9 +11,16 @@ or rewrites events must not change what our tests see. Tests of hook loading set
 import contextlib
 import os
 import signal
+import sys
+from pathlib import Path
 from typing import Any
 
 os.environ["CIRCUS_LOAD_HOOKS"] = ""
+
+# This repository's own test plumbing (``tests/support``: /proc states, teardown by pid, a
+# hand-written ZMTP peer) is no part of circus-core. pytest runs with --import-mode=importlib
+# and tests/ is no package, so every test tree imports it as ``support`` from here.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
 
 
 def _ignore_without_passing_it_on() -> None:

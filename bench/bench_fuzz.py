@@ -25,9 +25,10 @@ from pathlib import Path
 import psutil
 import zmq
 from harness import ROOT, machine_line, median, rss_mb, table, write_section
+from support import zmtp_unfinished
 
 from circus.client import CircusClient
-from circus.testing import CircusdProcess, zmtp_unfinished
+from circus.testing import CircusdProcess
 
 DOC = ROOT / "docs" / "control-channel.md"
 CONFIG = "[watcher:web]\ncmd = sleep 3600\nnumprocesses = 2\n\n[watcher:worker]\ncmd = sleep 3600\n"

@@ -47,10 +47,11 @@ from harness import ROOT, Recorder, machine_line, percentile, running, table, wr
 
 sys.path.insert(0, str(ROOT / "plugins" / "web" / "tests"))
 
+from support import kill_tree
 from web_browser import Browser, Dashboard
 
 from circus.client import CircusClient
-from circus.testing import CircusdProcess, free_port, kill_tree, wait_until
+from circus.testing import CircusdProcess, free_port, wait_until
 
 DOC = ROOT / "docs" / "web.md"
 

@@ -8,17 +8,14 @@ paths; ``original_circusd`` is a factory that starts the original daemon from co
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
-# tests/ is not a package and pytest runs with --import-mode=importlib, so the helper module
-# beside this file is made importable explicitly (the benchmarks import it the same way).
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
+# the modules beside this file (original_circus, tmux_session, support) are importable through
+# the root conftest.py, which puts tests/ on sys.path (the benchmarks do the same)
 from original_circus import (
     OriginalCircus,
     OriginalCircusUnavailable,

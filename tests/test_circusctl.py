@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from support import pid_state, wait_gone
 
 from circus import __version__
-from circus.testing import CircusdProcess, pid_state, wait_gone
+from circus.testing import CircusdProcess
 
 CONFIG = """\
 [watcher:sleeper]

@@ -12,16 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from support import kill_tree, wait_gone
 
 from circus import __version__
-from circus.testing import (
-    CircusdProcess,
-    EventCollector,
-    free_port,
-    kill_tree,
-    wait_gone,
-    wait_until,
-)
+from circus.testing import CircusdProcess, EventCollector, free_port, wait_until
 from circus.transports import CommandClient
 
 CIRCUSD = [sys.executable, "-m", "circus.circusd"]

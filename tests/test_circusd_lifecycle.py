@@ -13,8 +13,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support import pid_state, wait_dead, wait_gone
 
-from circus.testing import CircusdProcess, EventCollector, pid_state, wait_dead, wait_gone
+from circus.testing import CircusdProcess, EventCollector
 
 
 def _watcher(name: str, cmd: str, **options: object) -> str:

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support import kill_tree, wait_gone
 
 from circus.circusd import _report_startup
-from circus.testing import CircusdProcess, kill_tree, wait_gone, wait_until
+from circus.testing import CircusdProcess, wait_until
 from circus.transports import CommandClient
 
 CIRCUSD = [sys.executable, "-m", "circus.circusd"]

@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 import psutil
+from support import wait_dead
 
-from circus.testing import CircusdProcess, EventCollector, wait_dead
+from circus.testing import CircusdProcess, EventCollector
 
 SHELL_WRAPPED = """\
 [watcher:wrapped]

@@ -6,8 +6,9 @@ import asyncio
 import time
 from pathlib import Path
 
+from support import wait_gone
+
 from circus import get_arbiter
-from circus.testing import wait_gone
 
 
 def test_get_arbiter_runs_a_plugin_watcher(tmp_path: Path) -> None:

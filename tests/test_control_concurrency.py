@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 import zmq
+from support import wait_gone
 
-from circus.testing import CircusdProcess, EventCollector, wait_gone
+from circus.testing import CircusdProcess, EventCollector
 
 GRACE = 3.0
 # `trap '' TERM` makes SIGTERM ignored, and an ignored signal stays ignored across exec:

@@ -10,9 +10,9 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+from support import kill_tree
 
 from circus.plugins import PluginCore
-from circus.testing import kill_tree
 from circus.transports import CommandClient
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 from original_circus import OriginalCircus, OriginalDaemon, run_original_circusctl
+from support import wait_gone
 
 from circus.client import CircusClient
-from circus.testing import CircusdProcess, wait_gone
+from circus.testing import CircusdProcess
 
 pytestmark = pytest.mark.interop
 

@@ -23,8 +23,9 @@ from typing import IO, Any
 import psutil
 import pytest
 from original_circus import OriginalDaemon
+from support import wait_gone
 
-from circus.testing import CircusdProcess, terminate, wait_gone
+from circus.testing import CircusdProcess, terminate
 
 EMIT = """\
 import os, sys, time

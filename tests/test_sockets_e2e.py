@@ -18,9 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
+from support import wait_gone
 
 from circus import get_arbiter
-from circus.testing import CircusdProcess, EventCollector, wait_gone, wait_until
+from circus.testing import CircusdProcess, EventCollector, wait_until
 
 TIMEOUT = 20.0
 

@@ -15,7 +15,7 @@ import subprocess
 import time
 import uuid
 
-from circus.testing import kill_tree, wait_dead
+from support import kill_tree, wait_dead
 
 TIMEOUT = 30.0
 #: why tmux tests skip (pytest.mark.skipif(..., reason=NO_TMUX))

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support import wait_gone
 
-from circus.testing import CircusdProcess, wait_gone, wait_until
+from circus.testing import CircusdProcess, wait_until
 
 CONFIG = """\
 [watcher:sleeper]

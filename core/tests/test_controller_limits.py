@@ -17,11 +17,12 @@ from typing import Any
 import psutil
 import pytest
 import zmq
+from support import zmtp_unfinished
 
 from circus.commands.dispatch import MAX_MESSAGE_SIZE
 from circus.controller import MAX_OPERATIONS
 from circus.errors import CallTimeout
-from circus.testing import CircusdProcess, EventCollector, wait_until, zmtp_unfinished
+from circus.testing import CircusdProcess, EventCollector, wait_until
 
 TIMEOUT_MS = 20_000
 CONFIG = "[watcher:sleeper]\ncmd = sleep 600\nnumprocesses = 1\n"

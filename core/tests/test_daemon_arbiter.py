@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 import zmq
 import zmq.asyncio
+from support import pid_state, wait_gone
 
 from circus import get_arbiter
 from circus.arbiter import Arbiter
 from circus.config import load_config
 from circus.errors import ConfigError, MessageError
-from circus.testing import pid_state, wait_gone
 
 
 def run(coro: Awaitable[None]) -> None:

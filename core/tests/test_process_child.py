@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import kill_tree, pid_state, wait_dead
 
 from circus.errors import SpawnError
 from circus.process import Process, SpawnSpec
-from circus.testing import kill_tree, pid_state, wait_dead
 
 TIMEOUT = 20
 #: every test runs with pidfds and with the SIGCHLD fallback (core/tests/conftest.py)

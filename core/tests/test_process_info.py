@@ -11,13 +11,13 @@ from collections.abc import Iterator
 
 import psutil
 import pytest
+from support import kill_tree
 
 from circus.procinfo import NO_SUCH_PROCESS, cpu_time, human_bytes, parse_human_bytes
 from circus.stats import Sampler
 from circus.stats.cpu import MIN_WINDOW, WINDOW, CpuTracker
 from circus.stats.report import aggregate, daemon_stats, process_stats
 from circus.stats.sampler import SETTLED_AGE
-from circus.testing import kill_tree
 
 TIMEOUT = 20.0
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support import wait_dead
 
 from circus.leftovers import ChildRegistry, end_leftovers, runtime_dir, state_path
 from circus.process import Process, SpawnSpec
-from circus.testing import wait_dead
 
 STARTED: list[subprocess.Popen[bytes]] = []
 

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import kill_tree, wait_dead
 
 from circus.process import Process, SpawnSpec, group_has_live_members
-from circus.testing import kill_tree, wait_dead
 
 TIMEOUT = 20
 #: every test runs with pidfds and with the SIGCHLD fallback (core/tests/conftest.py)

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import kill_tree
 
 from circus.config import WatcherConfig
 from circus.stats import Sampler
-from circus.testing import kill_tree
 from circus.watcher import Watcher
 
 HOOKS = textwrap.dedent(

@@ -9,7 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from circus.testing import CircusdProcess, EventCollector, pid_state
+from support import pid_state
+
+from circus.testing import CircusdProcess, EventCollector
 
 #: small enough to run out after a few dozen children (each holds a pidfd and two pipes)
 FD_LIMIT = 160

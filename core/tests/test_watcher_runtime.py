@@ -13,10 +13,10 @@ from typing import Any
 
 import psutil
 import pytest
+from support import kill_tree, wait_dead, wait_gone
 
 from circus.config import WatcherConfig
 from circus.stats import Sampler
-from circus.testing import kill_tree, wait_dead, wait_gone
 from circus.watcher import SpawnFailed, Watcher
 
 TIMEOUT = 20.0

@@ -1,14 +1,28 @@
-"""Helpers to test against a real circusd (ours and plugin authors' tests).
+"""Helpers to test plugins (and anything else) against a real circusd; shipped in circus-core.
 
-``CircusdProcess`` writes a config with ``ipc://`` endpoints in a temporary directory, starts
-``circusd`` as a subprocess, waits (bounded) until it answers ``status``, and in teardown sends
-``quit``, then kills by pid whatever is left (circusd and any child it leaked), reporting leaks.
-``EventCollector`` subscribes to the event channel and waits for events matching a predicate.
+What a plugin author's tests need, and nothing of this repository's own plumbing (its /proc and
+wire-protocol helpers live in its test tree, ``tests/support``):
 
-Example::
+* :class:`CircusdProcess` writes a config with ``ipc://`` endpoints in a temporary directory,
+  starts ``circusd`` as a subprocess, waits (bounded) until it answers ``status``, and in
+  teardown sends ``quit``, then kills by pid whatever is left (circusd and any child it leaked),
+  reporting leaks (:class:`CircusdError`). :func:`start_circusd` is the same without ``with``.
+* :class:`EventCollector` subscribes to the event channel and waits for events matching a
+  predicate (``wait_ready`` first, against ZeroMQ's slow-joiner effect).
+* :func:`run_plugin` runs a plugin in its own process through ``circus-plugin``, as circusd
+  does, against any daemon (the original 0.19 too); :func:`terminate` ends such a helper process
+  (SIGTERM, then SIGKILL), e.g. a server the plugin talks to.
+* :func:`wait_until` polls a condition with a deadline; :func:`log_count` counts lines of
+  circusd's log (with ``debug = true`` its plugins' lines too); :func:`free_port` finds a
+  loopback port for a server the test starts.
+* :func:`missing_part` skips a test whose real part (a server, a tool) is not installed, or
+  fails it when ``CIRCUS_REQUIRE_PARTS`` is set, as in CI (:func:`parts_required`).
+
+The pytest fixtures over these (``circusd``, ``circus_plugin``, ``circus_events``,
+``plugin_harness``) are in :mod:`circus.plugins.pytest_plugin`. Example::
 
     import os, signal
-    from circus.testing import CircusdProcess, EventCollector, wait_gone
+    from circus.testing import CircusdProcess, EventCollector
 
     def test_respawn(tmp_path):
         with CircusdProcess("[watcher:w]\\ncmd = sleep 60\\n", tmp_path) as daemon:
@@ -19,7 +33,7 @@ Example::
                 _, reap = events.wait_for(lambda t, p: t == "watcher.w.reap")
                 assert reap["exit_code"] == -9 and reap["expected"] is False
                 events.wait_for(lambda t, p: t == "watcher.w.spawn")
-                assert wait_gone(pid)  # reaped: not even a zombie is left
+                assert daemon.call("list", name="w")["pids"] != [pid]
 
 Plugin authors: put ``[plugin:NAME]`` sections in the config text as in production; circusd
 starts the plugin with its runner, and ``daemon.log_text()`` holds circusd's output (with
@@ -372,44 +386,6 @@ class EventCollector:
                     raise
 
 
-def pid_state(pid: int) -> str | None:
-    """The state letter of ``/proc/<pid>/stat`` (``Z`` for a zombie), None when gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            data = handle.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return data.rsplit(")", 1)[1].split()[0]
-
-
-def wait_gone(pid: int, timeout: float = 20.0) -> bool:
-    """Wait until ``pid`` no longer exists (a zombie still exists); True when it is gone."""
-    deadline = time.monotonic() + timeout
-    while pid_state(pid) is not None:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def kill_tree(pid: int) -> list[int]:
-    """SIGKILL ``pid`` and all its descendants (test teardown); returns the pids reached.
-
-    Descendants are collected first, so none escapes by being re-parented.
-    """
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return []
-    reached = []
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-            reached.append(proc.pid)
-    return reached
-
-
 def terminate(popen: subprocess.Popen[Any], timeout: float = 20.0) -> int:
     """End a helper process a test started: SIGTERM (so it can clean up), then SIGKILL if it
     is still there after ``timeout`` s. Returns its exit status."""
@@ -420,17 +396,6 @@ def terminate(popen: subprocess.Popen[Any], timeout: float = 20.0) -> int:
     except subprocess.TimeoutExpired:
         popen.kill()
         return popen.wait(timeout)
-
-
-def wait_dead(pid: int, timeout: float = 20.0) -> bool:
-    """Wait until ``pid`` is gone or a zombie: for processes that are not circusd's children
-    (grandchildren re-parented to init), whose reaping is not circusd's job."""
-    deadline = time.monotonic() + timeout
-    while pid_state(pid) not in (None, "Z", "X"):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @contextlib.contextmanager
@@ -502,56 +467,16 @@ def log_count(daemon: CircusdProcess, text: str, logger: str = "") -> int:
     return sum(text in line and logger in line for line in daemon.log_text().splitlines())
 
 
-def zmtp_unfinished(
-    ipc_path: str, *, frame_size: int = 1 << 20, frames: int | None = None,
-    seconds: float | None = None,
-) -> int:
-    """Play a hostile peer that libzmq clients cannot play: speak ZMTP 3.0 (NULL) by hand on
-    an ``ipc://`` socket and send frames with the MORE flag, never the last one, either
-    ``frames`` of them (then disconnect) or for ``seconds`` (reconnecting whenever circusd
-    drops the connection). Returns the bytes sent. Every socket operation is bounded."""
-    greeting = b"\xff" + b"\x00" * 8 + b"\x7f\x03\x00" + b"NULL".ljust(20, b"\x00") + b"\x00" * 32
-    body = b"\x05READY\x0bSocket-Type" + (6).to_bytes(4, "big") + b"DEALER"
-    frame = b"\x03" + frame_size.to_bytes(8, "big") + b"u" * frame_size  # MORE | LONG
-    deadline = None if seconds is None else time.monotonic() + seconds
-    sent = 0
-    while True:
-        with socket.socket(socket.AF_UNIX) as raw:
-            raw.settimeout(5)
-            try:
-                raw.connect(ipc_path)
-                raw.sendall(greeting)
-                raw.recv(64)
-                raw.sendall(b"\x04" + bytes([len(body)]) + body)
-                count = 0
-                while (frames is None or count < frames) and (
-                    deadline is None or time.monotonic() < deadline
-                ):
-                    raw.sendall(frame)
-                    sent += len(frame)
-                    count += 1
-            except OSError:
-                if deadline is None:
-                    raise
-                time.sleep(0.01)
-        if deadline is None or time.monotonic() >= deadline:
-            return sent
-
-
 __all__ = [
     "CircusdError",
     "CircusdProcess",
     "EventCollector",
     "free_port",
-    "kill_tree",
     "log_count",
     "missing_part",
     "parts_required",
-    "pid_state",
     "run_plugin",
     "start_circusd",
-    "wait_dead",
-    "wait_gone",
+    "terminate",
     "wait_until",
-    "zmtp_unfinished",
 ]

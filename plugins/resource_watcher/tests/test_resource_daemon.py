@@ -12,15 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from support import wait_gone
 
-from circus.testing import (
-    CircusdProcess,
-    EventCollector,
-    log_count,
-    run_plugin,
-    wait_gone,
-    wait_until,
-)
+from circus.testing import CircusdProcess, EventCollector, log_count, run_plugin, wait_until
 
 TIMEOUT = 30.0
 HOG = """\

@@ -15,7 +15,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from circus.testing import CircusdProcess, free_port, kill_tree, missing_part, wait_until
+from support import kill_tree
+
+from circus.testing import CircusdProcess, free_port, missing_part, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -1,0 +1,50 @@
+"""A hostile control-channel peer, spoken by hand: what libzmq clients cannot be made to do.
+
+The control channel's limits (frame size, unfinished multipart messages, the per-peer budget)
+are tested and benchmarked against a peer that sends ZMTP 3.0 frames itself, so it can start
+a message and never finish it.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+#: ZMTP 3.0 greeting, NULL mechanism, as-server = 0 (RFC 23)
+_GREETING = b"\xff" + b"\x00" * 8 + b"\x7f\x03\x00" + b"NULL".ljust(20, b"\x00") + b"\x00" * 32
+#: the READY command of a DEALER peer
+_READY = b"\x05READY\x0bSocket-Type" + (6).to_bytes(4, "big") + b"DEALER"
+
+
+def zmtp_unfinished(
+    ipc_path: str, *, frame_size: int = 1 << 20, frames: int | None = None,
+    seconds: float | None = None,
+) -> int:
+    """Speak ZMTP 3.0 (NULL) on an ``ipc://`` socket and send frames with the MORE flag, never
+    the last one, either ``frames`` of them (then disconnect) or for ``seconds`` (reconnecting
+    whenever circusd drops the connection). Returns the bytes sent. Every socket operation is
+    bounded (5 s)."""
+    frame = b"\x03" + frame_size.to_bytes(8, "big") + b"u" * frame_size  # MORE | LONG
+    deadline = None if seconds is None else time.monotonic() + seconds
+    sent = 0
+    while True:
+        with socket.socket(socket.AF_UNIX) as raw:
+            raw.settimeout(5)
+            try:
+                raw.connect(ipc_path)
+                raw.sendall(_GREETING)
+                raw.recv(64)
+                raw.sendall(b"\x04" + bytes([len(_READY)]) + _READY)
+                count = 0
+                while (frames is None or count < frames) and (
+                    deadline is None or time.monotonic() < deadline
+                ):
+                    raw.sendall(frame)
+                    sent += len(frame)
+                    count += 1
+            except OSError:
+                if deadline is None:
+                    raise
+                time.sleep(0.01)
+        if deadline is None or time.monotonic() >= deadline:
+            return sent
