@@ -4,20 +4,34 @@ read. What it shows is checked against the daemon (pids from ``list``, a real cr
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from original_circus import OriginalDaemon
 from tmux_session import NO_TMUX, TmuxSession, have_tmux
 
+from circus.clientopts import client_keys
+from circus.curve import (
+    PUBLIC_KEY_ENV,
+    SECRET_KEY_ENV,
+    SERVER_KEY_ENV,
+    ClientKeys,
+    load_public,
+    load_secret_pair,
+    write_pair,
+)
 from circus.testing import CircusdProcess
+from circus.top.feeds import Feeds
+from circus.top.model import TopModel
 
 HOG = "import time; hold = bytearray(60_000_000); time.sleep(1000)"
 TOP = f"{sys.executable} -m circus.top.cli"
@@ -134,3 +148,102 @@ def test_circus_top_against_the_original_daemon(
         assert next(r for r in data_rows(screen) if r[0] == "idle")[3] == "stopped"
         top.send("q")
         assert top.program_ended()
+
+
+# -- CURVE: the same options as circusctl (circus.clientopts) ------------------------------------
+
+CURVE_ENV = (SERVER_KEY_ENV, PUBLIC_KEY_ENV, SECRET_KEY_ENV)
+
+
+@pytest.fixture
+def curve_daemon(
+    tmp_path: Path, stats_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[CircusdProcess, Path]]:
+    """A circusd requiring CURVE (stats stream on), and the folder of its keys: ``server``,
+    ``admin`` (authorised). The test's own client (CircusdProcess) is the admin, through the
+    environment, as a plugin is; circus-top gets its keys from its options only."""
+    keys = tmp_path / "keys"
+    for name in ("server", "admin"):
+        write_pair(keys, name)
+    (keys / "clients").mkdir()
+    shutil.copy(keys / "admin.key", keys / "clients" / "admin.key")
+    public, secret = load_secret_pair(keys / "admin.key_secret")
+    admin = ClientKeys(load_public(str(keys / "server.key")), public, secret)
+    for key, value in admin.environ().items():
+        monkeypatch.setenv(key, value)
+    config = (
+        f"[circus]\ncurve_server_key = {keys / 'server.key_secret'}\n"
+        f"curve_authorized_keys = {keys / 'clients'}\n"
+        f"statsd = true\nstats_endpoint = {stats_endpoint}\n\n"
+        "[watcher:web]\ncmd = sleep 1000\nnumprocesses = 2\n\n"
+        "[watcher:idle]\ncmd = sleep 1000\nautostart = false\n"
+    )
+    with CircusdProcess(config, tmp_path) as daemon:
+        yield daemon, keys
+
+
+def test_top_feeds_talk_curve_to_each_channel(
+    curve_daemon: tuple[CircusdProcess, Path], stats_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The data layer: with the keys every feed fills the model; without, none does (the stats
+    stream is a CURVE server too, as the event channel is: it names every process)."""
+    daemon, keys = curve_daemon
+    web = sorted(pids(daemon, "web"))
+    for key in CURVE_ENV:
+        monkeypatch.delenv(key)  # the feeds' sockets must get the keys from the argument
+    curve = client_keys(str(keys / "server.key"), str(keys / "admin.key_secret"))
+
+    async def fill(curve: ClientKeys | None, control: str | None, wait: float) -> TopModel:
+        model = TopModel()
+        feeds = Feeds(model, lambda: None, stats_endpoint=stats_endpoint,
+                      control_endpoint=control, pubsub_endpoint=daemon.pubsub_endpoint,
+                      curve=curve)
+        feeds.start()
+        deadline = time.monotonic() + wait
+        try:
+            while time.monotonic() < deadline:
+                if sorted(r.pid for r in model.view() if r.watcher == "web" and r.pid) == web:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await feeds.stop()
+        return model
+
+    stats_only = asyncio.run(fill(curve, None, 30))  # rows from the stats stream alone
+    assert sorted(r.pid for r in stats_only.view() if r.watcher == "web") == web
+    full = asyncio.run(fill(curve, daemon.endpoint, 30))  # plus the control channel's states
+    idle = [r for r in full.view() if r.watcher == "idle"]
+    assert [(r.pid, r.state) for r in idle] == [(None, "stopped")]
+    # without keys nothing gets through within a few stats rounds (one a second)
+    blind = asyncio.run(fill(None, daemon.endpoint, 3))
+    assert blind.view() == []
+
+
+@pytest.mark.skipif(not have_tmux(), reason=NO_TMUX)
+def test_circus_top_with_curve_options(curve_daemon: tuple[CircusdProcess, Path]) -> None:
+    daemon, keys = curve_daemon
+    web = pids(daemon, "web")
+    clean = "env " + " ".join(f"-u {key}" for key in CURVE_ENV)  # keys from the options only
+    keyed = (f"{clean} {TOP} --control {daemon.endpoint} "
+             f"--curve-server-key {keys / 'server.key'} --curve-key {keys / 'admin.key_secret'}")
+    with TmuxSession(keyed, width=80, height=20) as top:
+        screen = top.wait_screen("2 watchers, 2 processes", *map(str, web), "stopped")
+        assert next(r for r in data_rows(screen) if r[0] == "idle")[3] == "stopped"
+        top.send("q")
+        assert top.program_ended()
+    # the variables circusctl reads work the same
+    by_env = (f"{clean} CIRCUSCTL_CURVE_SERVER_KEY={keys / 'server.key'} "
+              f"CIRCUSCTL_CURVE_KEY={keys / 'admin.key_secret'} {TOP} --control {daemon.endpoint}")
+    with TmuxSession(by_env, width=80, height=20) as top:
+        top.wait_screen("2 watchers, 2 processes", *map(str, web))
+        top.send("q")
+        assert top.program_ended()
+    # a public key where the secret one belongs: a usage error, as circusctl says it
+    done = subprocess.run(
+        [*TOP.split(), "--curve-server-key", str(keys / "server.key"),
+         "--curve-key", str(keys / "admin.key")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 2
+    assert "give the .key_secret file" in done.stderr
+    assert "Traceback" not in done.stderr

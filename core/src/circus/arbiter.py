@@ -219,7 +219,8 @@ class Arbiter:
         await self._start_controller()
         if self.settings.statsd:
             self.stats_stream = StatsStream(
-                self._context, self.settings.stats_endpoint, self.sampler, self
+                self._context, self.settings.stats_endpoint, self.sampler, self,
+                policy=self.bind_policy,
             )
             await self.stats_stream.start()
             self.socket_counter.start()

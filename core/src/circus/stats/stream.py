@@ -20,6 +20,7 @@ import structlog
 import zmq
 import zmq.asyncio
 
+from circus.binding import BindPolicy
 from circus.events import bind_publisher
 from circus.stats.report import socket_messages, stream_messages
 from circus.stats.sampler import Sampler
@@ -57,8 +58,12 @@ class StatsStream:
         source: _Watchers,
         *,
         interval: float = INTERVAL,
+        policy: BindPolicy | None = None,
     ) -> None:
         self.context = context
+        #: the daemon's: with CURVE the stream is a CURVE server like the event channel (it
+        #: names every process and its command line), and its ipc file gets the same mode
+        self.policy = policy
         self.endpoint = endpoint
         self.sampler = sampler
         self.source = source
@@ -86,7 +91,7 @@ class StatsStream:
             await task
 
     async def _run(self, ready: asyncio.Future[None]) -> None:
-        sock = bind_publisher(self.context, self.endpoint, ready)
+        sock = bind_publisher(self.context, self.endpoint, ready, self.policy)
         if sock is None:
             return
         loop = asyncio.get_running_loop()

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from circus.curve import ClientKeys
 from circus.errors import CallError
 from circus.protocol import EVENT_PREFIX, STAT_PREFIX
 from circus.top.model import TopModel
@@ -38,8 +39,11 @@ class Feeds:
     """Runs the feeds; ``changed`` is called (on the loop) whenever the model changed."""
 
     def __init__(self, model: TopModel, changed: Callable[[], None], *, stats_endpoint: str,
-                 control_endpoint: str | None, pubsub_endpoint: str | None) -> None:
+                 control_endpoint: str | None, pubsub_endpoint: str | None,
+                 curve: ClientKeys | None = None) -> None:
         self.model = model
+        #: CURVE keys of every socket (circusd's three channels are CURVE servers, or none is)
+        self.curve = curve
         self.changed = changed
         self.stats_endpoint = stats_endpoint
         self.control_endpoint = control_endpoint
@@ -67,7 +71,7 @@ class Feeds:
         self._tasks.clear()
 
     async def _stats(self) -> None:
-        async with EventSubscriber(self.stats_endpoint, [STAT_PREFIX]) as sub:
+        async with EventSubscriber(self.stats_endpoint, [STAT_PREFIX], curve=self.curve) as sub:
             while True:
                 batch = await sub.recv_batch()
                 now = time.monotonic()
@@ -79,7 +83,7 @@ class Feeds:
 
     async def _events(self) -> None:
         assert self.pubsub_endpoint is not None
-        async with EventSubscriber(self.pubsub_endpoint, [EVENT_PREFIX]) as sub:
+        async with EventSubscriber(self.pubsub_endpoint, [EVENT_PREFIX], curve=self.curve) as sub:
             while True:
                 for topic, payload in await sub.recv_batch():
                     body = _decode(payload)
@@ -90,7 +94,7 @@ class Feeds:
 
     async def _snapshots(self) -> None:
         assert self.control_endpoint is not None
-        client = AsyncCommandClient(self.control_endpoint, timeout=CALL_TIMEOUT)
+        client = AsyncCommandClient(self.control_endpoint, timeout=CALL_TIMEOUT, curve=self.curve)
         legacy = False
         try:
             while True:
@@ -127,9 +131,9 @@ class Feeds:
             self.changed()
 
 
-async def discover(control_endpoint: str) -> dict[str, Any]:
+async def discover(control_endpoint: str, curve: ClientKeys | None = None) -> dict[str, Any]:
     """The daemon's ``globaloptions`` (endpoints of the event and stats channels)."""
-    client = AsyncCommandClient(control_endpoint, timeout=CALL_TIMEOUT)
+    client = AsyncCommandClient(control_endpoint, timeout=CALL_TIMEOUT, curve=curve)
     try:
         reply = await client.call("globaloptions")
     finally:
