@@ -101,13 +101,18 @@ def _apt_get(*args: str) -> int:
         return 1
 
 
-# Debian packages some tests drive for real (they skip, with the reason, when one is missing)
+# Debian packages some tests drive for real: when one is missing they fail (CIRCUS_REQUIRE_PARTS,
+# set by `test`), or skip with the reason under CIRCUS_REQUIRE_PARTS=0
 DEBIAN_TOOLS = {
     "redis-server": ("redis-server", "redis_observer tests"),
     "tmux": ("tmux", "circus-top tests (ours and 0.19's, run in tmux)"),
     "chromium": ("chromium", "web dashboard browser tests (headless Chromium)"),
     "chromedriver": ("chromium-driver", "web dashboard browser tests (driven by selenium)"),
 }
+
+
+#: what happens to the tests of a tool that could not be installed
+_MISSING = "will fail (CIRCUS_REQUIRE_PARTS=0 skips them instead)"
 
 
 def ensure_debian_tools() -> None:
@@ -117,13 +122,13 @@ def ensure_debian_tools() -> None:
         if shutil.which(command) is not None:
             continue
         if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            say(f"{command} not found (and not root with apt-get): {users} will skip")
+            say(f"{command} not found (and not root with apt-get): {users} {_MISSING}")
             continue
         say(f"installing {package} (apt-get)")
         if _apt_get("install", package) != 0:
             _apt_get("update")  # the package lists may be missing or stale
             if _apt_get("install", package) != 0:
-                say(f"apt-get install {package} failed: {users} will skip")
+                say(f"apt-get install {package} failed: {users} {_MISSING}")
 
 
 def cmd_test(extra: list[str]) -> int:

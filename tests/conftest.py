@@ -23,6 +23,9 @@ from original_circus import (
     ensure_original_circus,
     start_original_circusd,
 )
+from tmux_session import NO_TMUX, TmuxSession, have_tmux
+
+from circus.testing import missing_part
 
 StartOriginal = Callable[..., OriginalDaemon]
 
@@ -77,3 +80,13 @@ def stats_endpoint() -> Iterator[str]:
         yield f"ipc://{folder}/stats.sock"
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def tmux() -> type[TmuxSession]:
+    """:class:`TmuxSession` (a program in a private tmux server), once tmux is known to be
+    installed: a missing tmux skips the test locally and fails it in CI (``missing_part``), like
+    every real part; checked before the test starts anything."""
+    if not have_tmux():
+        missing_part(NO_TMUX)
+    return TmuxSession

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from original_circus import OriginalDaemon
-from tmux_session import NO_TMUX, TmuxSession, have_tmux
+from tmux_session import TmuxSession
 
 from circus.clientopts import client_keys
 from circus.curve import (
@@ -49,9 +49,8 @@ def pids(daemon: CircusdProcess, name: str) -> list[int]:
     return list(daemon.call("list", name=name)["pids"])
 
 
-@pytest.mark.skipif(not have_tmux(), reason=NO_TMUX)
 def test_circus_top_shows_sorts_filters_and_follows_changes(
-    tmp_path: Path, stats_endpoint: str
+    tmp_path: Path, stats_endpoint: str, tmux: type[TmuxSession]
 ) -> None:
     config = (
         f"[circus]\nstatsd = true\nstats_endpoint = {stats_endpoint}\n\n"
@@ -62,7 +61,7 @@ def test_circus_top_shows_sorts_filters_and_follows_changes(
     with CircusdProcess(config, tmp_path) as daemon:
         web = pids(daemon, "web")
         (hog,) = pids(daemon, "hog")
-        with TmuxSession(f"{TOP} --control {daemon.endpoint}", width=80, height=30) as top:
+        with tmux(f"{TOP} --control {daemon.endpoint}", width=80, height=30) as top:
             screen = top.wait_screen("3 watchers, 3 processes", *map(str, web), str(hog),
                                      "circusd", "stopped")
             rows = data_rows(screen)
@@ -103,12 +102,13 @@ def test_circus_top_shows_sorts_filters_and_follows_changes(
             assert top.program_ended(), "q did not end circus-top"
 
 
-@pytest.mark.skipif(not have_tmux(), reason=NO_TMUX)
-def test_circus_top_without_a_stats_stream_uses_the_snapshots(tmp_path: Path) -> None:
+def test_circus_top_without_a_stats_stream_uses_the_snapshots(
+    tmp_path: Path, tmux: type[TmuxSession]
+) -> None:
     config = f"[watcher:hog]\ncmd = {sys.executable} -c \"{HOG}\"\n"  # statsd = false
     with CircusdProcess(config, tmp_path) as daemon:
         (hog,) = pids(daemon, "hog")
-        with TmuxSession(f"{TOP} --control {daemon.endpoint}", width=80, height=20) as top:
+        with tmux(f"{TOP} --control {daemon.endpoint}", width=80, height=20) as top:
             # the 60 MB buffer shows in RSS once the snapshots' figures arrive
             screen = top.wait_screen(str(hog), "M ")
             row = next(r for r in data_rows(screen) if r[2] == str(hog))
@@ -128,9 +128,9 @@ def test_circus_top_refuses_without_a_terminal_and_ssh() -> None:
 
 
 @pytest.mark.interop
-@pytest.mark.skipif(not have_tmux(), reason=NO_TMUX)
 def test_circus_top_against_the_original_daemon(
-    original_circusd: Callable[..., OriginalDaemon], stats_endpoint: str
+    original_circusd: Callable[..., OriginalDaemon], stats_endpoint: str,
+    tmux: type[TmuxSession],
 ) -> None:
     """0.19 has no ``processes`` command: states come from ``status``, figures from its
     circusd-stats, and a process leaves when the stream stops mentioning it."""
@@ -140,7 +140,7 @@ def test_circus_top_against_the_original_daemon(
         circus_options={"statsd": "true", "stats_endpoint": stats_endpoint},
     )
     web = [int(p) for p in daemon.circusctl("list", "web").stdout.strip().split(",")]
-    with TmuxSession(f"{TOP} --control {daemon.endpoint}", width=110, height=30) as top:
+    with tmux(f"{TOP} --control {daemon.endpoint}", width=110, height=30) as top:
         screen = top.wait_screen(*map(str, web), "stopped")
         rows = {row[2]: row for row in data_rows(screen)}
         assert [rows[str(pid)][0] for pid in web] == ["web", "web"]
@@ -219,14 +219,15 @@ def test_top_feeds_talk_curve_to_each_channel(
     assert blind.view() == []
 
 
-@pytest.mark.skipif(not have_tmux(), reason=NO_TMUX)
-def test_circus_top_with_curve_options(curve_daemon: tuple[CircusdProcess, Path]) -> None:
+def test_circus_top_with_curve_options(
+    tmux: type[TmuxSession], curve_daemon: tuple[CircusdProcess, Path]
+) -> None:
     daemon, keys = curve_daemon
     web = pids(daemon, "web")
     clean = "env " + " ".join(f"-u {key}" for key in CURVE_ENV)  # keys from the options only
     keyed = (f"{clean} {TOP} --control {daemon.endpoint} "
              f"--curve-server-key {keys / 'server.key'} --curve-key {keys / 'admin.key_secret'}")
-    with TmuxSession(keyed, width=80, height=20) as top:
+    with tmux(keyed, width=80, height=20) as top:
         screen = top.wait_screen("2 watchers, 2 processes", *map(str, web), "stopped")
         assert next(r for r in data_rows(screen) if r[0] == "idle")[3] == "stopped"
         top.send("q")
@@ -234,7 +235,7 @@ def test_circus_top_with_curve_options(curve_daemon: tuple[CircusdProcess, Path]
     # the variables circusctl reads work the same
     by_env = (f"{clean} CIRCUSCTL_CURVE_SERVER_KEY={keys / 'server.key'} "
               f"CIRCUSCTL_CURVE_KEY={keys / 'admin.key_secret'} {TOP} --control {daemon.endpoint}")
-    with TmuxSession(by_env, width=80, height=20) as top:
+    with tmux(by_env, width=80, height=20) as top:
         top.wait_screen("2 watchers, 2 processes", *map(str, web))
         top.send("q")
         assert top.program_ended()

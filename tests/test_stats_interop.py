@@ -5,18 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from original_circus import OriginalCircus, run_original_circusctl
-from tmux_session import NO_TMUX, TmuxSession, have_tmux
+from tmux_session import TmuxSession
 
 from circus.testing import CircusdProcess
 
 TOP_CODE = "import sys; sys.argv[0] = 'circus-top'; from circus.stats.client import main; main()"
 
 
-@pytest.mark.skipif(not have_tmux(), reason=NO_TMUX)
 def test_original_circus_top_shows_our_watchers(
-    original_circus: OriginalCircus, tmp_path: Path, stats_endpoint: str
+    original_circus: OriginalCircus, tmp_path: Path, stats_endpoint: str,
+    tmux: type[TmuxSession],
 ) -> None:
     config = (
         f"[circus]\nstatsd = true\nstats_endpoint = {stats_endpoint}\n\n"
@@ -27,8 +26,8 @@ def test_original_circus_top_shows_our_watchers(
         web = daemon.call("list", name="web")["pids"]
         (worker,) = daemon.call("list", name="worker")["pids"]
         command = f"{original_circus.python} -c \"{TOP_CODE}\" --endpoint {stats_endpoint}"
-        with TmuxSession(command, width=120, height=40) as tmux:
-            screen = tmux.wait_screen(
+        with tmux(command, width=120, height=40) as top:
+            screen = top.wait_screen(
                 "Circus Top", "web", "worker", *map(str, web), str(worker),
                 f"{daemon.pid} (circusd)", "(avg)", "(sum)",
             )  # fmt: skip

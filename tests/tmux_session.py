@@ -18,7 +18,7 @@ import uuid
 from support import kill_tree, wait_dead
 
 TIMEOUT = 30.0
-#: why tmux tests skip (pytest.mark.skipif(..., reason=NO_TMUX))
+#: what a missing tmux says (the ``tmux`` fixture skips locally, fails in CI: ``missing_part``)
 NO_TMUX = "needs tmux (python3 dev.py installs it with apt-get when run as root)"
 
 
