@@ -11,6 +11,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -32,7 +33,7 @@ from circus.curve import (
     load_secret_pair,
 )
 from circus.errors import CallTimeout
-from circus.testing import CircusdProcess, terminate
+from circus.testing import CircusdProcess, log_count, terminate, wait_until
 from circus.transports import CommandClient
 
 NO_REPLY_S = 1.5
@@ -58,6 +59,12 @@ def circusctl(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
     )
 
 
+def plain_environ() -> dict[str, str]:
+    """This process's environment without the CURVE keys the module's clients use."""
+    return {k: v for k, v in os.environ.items()
+            if k not in (SERVER_KEY_ENV, PUBLIC_KEY_ENV, SECRET_KEY_ENV)}
+
+
 def keys_of(secret_file: Path, server_key: Path) -> ClientKeys:
     public, secret = load_secret_pair(secret_file)
     return ClientKeys(load_public(str(server_key)), public, secret)
@@ -75,8 +82,24 @@ def keydir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def as_admin(keydir: Path) -> Iterator[ClientKeys]:
+    """The test's own clients (``CircusdProcess.call`` included) hold the admin's keys."""
+    admin = keys_of(keydir / "admin.key_secret", keydir / "server.key")
+    saved = {k: os.environ.get(k) for k in (SERVER_KEY_ENV, PUBLIC_KEY_ENV, SECRET_KEY_ENV)}
+    os.environ.update(admin.environ())
+    try:
+        yield admin
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
 def daemon(
-    keydir: Path, tmp_path_factory: pytest.TempPathFactory
+    keydir: Path, as_admin: ClientKeys, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[CircusdProcess]:
     tmp = tmp_path_factory.mktemp("curve")
     (tmp / "lister_mod.py").write_text(LISTER)
@@ -84,6 +107,8 @@ def daemon(
         [circus]
         curve_server_key = {keydir / 'server.key_secret'}
         curve_authorized_keys = {keydir / 'clients'}
+        statsd = true
+        stats_endpoint = ipc://{tmp / 'stats.sock'}
 
         [watcher:w]
         cmd = sleep 600
@@ -92,19 +117,9 @@ def daemon(
         use = lister_mod.Lister
         out = {tmp / 'plugin.json'}
         """)
-    daemon_env = dict(os.environ, PYTHONPATH=str(tmp))
-    admin = keys_of(keydir / "admin.key_secret", keydir / "server.key")
-    saved = {k: os.environ.get(k) for k in (SERVER_KEY_ENV, PUBLIC_KEY_ENV, SECRET_KEY_ENV)}
-    os.environ.update(admin.environ())  # the test's own clients are the admin
-    try:
-        with CircusdProcess(config, tmp, env=daemon_env) as running:
-            yield running
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    daemon_env = dict(plain_environ(), PYTHONPATH=str(tmp))
+    with CircusdProcess(config, tmp, env=daemon_env) as running:
+        yield running
 
 
 def test_keygen_writes_owner_only_files(keydir: Path) -> None:
@@ -175,8 +190,7 @@ def test_plugin_started_by_circusd_works_with_curve(daemon: CircusdProcess) -> N
 
 
 def test_circusctl_options_and_environment(daemon: CircusdProcess, keydir: Path) -> None:
-    plain_env = {k: v for k, v in os.environ.items()
-                 if k not in (SERVER_KEY_ENV, PUBLIC_KEY_ENV, SECRET_KEY_ENV)}
+    plain_env = plain_environ()
     base = ["--endpoint", daemon.endpoint, "--timeout", str(NO_REPLY_S)]
     keyed = ["--curve-server-key", str(keydir / "server.key"),
              "--curve-key", str(keydir / "admin.key_secret")]
@@ -220,8 +234,7 @@ def test_a_plugin_key_is_that_plugin_whatever_its_routing_id(daemon: CircusdProc
 
 
 def test_circusctl_listen_with_curve(daemon: CircusdProcess, keydir: Path) -> None:
-    plain_env = {k: v for k, v in os.environ.items()
-                 if k not in (SERVER_KEY_ENV, PUBLIC_KEY_ENV, SECRET_KEY_ENV)}
+    plain_env = plain_environ()
     listener = subprocess.Popen(
         [sys.executable, "-m", "circus.circusctl", "--endpoint", daemon.pubsub_endpoint,
          "--curve-server-key", str(keydir / "server.key"),
@@ -248,8 +261,7 @@ def test_circusctl_tail_follows_with_curve(daemon: CircusdProcess, keydir: Path)
     script = "i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.1; done"
     assert daemon.call("add", name="ticker", cmd="sh", args=["-c", script],
                        start=True)["status"] == "ok"
-    plain_env = {k: v for k, v in os.environ.items()
-                 if k not in (SERVER_KEY_ENV, PUBLIC_KEY_ENV, SECRET_KEY_ENV)}
+    plain_env = plain_environ()
     follower = subprocess.Popen(
         [sys.executable, "-m", "circus.circusctl", "--endpoint", daemon.endpoint,
          "--curve-server-key", str(keydir / "server.key"),
@@ -274,3 +286,98 @@ def test_circusctl_tail_follows_with_curve(daemon: CircusdProcess, keydir: Path)
     finally:
         terminate(follower)
         daemon.call("rm", name="ticker", waiting=True)
+
+
+# -- the stats stream under CURVE (issue 9 follow-up) ---------------------------------------------
+
+
+def _stats_endpoint(daemon: CircusdProcess) -> str:
+    return f"ipc://{daemon.tmp_path / 'stats.sock'}"
+
+
+def test_stats_stream_needs_an_admitted_key(daemon: CircusdProcess, keydir: Path) -> None:
+    # Before: the stats PUB stayed plain while the other channels were CURVE servers, so anybody
+    # read it, and the plugins (CURVE clients) could not.
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        subs = {}
+        for who, keys in (
+            ("admin", keys_of(keydir / "admin.key_secret", keydir / "server.key")),
+            ("stranger", keys_of(keydir / "stranger.key_secret", keydir / "server.key")),
+            ("no key", None),
+        ):
+            sub = subs[who] = ctx.socket(zmq.SUB)
+            sub.setsockopt(zmq.LINGER, 0)
+            configure_client(sub, keys)
+            sub.setsockopt(zmq.SUBSCRIBE, b"stat.")
+            sub.connect(_stats_endpoint(daemon))
+        assert subs["admin"].poll(int(WAIT * 1000)), "no sample over CURVE"
+        topics = set()
+        deadline = time.monotonic() + WAIT
+        while f"stat.circus.{daemon.pid}" not in topics and time.monotonic() < deadline:
+            if subs["admin"].poll(300):
+                topics.add(subs["admin"].recv_multipart()[0].decode())
+        assert f"stat.circus.{daemon.pid}" in topics, topics
+        # rounds come every second: the others were connected for several of them by now
+        for who in ("stranger", "no key"):
+            assert not subs[who].poll(int(NO_REPLY_S * 1000)), f"{who} received stats"
+    finally:
+        ctx.destroy(linger=0)
+
+
+# -- authorised keys re-read without a restart (issue 9 follow-up) -------------------------------
+
+
+def _reread_count(daemon: CircusdProcess) -> int:
+    return log_count(daemon, "authorised CURVE keys re-read")
+
+
+def _answers(daemon: CircusdProcess, keys: ClientKeys) -> bool:
+    with CommandClient(daemon.endpoint, timeout=NO_REPLY_S, curve=keys) as client:
+        try:
+            return client.call("numwatchers")["status"] == "ok"
+        except CallTimeout:
+            return False
+
+
+def test_keys_are_admitted_and_revoked_on_reloadconfig_and_sighup(
+    keydir: Path, as_admin: ClientKeys, tmp_path: Path
+) -> None:
+    clients = tmp_path / "clients"
+    clients.mkdir()
+    shutil.copy(keydir / "admin.key", clients / "admin.key")
+    config = textwrap.dedent(f"""\
+        [circus]
+        curve_server_key = {keydir / 'server.key_secret'}
+        curve_authorized_keys = {clients}
+
+        [watcher:w]
+        cmd = sleep 600
+        """)
+    late = keys_of(keydir / "stranger.key_secret", keydir / "server.key")
+    with CircusdProcess(config, tmp_path, env=plain_environ()) as daemon:
+        assert not _answers(daemon, late)
+        shutil.copy(keydir / "stranger.key", clients / "late.key")
+        assert daemon.call("reloadconfig", waiting=True)["status"] == "ok"
+        assert _reread_count(daemon) == 1
+        assert "late.key" in daemon.log_text()
+        assert _answers(daemon, late)
+
+        with CommandClient(daemon.endpoint, timeout=WAIT, curve=late) as kept:
+            assert kept.call("numwatchers")["numwatchers"] == 1  # authenticated from now on
+            (clients / "late.key").unlink()
+            os.kill(daemon.pid, signal.SIGHUP)
+            wait_until(lambda: _reread_count(daemon) == 2, "the keys re-read on SIGHUP",
+                       daemon=daemon)
+            assert not _answers(daemon, late)  # a new connection with the revoked key
+            # ZAP runs at the handshake only: a connection made before the revocation stays
+            assert kept.call("numwatchers")["numwatchers"] == 1
+        assert _answers(daemon, as_admin)
+
+        (clients / "bogus.key").write_text("not a certificate\n")
+        shutil.copy(keydir / "stranger.key", clients / "late.key")
+        refused = daemon.call("reloadconfig", waiting=True)
+        assert refused["status"] == "error"
+        assert "bogus.key" in refused["reason"], refused
+        assert not _answers(daemon, late)  # nothing of the refused directory was admitted
+        assert "Traceback" not in daemon.log_text()

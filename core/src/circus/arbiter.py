@@ -35,7 +35,7 @@ from circus.config import (
 from circus.config.socket_section import socket_from_options
 from circus.config.socket_use import check_socket_references, used_sockets
 from circus.credentials import REGISTRY
-from circus.curve import CurveServer
+from circus.curve import CurveKeyError, CurveServer
 from circus.errors import ConfigError, ConflictError, MessageError
 from circus.events import EventPublisher
 from circus.on_demand import OnDemand
@@ -369,9 +369,14 @@ class Arbiter:
         await self.start_watchers(watchers)
 
     async def reload(self, graceful: bool = True, sequential: bool = False) -> None:
-        """Every watcher, highest priority first; circusd's log output is reopened first."""
+        """Every watcher, highest priority first; circusd's log output is reopened and the
+        authorised CURVE keys re-read first (SIGHUP comes here)."""
         if self.reopen_logs is not None:
             self.reopen_logs()
+        try:
+            await self._reload_keys(self.settings.curve_authorized_keys)
+        except CurveKeyError as exc:  # the watchers are still reloaded
+            log.error("authorised CURVE keys not re-read; the previous ones stay", error=str(exc))
         for watcher in self._by_priority(None, descending=True):
             await watcher.reload(graceful=graceful, sequential=sequential)
 
@@ -430,6 +435,11 @@ class Arbiter:
             raise MessageError(str(exc)) from None
         for warning in new.warnings:
             log.warning(str(warning))
+        try:
+            await self._reload_keys(new.settings.curve_authorized_keys)
+        except CurveKeyError as exc:
+            raise MessageError(str(exc)) from None
+        self.settings.curve_authorized_keys = new.settings.curve_authorized_keys
         if _settings_differ(self.settings, new.settings):
             log.warning("global settings changed: restarting every watcher (not applied)")
             await self.restart_watchers()
@@ -487,6 +497,11 @@ class Arbiter:
                 self._socket_configs[name] = wanted[name]
         log.info("sockets reloaded", sockets=sorted(changed))
 
+    async def _reload_keys(self, directory: str | None) -> None:
+        """Admit exactly the keys of ``directory`` from now on (CURVE only; circus.curve)."""
+        if self.bind_policy.curve is not None:
+            await self.bind_policy.curve.reload_authorized(directory)
+
     async def _register_and_start(self, cfg: WatcherConfig) -> None:
         watcher = self._register(cfg)
         if watcher.autostart and cfg.on_demand:
@@ -504,7 +519,9 @@ class Arbiter:
 
 
 def _settings_differ(old: CircusSettings, new: CircusSettings) -> bool:
-    ignored = {"pidfile", "loglevel", "logoutput", "loggerconfig", "strict"}
+    # curve_authorized_keys is applied by reloadconfig itself (Arbiter._reload_keys)
+    ignored = {"pidfile", "loglevel", "logoutput", "loggerconfig", "strict",
+               "curve_authorized_keys"}
     return any(
         getattr(old, f.name) != getattr(new, f.name)
         for f in dataclasses.fields(CircusSettings)

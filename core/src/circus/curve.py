@@ -11,7 +11,9 @@ Then the ROUTER (commands) and the PUB (events) are CURVE servers, and pyzmq's o
 authenticator (:class:`zmq.auth.asyncio.AsyncioAuthenticator`, on the daemon's loop, no thread)
 admits a client only if its public key is one of the ``*.key`` files of the authorised
 directory, or a key circusd itself gave to a plugin it started. Anybody else never completes the
-handshake: no reply, no event, not a byte of a request reaches the controller.
+handshake: no reply, no event, not a byte of a request reaches the controller. The directory
+is read at start and again on ``reloadconfig``, SIGHUP and ``reload`` without a name
+(:meth:`CurveServer.reload_authorized`), so admitting or revoking a key needs no restart.
 
 Keys are ZeroMQ certificate files (``zmq.auth`` format), written by ``circusctl keygen`` with mode
 0600. Clients give the server's *public* key and their own key pair: circusctl through
@@ -26,16 +28,20 @@ CURVE, the plugin allowlist cannot be side-stepped by connecting without the tok
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
 import zmq
 import zmq.asyncio
 import zmq.auth
 from zmq.auth.asyncio import AsyncioAuthenticator
+
+log = structlog.get_logger("circus.curve")
 
 #: Environment of processes circusd starts: the server's public key and the process's pair.
 SERVER_KEY_ENV = "CIRCUS_CURVE_SERVER_KEY"
@@ -113,12 +119,28 @@ def load_public(value: str) -> bytes:
     return load_pair(value)[0]
 
 
-def load_authorized(directory: str | os.PathLike[str]) -> set[bytes]:
-    """Public keys of every ``*.key`` certificate in ``directory``."""
+def authorized_files(directory: str | os.PathLike[str]) -> dict[bytes, str]:
+    """Public key -> file name of every ``*.key`` certificate in ``directory`` (the names are
+    what the log shows when a re-read admits or revokes a key)."""
     folder = Path(directory)
     if not folder.is_dir():
         raise CurveKeyError(f"curve_authorized_keys: {os.fspath(directory)!r} is not a directory")
-    return {load_pair(path)[0] for path in sorted(folder.glob("*.key"))}
+    return {load_pair(path)[0]: path.name for path in sorted(folder.glob("*.key"))}
+
+
+def load_authorized(directory: str | os.PathLike[str]) -> set[bytes]:
+    """Public keys of every ``*.key`` certificate in ``directory``."""
+    return set(authorized_files(directory))
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    """What re-reading the authorised directory changed: file names of the keys admitted and
+    revoked (a file renamed with the same key is no change), and how many are admitted now."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    total: int
 
 
 def write_pair(directory: str | os.PathLike[str], name: str) -> tuple[Path, Path]:
@@ -167,10 +189,10 @@ def configure_client(socket: zmq.Socket[Any], keys: ClientKeys | None) -> None:
 class CurveServer:
     """The daemon's side: its key pair, the keys it admits, and the ZAP authenticator."""
 
-    def __init__(self, public: bytes, secret: bytes, authorized: set[bytes]) -> None:
+    def __init__(self, public: bytes, secret: bytes, authorized: Mapping[bytes, str]) -> None:
         self.public = public
         self.secret = secret
-        self._authorized = set(authorized)
+        self._authorized = dict(authorized)  # public key -> the file it came from
         self._plugins: dict[bytes, str] = {}  # public key -> watcher name
         self._issued: dict[str, bytes] = {}  # watcher name -> its current public key
         self._auth: AsyncioAuthenticator | None = None
@@ -178,7 +200,7 @@ class CurveServer:
     @classmethod
     def from_paths(cls, server_key: str, authorized_dir: str | None) -> CurveServer:
         public, secret = load_secret_pair(server_key)
-        return cls(public, secret, load_authorized(authorized_dir) if authorized_dir else set())
+        return cls(public, secret, authorized_files(authorized_dir) if authorized_dir else {})
 
     def start(self, context: zmq.asyncio.Context) -> None:
         """Start answering ZAP requests on ``context`` (before any CURVE socket binds)."""
@@ -195,6 +217,25 @@ class CurveServer:
     def callback(self, domain: str, key: bytes) -> bool:
         """ZAP decision (called by pyzmq with the client's z85 public key)."""
         return key in self._authorized or key in self._plugins
+
+    async def reload_authorized(self, directory: str | None) -> KeyChange:
+        """Re-read ``directory`` (``None``: admit no client key) and admit exactly its keys from
+        now on; raises :class:`CurveKeyError` and keeps the current keys when a file is bad.
+
+        The files are read in a worker thread (the daemon's loop never waits on the disk); the
+        swap happens on the loop, where the ZAP callback runs, so a handshake sees the old set
+        or the new one, never a mix. ZAP is asked once per connection, at its handshake: a
+        connection already authenticated with a revoked key stays open until it closes."""
+        fresh = await asyncio.to_thread(authorized_files, directory) if directory else {}
+        old, self._authorized = self._authorized, fresh
+        change = KeyChange(
+            added=tuple(sorted(name for key, name in fresh.items() if key not in old)),
+            removed=tuple(sorted(name for key, name in old.items() if key not in fresh)),
+            total=len(fresh),
+        )
+        log.info("authorised CURVE keys re-read", directory=directory, added=list(change.added),
+                 removed=list(change.removed), admitted=change.total)
+        return change
 
     def configure_server(self, socket: zmq.Socket[Any]) -> None:
         """Make ``socket`` a CURVE server (before it binds)."""
@@ -226,6 +267,8 @@ __all__ = [
     "ClientKeys",
     "CurveKeyError",
     "CurveServer",
+    "KeyChange",
+    "authorized_files",
     "client_keys_from_env",
     "configure_client",
     "load_authorized",

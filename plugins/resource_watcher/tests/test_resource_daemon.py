@@ -6,6 +6,8 @@ far from an idle Python's ~10 MiB, so load on the machine cannot blur the outcom
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import sys
 import time
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 from support import wait_gone
 
+from circus.curve import ClientKeys, load_public, load_secret_pair, write_pair
 from circus.testing import CircusdProcess, EventCollector, log_count, run_plugin, wait_until
 
 TIMEOUT = 30.0
@@ -167,3 +170,30 @@ def test_a_stream_of_another_circusd_is_ignored(tmp_path: Path) -> None:
         ev.assert_quiet(lambda t, p: t.endswith((".kill", ".stop")), 3.0)
         assert not logged("reading circusd's stats stream")
         assert "Traceback" not in log.read_text()
+
+
+def test_the_stream_reaches_the_plugin_under_curve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With CURVE the stats stream is a CURVE server like the other channels, and the plugin's
+    subscription uses the keys circusd gave it. Before, the stream stayed plain, the plugin's
+    CURVE socket never got past the handshake, and it polled ``stats`` for good."""
+    daemon_env = {k: v for k, v in os.environ.items() if not k.startswith("CIRCUS_CURVE_")}
+    keys = tmp_path / "keys"
+    write_pair(keys, "server")
+    write_pair(keys, "admin")
+    (keys / "clients").mkdir()
+    shutil.copy(keys / "admin.key", keys / "clients" / "admin.key")
+    public, secret = load_secret_pair(keys / "admin.key_secret")
+    for name, value in ClientKeys(load_public(str(keys / "server.key")), public,
+                                  secret).environ().items():
+        monkeypatch.setenv(name, value)  # the test's own clients are the admin
+    cfg = config("[watcher:app]\ncmd = sleep 120\n", watcher="app", max_mem="60M",
+                 loop_rate="0.3", sample_rate="60")
+    cfg = cfg.replace("[circus]\n", f"[circus]\nstatsd = true\n"
+                                    f"stats_endpoint = ipc://{tmp_path}/stats.sock\n"
+                                    f"curve_server_key = {keys / 'server.key_secret'}\n"
+                                    f"curve_authorized_keys = {keys / 'clients'}\n", 1)
+    with CircusdProcess(cfg, tmp_path, env=daemon_env) as daemon:
+        wait_log(daemon, "app: reading circusd's stats stream")
+        assert "Traceback" not in daemon.log_text()
