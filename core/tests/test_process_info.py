@@ -13,6 +13,7 @@ import psutil
 import pytest
 from support import kill_tree
 
+from circus.memguard import GrowthTrip, rss_bytes
 from circus.procinfo import NO_SUCH_PROCESS, cpu_time, human_bytes, parse_human_bytes
 from circus.stats import Sampler
 from circus.stats.cpu import MIN_WINDOW, WINDOW, CpuTracker
@@ -255,3 +256,18 @@ def test_an_exec_is_noticed_despite_the_identity_cache() -> None:
         sampler.close()
         proc.kill()
         proc.wait(TIMEOUT)
+
+
+def test_the_memory_guard_reads_its_rss_as_the_stats_read_every_process() -> None:
+    # one reading of statm (circus.stats.proc.memory) for the sampler and circusd's guard
+    before = rss_bytes()
+    assert before is not None
+    assert abs(before - psutil.Process().memory_info().rss) < 8 << 20
+    hold = bytearray(64 << 20)  # touched pages count: bytearray zero-fills them
+    grown = rss_bytes()
+    assert grown is not None
+    assert grown - before > 48 << 20
+    trip = GrowthTrip(limit=32 << 20, window=60)
+    assert trip.check(before, now=0.0) is None
+    assert trip.check(now=1.0) is not None  # sampled itself: the guard trips on real growth
+    del hold

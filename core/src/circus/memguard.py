@@ -21,16 +21,16 @@ import os
 import time
 from collections import deque
 
+from circus.stats.proc import memory
+
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def rss_bytes() -> int | None:
-    """This process's resident set size, or ``None`` where /proc is not available."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE
-    except (OSError, ValueError, IndexError):
-        return None
+    """This process's resident set size, or ``None`` where /proc is not available (read as
+    the stats read every process's, :func:`circus.stats.proc.memory`)."""
+    found = memory("self", _PAGE)
+    return None if found is None else found[0]
 
 
 def trim() -> None:

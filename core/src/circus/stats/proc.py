@@ -111,13 +111,14 @@ def scan(machine: Machine) -> dict[int, ProcStat]:
     return table
 
 
-def memory(pid: int, machine: Machine) -> tuple[int, int] | None:
-    """``(rss, vms)`` in bytes from ``statm``, as psutil reads them. ``stat``'s own rss field
-    lags behind (the kernel documents it as inaccurate: 420 pages where ``statm`` and
-    ``VmRSS`` say 447), so the processes reported on get this extra read."""
+def memory(pid: int | str, page_size: int) -> tuple[int, int] | None:
+    """``(rss, vms)`` in bytes from ``statm``, as psutil reads them (``pid`` ``"self"``:
+    this process, which circusd's memory guard samples). ``stat``'s own rss field lags behind
+    (the kernel documents it as inaccurate: 420 pages where ``statm`` and ``VmRSS`` say 447),
+    so the processes reported on get this extra read."""
     try:
         fields = _read(f"{_PROC}/{pid}/statm", 256).split()
-        return int(fields[1]) * machine.page_size, int(fields[0]) * machine.page_size
+        return int(fields[1]) * page_size, int(fields[0]) * page_size
     except (OSError, ValueError, IndexError):
         return None
 

@@ -193,7 +193,7 @@ class Sampler:
     def _info(self, stat: ProcStat, machine: Machine, now: float, wall: float) -> Info:
         age = max(wall - stat.create_time, 0.0)
         cmd, user = self._identity_of(stat, now, age)
-        rss, vms = memory(stat.pid, machine) or (stat.rss, stat.vms)
+        rss, vms = memory(stat.pid, machine.page_size) or (stat.rss, stat.vms)
         return {
             "pid": stat.pid,
             "create_time": stat.create_time,
