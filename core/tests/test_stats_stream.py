@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -10,11 +11,19 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import structlog
+import zmq
+import zmq.asyncio
 
+from circus.logthrottle import Throttle
+from circus.stats import Sampler
+from circus.stats.stream import StatsStream
 from circus.testing import CircusdProcess, EventCollector
 from circus.transports import CommandClient
 
@@ -162,3 +171,49 @@ def test_spawning_with_rlimits_while_the_sampler_runs(tmp_path: Path, stats_endp
             with open(f"/proc/{pid}/limits") as limits:
                 line = next(x for x in limits if x.startswith("Max open files"))
             assert line.split()[3:5] == ["512", "512"]
+
+
+class _Nothing:
+    """A daemon without watchers or sockets, where the stream's source stands."""
+
+    watchers: list[Any] = []
+
+    def socket_reads(self) -> list[tuple[int, str, int]]:
+        return []
+
+
+def test_a_round_failing_again_and_again_logs_a_bounded_number_of_lines(
+    stats_endpoint: str,
+) -> None:
+    # a closed sampler: every round fails (RuntimeError), one every 10 ms here
+    sampler = Sampler()
+    sampler.close()
+
+    async def burst() -> tuple[StatsStream, float]:
+        context = zmq.asyncio.Context()
+        stream = StatsStream(context, stats_endpoint, sampler, _Nothing(), interval=0.01,
+                             errors=Throttle("circus.stats", period=0.5, burst=3))
+        started = time.monotonic()
+        await stream.start()
+        try:
+            deadline = time.monotonic() + 30
+            while stream.failures < 150 and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        finally:
+            await stream.close()
+            context.term()
+        return stream, time.monotonic() - started
+
+    with structlog.testing.capture_logs() as logs:
+        stream, elapsed = asyncio.run(burst())
+    assert stream.failures >= 150
+    failed = [e for e in logs if e["event"] == "stats round failed"]
+    assert failed
+    assert failed[0]["log_level"] == "error"
+    assert "closed" in failed[0]["error"]
+    windows = int(elapsed / 0.5) + 1
+    assert len(failed) <= 3 * windows < stream.failures  # bounded, whatever the rate
+    # nothing vanishes: logged + suppressed (on later lines, then at close) = every failure
+    flushed = [e for e in logs if e["event"] == "stats rounds failed (lines suppressed)"]
+    counted = sum(e.get("suppressed", 0) for e in failed + flushed)
+    assert len(failed) + counted == stream.failures

@@ -28,6 +28,14 @@ class Throttle:
 
     def warning(self, event: str, **fields: Any) -> bool:
         """Log ``event`` unless the budget of this window is spent; true when logged."""
+        return self._emit("warning", event, fields)
+
+    def error(self, event: str, **fields: Any) -> bool:
+        """As :meth:`warning`, at error level (a failure that repeats, like a stats round's);
+        both levels share the budget."""
+        return self._emit("error", event, fields)
+
+    def _emit(self, level: str, event: str, fields: dict[str, Any]) -> bool:
         now = time.monotonic()
         if now - self._window_start >= self.period:
             self._window_start = now
@@ -39,7 +47,7 @@ class Throttle:
         if self.suppressed:
             fields["suppressed"] = self.suppressed
             self.suppressed = 0
-        self._log.warning(event, **fields)
+        getattr(self._log, level)(event, **fields)
         return True
 
     def flush(self, event: str = "similar warnings suppressed") -> None:

@@ -22,6 +22,7 @@ import zmq.asyncio
 
 from circus.binding import BindPolicy
 from circus.events import bind_publisher
+from circus.logthrottle import Throttle
 from circus.stats.report import socket_messages, stream_messages
 from circus.stats.sampler import Sampler
 
@@ -59,11 +60,17 @@ class StatsStream:
         *,
         interval: float = INTERVAL,
         policy: BindPolicy | None = None,
+        errors: Throttle | None = None,
     ) -> None:
         self.context = context
         #: the daemon's: with CURVE the stream is a CURVE server like the event channel (it
         #: names every process and its command line), and its ipc file gets the same mode
         self.policy = policy
+        #: a round that fails fails again a second later (the sampler is gone, the socket
+        #: broken): a few lines per minute, then a count, not one error line every second
+        self.errors = errors or Throttle("circus.stats", period=60.0, burst=3)
+        #: rounds that failed (tests wait on it)
+        self.failures = 0
         self.endpoint = endpoint
         self.sampler = sampler
         self.source = source
@@ -101,7 +108,8 @@ class StatsStream:
                 try:
                     await self._round(sock)
                 except (zmq.ZMQError, RuntimeError, OSError) as exc:
-                    log.error("stats round failed", error=str(exc))
+                    self.failures += 1
+                    self.errors.error("stats round failed", error=str(exc))
                 # fixed rate; after a slow round, skip the missed beats instead of bursting
                 next_round += self.interval
                 now = loop.time()
@@ -109,6 +117,7 @@ class StatsStream:
                 await asyncio.sleep(next_round - now)
         finally:
             sock.close()
+            self.errors.flush("stats rounds failed (lines suppressed)")
 
     async def _round(self, sock: zmq.asyncio.Socket) -> None:
         groups = [(w.res_name, w.pids()) for w in self.source.watchers]
