@@ -16,6 +16,7 @@ import pytest
 from support import kill_tree, wait_dead, wait_gone
 
 from circus.config import WatcherConfig
+from circus.events import REQUESTER, requested_by
 from circus.stats import Sampler
 from circus.watcher import SpawnFailed, Watcher
 
@@ -603,3 +604,88 @@ def test_a_process_that_ran_normally_is_respawned_at_once() -> None:
         assert "spawn" not in rec.actions(mark)
 
     run(body)
+
+
+class ByRecorder(Recorder):
+    """Adds ``by`` as the EventPublisher does: whoever the events.REQUESTER says asked."""
+
+    def __call__(self, name: str, action: str, payload: dict[str, Any]) -> int:
+        by = REQUESTER.get()
+        return super().__call__(name, action, {**payload, **({"by": by} if by else {})})
+
+    def spawns(self, start: int = 0) -> list[tuple[int, str | None]]:
+        return [(p["process_pid"], p.get("by")) for a, p in self.events[start:] if a == "spawn"]
+
+
+def run_by(factory: Callable[[ByRecorder], Awaitable[None]]) -> None:
+    async def main() -> None:
+        rec = ByRecorder()
+        try:
+            await asyncio.wait_for(factory(rec), 60)
+        finally:
+            for watcher in rec.watchers:
+                for proc in watcher.processes.all():
+                    kill_tree(proc.pid)
+                watcher.close()
+
+    asyncio.run(main())
+
+
+def test_a_crash_during_an_operation_is_respawned_on_the_daemons_account() -> None:
+    # A crash while a plugin's start holds the lock is replaced when the start ends; that
+    # respawn is the daemon's doing, not the plugin's (it ran in the start's context)
+    async def body(rec: ByRecorder) -> None:
+        w = make(rec, numprocesses=2, warmup_delay=1.5, min_uptime=0.0)
+        with requested_by("plugin:autoscale"):
+            start = asyncio.ensure_future(w.start())
+        await rec.wait(lambda a: a.count("spawn") == 1)
+        (first,) = w.pids()
+        os.kill(first, signal.SIGKILL)  # during the warmup pause: the lock is held
+        await rec.wait(lambda a: "reap" in a)
+        assert not start.done()
+        await start
+        await rec.wait(lambda a: a.count("spawn") == 3)
+        spawns = rec.spawns()
+        assert [by for _, by in spawns[:2]] == ["plugin:autoscale"] * 2  # what it asked for
+        assert spawns[2] == (spawns[2][0], None)  # the crash's replacement
+        reap = next(p for a, p in rec.events if a == "reap")
+        assert "by" not in reap
+        await w.stop()
+
+    run_by(body)
+
+
+def test_an_incr_replacing_a_crashed_process_spawns_that_one_on_the_daemons_account() -> None:
+    # incr's reconciliation also replaces what crashed while it waited for the lock: only the
+    # processes the request added carry its "by"
+    async def body(rec: ByRecorder) -> None:
+        w = make(rec, numprocesses=2, min_uptime=0.0)
+        await w.start()
+        victim = w.pids()[0]
+        async with w.lock:  # another operation holds the watcher
+            mark = len(rec.events)
+            os.kill(victim, signal.SIGKILL)
+            await rec.wait(lambda a: "reap" in a, mark)
+            with requested_by("plugin:autoscale"):
+                incr = asyncio.ensure_future(w.incr(1))
+            await asyncio.sleep(0)
+        assert await incr == 3
+        await rec.wait(lambda a: a.count("spawn") == 2, mark)
+        assert sorted(by or "" for _, by in rec.spawns(mark)) == ["", "plugin:autoscale"]
+        assert len(w.pids()) == 3
+        # decr: what crashed is replaced on the daemon's account (3 -> 2 with 2 left: one)
+        mark = len(rec.events)
+        async with w.lock:
+            for pid in w.pids()[:2]:
+                os.kill(pid, signal.SIGKILL)
+            await rec.wait(lambda a: a.count("reap") == 2, mark)
+            with requested_by("circusctl"):
+                decr = asyncio.ensure_future(w.decr(1))
+            await asyncio.sleep(0)
+        assert await decr == 2
+        await rec.wait(lambda a: a.count("spawn") == 1, mark)
+        assert [by for _, by in rec.spawns(mark)] == [None]
+        assert len(w.pids()) == 2
+        await w.stop()
+
+    run_by(body)

@@ -66,11 +66,15 @@ class Engine:
 
     def after_operation(self) -> None:
         """An operation released the lock: stop after a veto, else reconcile the count
-        (whatever exited meanwhile is replaced now; a no-op when the count is right)."""
+        (whatever exited meanwhile is replaced now; a no-op when the count is right).
+
+        The reconciliation is the daemon's doing: it replaces exits the operation did not
+        cause, so it must not run in the operation's context (its ``by``)."""
         if self.vetoed:
             self.stop_after_veto()
         else:
-            self.respawn_soon()
+            with requested_by(None):  # call_soon copies the context current here
+                self.respawn_soon()
 
     def close(self) -> None:
         """Daemon shutdown: cancel the timer and background work."""
@@ -88,13 +92,25 @@ class Engine:
             else:
                 self._apply(action)
 
-    async def carry_out(self, actions: list[Action], *, wait: bool = True) -> str | None:
+    async def carry_out(
+        self, actions: list[Action], *, wait: bool = True, replacing: int = 0
+    ) -> str | None:
         """Actions decided inside an operation: spawns and retirements done now (retirements
-        in the background when ``wait`` is false). Returns the cause of a failed spawn."""
+        in the background when ``wait`` is false). Returns the cause of a failed spawn.
+
+        The first ``replacing`` spawns replace exits the operation did not cause: they are
+        made on the daemon's account, the rest on behalf of whoever asked."""
         failure = None
         for action in actions:
             if isinstance(action, Spawn):
-                _, cause = await self.spawn_batch(action.count)
+                own = min(replacing, action.count)
+                replacing -= own
+                cause = None
+                if own:
+                    with requested_by(None):
+                        _, cause = await self.spawn_batch(own)
+                if cause is None and action.count > own:
+                    _, cause = await self.spawn_batch(action.count - own)
                 failure = failure or cause
             elif isinstance(action, Retire):
                 if wait:

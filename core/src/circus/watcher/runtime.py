@@ -382,8 +382,15 @@ class Watcher:
         why (0.19 answered ok with a count that did not exist, then killed the watcher)."""
         before = len(self.policy.running)
         wanted = max(count, 0)
+        # slots that exited before this request (and would be refilled without it) are
+        # refilled on the daemon's account: only what the request adds carries its "by"
+        replacing = max(min(self.config.numprocesses, wanted) - before, 0)
+        if not self.config.respawn:
+            replacing = 0  # nothing would have refilled them: the request does
         self.config.numprocesses = wanted
-        cause = await self.engine.carry_out(self.policy.count_changed(time.time()))
+        cause = await self.engine.carry_out(
+            self.policy.count_changed(time.time()), replacing=replacing
+        )
         if cause is None:
             return self.config.numprocesses
         self.config.numprocesses = len(self.policy.running)
