@@ -12,18 +12,24 @@ import time
 
 #: ZMTP 3.0 greeting, NULL mechanism, as-server = 0 (RFC 23)
 _GREETING = b"\xff" + b"\x00" * 8 + b"\x7f\x03\x00" + b"NULL".ljust(20, b"\x00") + b"\x00" * 32
-#: the READY command of a DEALER peer
-_READY = b"\x05READY\x0bSocket-Type" + (6).to_bytes(4, "big") + b"DEALER"
+
+
+def _ready(socket_type: str) -> bytes:
+    """The READY command of a peer of ``socket_type`` (``DEALER`` for the control ROUTER,
+    ``SUB`` for the event and stats PUBs, which drop any other type at the handshake)."""
+    name = socket_type.encode("ascii")
+    return b"\x05READY\x0bSocket-Type" + len(name).to_bytes(4, "big") + name
 
 
 def zmtp_unfinished(
     ipc_path: str, *, frame_size: int = 1 << 20, frames: int | None = None,
-    seconds: float | None = None,
+    seconds: float | None = None, socket_type: str = "DEALER",
 ) -> int:
-    """Speak ZMTP 3.0 (NULL) on an ``ipc://`` socket and send frames with the MORE flag, never
-    the last one, either ``frames`` of them (then disconnect) or for ``seconds`` (reconnecting
-    whenever circusd drops the connection). Returns the bytes sent. Every socket operation is
-    bounded (5 s)."""
+    """Speak ZMTP 3.0 (NULL) on an ``ipc://`` socket as a ``socket_type`` peer and send frames
+    with the MORE flag, never the last one, either ``frames`` of them (then disconnect) or for
+    ``seconds`` (reconnecting whenever circusd drops the connection). Returns the bytes sent.
+    Every socket operation is bounded (5 s)."""
+    ready = _ready(socket_type)
     frame = b"\x03" + frame_size.to_bytes(8, "big") + b"u" * frame_size  # MORE | LONG
     deadline = None if seconds is None else time.monotonic() + seconds
     sent = 0
@@ -34,7 +40,7 @@ def zmtp_unfinished(
                 raw.connect(ipc_path)
                 raw.sendall(_GREETING)
                 raw.recv(64)
-                raw.sendall(b"\x04" + bytes([len(_READY)]) + _READY)
+                raw.sendall(b"\x04" + bytes([len(ready)]) + ready)
                 count = 0
                 while (frames is None or count < frames) and (
                     deadline is None or time.monotonic() < deadline

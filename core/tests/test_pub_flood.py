@@ -1,0 +1,92 @@
+"""circusd's PUB sockets (events, stats stream) against a peer that never finishes a message.
+
+The control ROUTER's version of this hole is closed by the memory guard (issue 9, item 1;
+``test_unfinished_multipart_flood_cannot_balloon_circusd``). A PUB reads from its peers too
+(their subscriptions), and libzmq buffers a message there until its last frame has arrived,
+counting only complete messages against the high-water mark; the guard re-binds only the
+control socket, which frees nothing of a PUB's buffers. A raw ZMTP peer that greets as a SUB and
+streams 1 MiB frames with the MORE flag grew circusd by ~500 MB/s (+2.9 GB in 6 s, freed when it
+disconnected; with 4 KiB frames +2.4 GB, kept after it disconnected). docs/control-channel.md.
+
+With CURVE on, such a peer never gets past the handshake: that half passes today.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import threading
+from pathlib import Path
+
+import psutil
+import pytest
+from support import zmtp_unfinished
+
+from circus.curve import ClientKeys, load_public, load_secret_pair, write_pair
+from circus.testing import CircusdProcess
+
+#: 768 x 1 MiB frames over one connection: well past the bound when buffered, cheap when not
+FRAMES = 768
+#: the bound of the control channel's flood test
+PEAK_LIMIT_MIB = 600
+HOLE = (
+    "hole: libzmq buffers without limit the unfinished multipart frames a peer sends to "
+    "circusd's event and stats PUB sockets (+2.9 GB in 6 s measured), and circus.memguard "
+    "re-binds only the control socket"
+)
+
+
+def _config(tmp_path: Path, curve: str = "") -> str:
+    return (f"[circus]\n{curve}statsd = true\nstats_endpoint = ipc://{tmp_path}/stats.sock\n\n"
+            "[watcher:sleeper]\ncmd = sleep 600\n")
+
+
+def _flood(daemon: CircusdProcess, channel: str) -> tuple[int, int]:
+    """Flood ``channel`` as a SUB; returns (bytes the peer got out, circusd's peak RSS growth)."""
+    path = (daemon.pubsub_endpoint if channel == "events"
+            else f"ipc://{daemon.tmp_path}/stats.sock")[len("ipc://"):]
+    sent = [0]
+
+    def run() -> None:
+        # OSError: circusd closed the connection, what a guarded daemon does
+        with contextlib.suppress(OSError):
+            sent[0] = zmtp_unfinished(path, frames=FRAMES, socket_type="SUB")
+
+    proc = psutil.Process(daemon.pid)
+    before = peak = proc.memory_info().rss
+    flood = threading.Thread(target=run, daemon=True)
+    flood.start()
+    while flood.is_alive():
+        peak = max(peak, proc.memory_info().rss)
+        flood.join(0.02)
+    assert daemon.call("status")["status"] == "ok"
+    return sent[0], (peak - before) >> 20
+
+
+@pytest.mark.xfail(reason=HOLE, strict=False)
+@pytest.mark.parametrize("channel", ["events", "stats"])
+def test_unfinished_multipart_flood_on_a_pub_socket(tmp_path: Path, channel: str) -> None:
+    with CircusdProcess(_config(tmp_path), tmp_path) as daemon:
+        _, growth = _flood(daemon, channel)
+    assert growth < PEAK_LIMIT_MIB, f"peak growth {growth} MiB"
+
+
+@pytest.mark.parametrize("channel", ["events", "stats"])
+def test_with_curve_the_flooding_peer_never_gets_in(
+    tmp_path: Path, channel: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = tmp_path / "keys"
+    write_pair(keys, "server")
+    write_pair(keys, "admin")
+    (keys / "clients").mkdir()
+    shutil.copy(keys / "admin.key", keys / "clients" / "admin.key")
+    public, secret = load_secret_pair(keys / "admin.key_secret")
+    for name, value in ClientKeys(load_public(str(keys / "server.key")), public,
+                                  secret).environ().items():
+        monkeypatch.setenv(name, value)  # CircusdProcess's own client is the admin
+    curve = (f"curve_server_key = {keys / 'server.key_secret'}\n"
+             f"curve_authorized_keys = {keys / 'clients'}\n")
+    with CircusdProcess(_config(tmp_path, curve), tmp_path) as daemon:
+        sent, growth = _flood(daemon, channel)
+    assert sent == 0  # circusd closed the connection (the NULL greeting is refused)
+    assert growth < 64, f"peak growth {growth} MiB"
