@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from original_circus import OriginalDaemon
+from support.curve import curve_as_admin
 from tmux_session import TmuxSession
 
 from circus.clientopts import client_keys
@@ -25,9 +25,6 @@ from circus.curve import (
     SECRET_KEY_ENV,
     SERVER_KEY_ENV,
     ClientKeys,
-    load_public,
-    load_secret_pair,
-    write_pair,
 )
 from circus.testing import CircusdProcess
 from circus.top.feeds import Feeds
@@ -163,17 +160,8 @@ def curve_daemon(
     ``admin`` (authorised). The test's own client (CircusdProcess) is the admin, through the
     environment, as a plugin is; circus-top gets its keys from its options only."""
     keys = tmp_path / "keys"
-    for name in ("server", "admin"):
-        write_pair(keys, name)
-    (keys / "clients").mkdir()
-    shutil.copy(keys / "admin.key", keys / "clients" / "admin.key")
-    public, secret = load_secret_pair(keys / "admin.key_secret")
-    admin = ClientKeys(load_public(str(keys / "server.key")), public, secret)
-    for key, value in admin.environ().items():
-        monkeypatch.setenv(key, value)
     config = (
-        f"[circus]\ncurve_server_key = {keys / 'server.key_secret'}\n"
-        f"curve_authorized_keys = {keys / 'clients'}\n"
+        f"[circus]\n{curve_as_admin(keys, monkeypatch)}"
         f"statsd = true\nstats_endpoint = {stats_endpoint}\n\n"
         "[watcher:web]\ncmd = sleep 1000\nnumprocesses = 2\n\n"
         "[watcher:idle]\ncmd = sleep 1000\nautostart = false\n"

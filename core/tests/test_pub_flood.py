@@ -14,15 +14,14 @@ With CURVE on, such a peer never gets past the handshake: that half passes today
 from __future__ import annotations
 
 import contextlib
-import shutil
 import threading
 from pathlib import Path
 
 import psutil
 import pytest
 from support import zmtp_unfinished
+from support.curve import curve_as_admin
 
-from circus.curve import ClientKeys, load_public, load_secret_pair, write_pair
 from circus.testing import CircusdProcess
 
 #: 768 x 1 MiB frames over one connection: well past the bound when buffered, cheap when not
@@ -75,17 +74,7 @@ def test_unfinished_multipart_flood_on_a_pub_socket(tmp_path: Path, channel: str
 def test_with_curve_the_flooding_peer_never_gets_in(
     tmp_path: Path, channel: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    keys = tmp_path / "keys"
-    write_pair(keys, "server")
-    write_pair(keys, "admin")
-    (keys / "clients").mkdir()
-    shutil.copy(keys / "admin.key", keys / "clients" / "admin.key")
-    public, secret = load_secret_pair(keys / "admin.key_secret")
-    for name, value in ClientKeys(load_public(str(keys / "server.key")), public,
-                                  secret).environ().items():
-        monkeypatch.setenv(name, value)  # CircusdProcess's own client is the admin
-    curve = (f"curve_server_key = {keys / 'server.key_secret'}\n"
-             f"curve_authorized_keys = {keys / 'clients'}\n")
+    curve = curve_as_admin(tmp_path / "keys", monkeypatch)
     with CircusdProcess(_config(tmp_path, curve), tmp_path) as daemon:
         sent, growth = _flood(daemon, channel)
     assert sent == 0  # circusd closed the connection (the NULL greeting is refused)

@@ -7,7 +7,6 @@ far from an idle Python's ~10 MiB, so load on the machine cannot blur the outcom
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import sys
 import time
@@ -15,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from support import wait_gone
+from support.curve import curve_as_admin
 
-from circus.curve import ClientKeys, load_public, load_secret_pair, write_pair
 from circus.testing import CircusdProcess, EventCollector, log_count, run_plugin, wait_until
 
 TIMEOUT = 30.0
@@ -179,21 +178,11 @@ def test_the_stream_reaches_the_plugin_under_curve(
     subscription uses the keys circusd gave it. Before, the stream stayed plain, the plugin's
     CURVE socket never got past the handshake, and it polled ``stats`` for good."""
     daemon_env = {k: v for k, v in os.environ.items() if not k.startswith("CIRCUS_CURVE_")}
-    keys = tmp_path / "keys"
-    write_pair(keys, "server")
-    write_pair(keys, "admin")
-    (keys / "clients").mkdir()
-    shutil.copy(keys / "admin.key", keys / "clients" / "admin.key")
-    public, secret = load_secret_pair(keys / "admin.key_secret")
-    for name, value in ClientKeys(load_public(str(keys / "server.key")), public,
-                                  secret).environ().items():
-        monkeypatch.setenv(name, value)  # the test's own clients are the admin
+    curve = curve_as_admin(tmp_path / "keys", monkeypatch)
     cfg = config("[watcher:app]\ncmd = sleep 120\n", watcher="app", max_mem="60M",
                  loop_rate="0.3", sample_rate="60")
     cfg = cfg.replace("[circus]\n", f"[circus]\nstatsd = true\n"
-                                    f"stats_endpoint = ipc://{tmp_path}/stats.sock\n"
-                                    f"curve_server_key = {keys / 'server.key_secret'}\n"
-                                    f"curve_authorized_keys = {keys / 'clients'}\n", 1)
+                                    f"stats_endpoint = ipc://{tmp_path}/stats.sock\n{curve}", 1)
     with CircusdProcess(cfg, tmp_path, env=daemon_env) as daemon:
         wait_log(daemon, "app: reading circusd's stats stream")
         assert "Traceback" not in daemon.log_text()
