@@ -353,3 +353,32 @@ def test_reloadconfig_ipython_and_more_error_paths(daemon: CircusdProcess) -> No
     out = ctl(daemon, "signal", "sleeper", "SIGNOPE")
     assert out.returncode == 3
     assert out.stderr.startswith("error: ")
+
+
+def test_incr_while_backing_off_says_when_the_new_processes_start(
+    circusd: Callable[..., CircusdProcess],
+) -> None:
+    # a crash loop held back for 30 s: the new slots wait for that retry (starting them now
+    # would side-step the backoff); the reply says so in fields 0.19 clients ignore, circusctl
+    # on stderr (stdout stays the number scripts read), the daemon in its log
+    daemon = circusd("[watcher:crasher]\ncmd = sh -c 'exit 1'\nbackoff_start = 30\n"
+                     "backoff_max = 30\n")
+    wait_until(lambda: daemon.call("status", name="crasher")["status"] == "backoff")
+    reply = daemon.call("incr", name="crasher", nb=2, waiting=True)
+    assert reply["status"] == "ok"
+    assert reply["numprocesses"] == 3
+    assert reply["state"] == "backoff"
+    assert 0 < reply["retry_in"] <= 30
+    assert pids(daemon, "crasher") == []  # nothing started behind the backoff's back
+    out = ctl(daemon, "incr", "crasher")
+    assert (out.returncode, out.stdout) == (0, "ok\n")
+    assert "crasher is backing off" in out.stderr
+    assert "start at its next retry" in out.stderr
+    out = ctl(daemon, "incr", "crasher", "--waiting")
+    assert (out.returncode, out.stdout) == (0, "5\n")
+    assert "backing off" in out.stderr
+    assert "incr while backing off" in daemon.log_text()
+    # decr and an incr on a healthy watcher say nothing more than before
+    out = ctl(daemon, "decr", "crasher", "--waiting")
+    assert (out.returncode, out.stdout, out.stderr) == (0, "4\n", "")
+    assert "state" not in daemon.call("decr", name="crasher", waiting=True)

@@ -29,7 +29,7 @@ from circus.ctl import tail
 from circus.ctl.commands import COMMANDS, LONG_STATUS, UsageError
 from circus.ctl.globalopts import DEFAULT_TIMEOUT, add_global_options
 from circus.ctl.listen import listen
-from circus.ctl.render import as_json, is_error, render
+from circus.ctl.render import as_json, is_error, note, render
 from circus.ctl.shell import CtlShell
 from circus.curve import ClientKeys, CurveKeyError, write_pair
 from circus.discovery import discover
@@ -139,6 +139,9 @@ def _call(settings: _Settings, command: str, props: dict[str, object],
         print(as_json(reply, settings.prettify))
         return EXIT_OK
     text = render(command, reply)
+    remark = note(command, props, reply)
+    if remark is not None:
+        print(remark, file=sys.stderr)
     if is_error(reply):
         print(text, file=sys.stderr)
         if unknown_hint and "unknown command" in str(reply.get("reason")).lower():

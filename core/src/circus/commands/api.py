@@ -38,6 +38,9 @@ class WatcherAPI(Protocol):
     def state(self) -> str: ...
 
     @property
+    def retry_in(self) -> float | None: ...
+
+    @property
     def priority(self) -> int: ...
 
     @property

@@ -36,6 +36,9 @@ class Background:
 
     operation: Coroutine[Any, Any, Any]
     transform: Callable[[Any], Fields | None] = field(default=_no_fields)
+    #: fields known before the operation runs, in the reply whether the client waits or not
+    #: (``incr`` on a watcher that is backing off says so)
+    notes: Fields | None = None
 
 
 Result = Fields | Background | None

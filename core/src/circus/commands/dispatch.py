@@ -182,7 +182,7 @@ class Dispatcher:
             refused = _refusal(task)
             if refused is not None:  # failed in its first step (`start` of `cmd = ghost`):
                 return error_reply(refused.reason, refused.errno, msg_id=msg_id)  # say why
-            return ok_reply(msg_id=msg_id)
+            return ok_reply(result.notes, msg_id=msg_id)
         try:
             value = await result.operation
         except CommandError as exc:
@@ -193,7 +193,7 @@ class Dispatcher:
                 "server error", Errno.BAD_MSG_DATA_ERROR, msg_id=msg_id, tb=traceback.format_exc()
             )
         fields: Fields | None = result.transform(value)
-        return ok_reply(fields, msg_id=msg_id)
+        return ok_reply({**(fields or {}), **(result.notes or {})}, msg_id=msg_id)
 
     def _background_done(self, task: asyncio.Task[Any], name: str) -> None:
         self._background.discard(task)

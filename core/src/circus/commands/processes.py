@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from circus.commands.api import ArbiterAPI
+from circus.commands.api import ArbiterAPI, WatcherAPI
 from circus.commands.base import (
     Background,
     Command,
@@ -41,6 +41,15 @@ def _signum_prop(props: Props, key: str) -> int | None:
         raise MessageError(f"signal invalid: {exc}") from None
 
 
+def _backoff_notes(watcher: WatcherAPI, change: int) -> Fields | None:
+    """``incr`` on a watcher that is backing off: its new processes wait for the retry (the
+    crash-loop protection holds them too), and the client is told when that is. Extra fields:
+    0.19 clients, which read ``status`` and ``numprocesses``, ignore them."""
+    if change <= 0 or watcher.state != "backoff":
+        return None
+    return {"state": "backoff", "retry_in": watcher.retry_in}
+
+
 class Incr(Command):
     """Add ``nb`` processes now. Without ``waiting`` the reply has no ``numprocesses`` (C6)."""
 
@@ -55,7 +64,7 @@ class Incr(Command):
         nb = int_prop(props, "nb", 1, minimum=0, maximum=MAX_PROCESSES)
         assert nb is not None
         operation = watcher.incr(nb) if self.step > 0 else watcher.decr(nb)
-        return Background(operation, _numprocesses)
+        return Background(operation, _numprocesses, _backoff_notes(watcher, nb * self.step))
 
 
 class Decr(Incr):

@@ -198,6 +198,16 @@ _RENDERERS: dict[str, Callable[[Reply], str]] = {
 }
 
 
+def note(command: str, props: Mapping[str, Any], reply: Reply) -> str | None:
+    """A line for stderr beside the rendered reply (stdout stays what scripts parse), if any."""
+    if command == "incr" and reply.get("state") == "backoff" and not is_error(reply):
+        retry = reply.get("retry_in")
+        when = f" in {retry:.1f}s" if isinstance(retry, int | float) else ""
+        return (f"note: {props.get('name')} is backing off: the new processes start at its "
+                f"next retry{when} (`circusctl start {props.get('name')}` tries at once)")
+    return None
+
+
 def render(command: str, reply: Reply) -> str:
     """The text circusctl prints for ``reply`` to ``command`` (``ok`` by default)."""
     if is_error(reply):

@@ -363,6 +363,13 @@ class Watcher:
         self.notify("reload")
         return {"stopped": old, "started": started, "kept": []}
 
+    @property
+    def retry_in(self) -> float | None:
+        """Seconds until the backoff's retry, ``None`` when none is pending."""
+        if self.policy.retry_at is None:
+            return None
+        return round(max(self.policy.retry_at - time.time(), 0.0), 3)
+
     async def incr(self, nb: int = 1) -> int:
         if self.singleton:
             return self.config.numprocesses
@@ -387,6 +394,9 @@ class Watcher:
         replacing = max(min(self.config.numprocesses, wanted) - before, 0)
         if not self.config.respawn:
             replacing = 0  # nothing would have refilled them: the request does
+        if wanted > self.config.numprocesses and self.policy.state is State.BACKOFF:
+            log.warning("incr while backing off: the new processes start at the retry",
+                        watcher=self.name, numprocesses=wanted, retry_in=self.retry_in)
         self.config.numprocesses = wanted
         cause = await self.engine.carry_out(
             self.policy.count_changed(time.time()), replacing=replacing
