@@ -381,3 +381,15 @@ def test_keys_are_admitted_and_revoked_on_reloadconfig_and_sighup(
         assert "bogus.key" in refused["reason"], refused
         assert not _answers(daemon, late)  # nothing of the refused directory was admitted
         assert "Traceback" not in daemon.log_text()
+
+        # a new directory in the config: applied by reloadconfig, no watcher restarted for it
+        elsewhere = tmp_path / "clients2"
+        elsewhere.mkdir()
+        shutil.copy(keydir / "admin.key", elsewhere / "admin.key")
+        shutil.copy(keydir / "stranger.key", elsewhere / "late.key")
+        pids = daemon.call("list", name="w")["pids"]
+        daemon.config_path.write_text(daemon.config_text.replace(str(clients), str(elsewhere)))
+        assert daemon.call("reloadconfig", waiting=True)["status"] == "ok"
+        assert _answers(daemon, late)
+        assert daemon.call("list", name="w")["pids"] == pids
+        assert "global settings changed" not in daemon.log_text()
