@@ -23,7 +23,7 @@ import pytest
 from support import pid_state, wait_gone
 
 from circus import __version__
-from circus.testing import CircusdProcess
+from circus.testing import CircusdProcess, wait_until
 
 CONFIG = """\
 [watcher:sleeper]
@@ -61,14 +61,6 @@ def ctl(daemon: CircusdProcess, *args: str, stdin: str = "") -> subprocess.Compl
 
 def pids(daemon: CircusdProcess, name: str = "sleeper") -> list[int]:
     return list(daemon.call("list", name=name)["pids"])
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.02)
 
 
 def test_read_only_commands_render_the_daemons_state(daemon: CircusdProcess) -> None:
@@ -170,10 +162,10 @@ def test_process_count_commands_change_the_real_process_count(daemon: CircusdPro
     assert len(pids(daemon)) == 4
     out = ctl(daemon, "decr", "sleeper", "--waiting")
     assert (out.returncode, out.stdout) == (0, "3\n")
-    wait_until(lambda: len(pids(daemon)) == 3)
+    wait_until(lambda: len(pids(daemon)) == 3, "3 processes after decr")
     out = ctl(daemon, "set", "sleeper", "numprocesses", "1", "stop_signal", "INT", "--waiting")
     assert (out.returncode, out.stdout) == (0, "ok\n")
-    wait_until(lambda: len(pids(daemon)) == 1)
+    wait_until(lambda: len(pids(daemon)) == 1, "1 process after set numprocesses")
     options = daemon.call("get", name="sleeper", keys=["numprocesses", "stop_signal"])["options"]
     assert options == {"numprocesses": 1, "stop_signal": int(signal.SIGINT)}
     out = ctl(daemon, "set", "sleeper", "env", "A=1,B=2", "--waiting")
@@ -200,7 +192,8 @@ def test_lifecycle_commands_start_stop_restart_reload(daemon: CircusdProcess) ->
     assert not set(restarted) & set(started)
 
     assert ctl(daemon, "reload", "sleeper", "--waiting").returncode == 0
-    wait_until(lambda: len(pids(daemon)) == 2 and not set(pids(daemon)) & set(restarted))
+    wait_until(lambda: len(pids(daemon)) == 2 and not set(pids(daemon)) & set(restarted),
+               "2 new processes after reload")
 
     out = ctl(daemon, "start", "oth.*", "--match", "regex", "--waiting")
     assert out.returncode == 0
@@ -212,17 +205,20 @@ def test_kill_signal_add_rm(daemon: CircusdProcess) -> None:
     out = ctl(daemon, "kill", "sleeper", str(victim), "--graceful_timeout", "2", "--waiting")
     assert (out.returncode, out.stdout) == (0, "ok\n")
     assert wait_gone(victim)
-    wait_until(lambda: len(pids(daemon)) == 2 and victim not in pids(daemon))
+    wait_until(lambda: len(pids(daemon)) == 2 and victim not in pids(daemon),
+               "the killed process replaced")
     assert survivor in pids(daemon)
 
     out = ctl(daemon, "signal", "sleeper", str(survivor), "KILL")
     assert out.returncode == 0
     assert wait_gone(survivor)
-    wait_until(lambda: len(pids(daemon)) == 2 and survivor not in pids(daemon))
+    wait_until(lambda: len(pids(daemon)) == 2 and survivor not in pids(daemon),
+               "the signalled process replaced")
 
     out = ctl(daemon, "add", "--start", "extra", "sleep", "1000")
     assert (out.returncode, out.stdout) == (0, "ok\n")
-    wait_until(lambda: daemon.call("status", name="extra")["status"] == "active")
+    wait_until(lambda: daemon.call("status", name="extra")["status"] == "active",
+               "the added watcher active")
     extra = pids(daemon, "extra")
     assert len(extra) == 1
     out = ctl(daemon, "rm", "extra", "--waiting")
@@ -231,7 +227,7 @@ def test_kill_signal_add_rm(daemon: CircusdProcess) -> None:
     assert wait_gone(extra[0])
 
     ctl(daemon, "add", "--start", "kept", "sleep", "1000")
-    wait_until(lambda: len(pids(daemon, "kept")) == 1)
+    wait_until(lambda: len(pids(daemon, "kept")) == 1, "the kept watcher's process")
     (kept,) = pids(daemon, "kept")
     try:
         out = ctl(daemon, "rm", "kept", "--nostop", "--waiting")
@@ -252,7 +248,8 @@ def test_add_takes_start_before_name_or_at_the_end_as_019_did(daemon: CircusdPro
     assert out.returncode == 0
     assert json.loads(out.stdout)["status"] == "ok"
     for name in ("late", "quoted"):
-        wait_until(lambda name=name: daemon.call("status", name=name)["status"] == "active")
+        wait_until(lambda name=name: daemon.call("status", name=name)["status"] == "active",
+                   "the watcher active")
         assert daemon.call("get", name=name, keys=["cmd"])["options"]["cmd"] == "sleep 1000"
         assert len(pids(daemon, name)) == 1
     # inside the command line, or after --, it is the program's: added, not started
@@ -363,7 +360,8 @@ def test_incr_while_backing_off_says_when_the_new_processes_start(
     # on stderr (stdout stays the number scripts read), the daemon in its log
     daemon = circusd("[watcher:crasher]\ncmd = sh -c 'exit 1'\nbackoff_start = 30\n"
                      "backoff_max = 30\n")
-    wait_until(lambda: daemon.call("status", name="crasher")["status"] == "backoff")
+    wait_until(lambda: daemon.call("status", name="crasher")["status"] == "backoff",
+               "the crash loop in backoff")
     reply = daemon.call("incr", name="crasher", nb=2, waiting=True)
     assert reply["status"] == "ok"
     assert reply["numprocesses"] == 3

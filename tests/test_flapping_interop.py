@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from circus.testing import EventCollector, run_plugin
+from circus.testing import EventCollector, run_plugin, wait_until
 from circus.transports import CommandClient
 
 TIMEOUT = 40.0
@@ -41,14 +40,6 @@ def read(log: Path) -> str:
         return log.read_text(errors="replace")
     except FileNotFoundError:
         return ""
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def wait_plugin_ready(client: CommandClient, log: Path, watcher: str) -> None:

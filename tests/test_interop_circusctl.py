@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from original_circus import OriginalCircus, OriginalDaemon, run_original_circusc
 from support import wait_gone
 
 from circus.client import CircusClient
-from circus.testing import CircusdProcess
+from circus.testing import CircusdProcess, wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -41,14 +40,6 @@ autostart = false
 def ours(tmp_path: Path) -> Iterator[CircusdProcess]:
     with CircusdProcess(WATCHERS, tmp_path / "ours") as daemon:
         yield daemon
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.02)
 
 
 class Ctl:
@@ -100,15 +91,15 @@ def test_original_circusctl_drives_our_circusd(
     assert ctl.ok("incr", "sleeper", "2", "--waiting") == "4\n"
     assert len(pids(ours)) == 4
     assert ctl.ok("decr", "sleeper", "--waiting") == "3\n"
-    wait_until(lambda: len(pids(ours)) == 3)
+    wait_until(lambda: len(pids(ours)) == 3, "3 processes after decr --waiting")
     assert ctl.ok("incr", "sleeper") == "ok\n"
-    wait_until(lambda: len(pids(ours)) == 4)
+    wait_until(lambda: len(pids(ours)) == 4, "4 processes after incr")
     assert ctl.ok("decr", "sleeper", "2") == "ok\n"
-    wait_until(lambda: len(pids(ours)) == 2)
+    wait_until(lambda: len(pids(ours)) == 2, "2 processes after decr 2")
 
     # set: the original converts values itself (ints, floats, signal names)
     assert ctl.ok("set", "sleeper", "numprocesses", "3", "--waiting") == "ok\n"
-    wait_until(lambda: len(pids(ours)) == 3)
+    wait_until(lambda: len(pids(ours)) == 3, "3 processes after set numprocesses")
     assert ctl.ok("set", "sleeper", "stop_signal", "INT", "graceful_timeout", "7") == "ok\n"
     assert ctl.ok("get", "sleeper", "stop_signal", "graceful_timeout", "numprocesses") == (
         "stop_signal: 2\ngraceful_timeout: 7.0\nnumprocesses: 3\n"
@@ -129,9 +120,10 @@ def test_original_circusctl_drives_our_circusd(
     assert len(restarted) == 3
     assert not set(restarted) & set(started)
     assert ctl.ok("start", "idle") == "ok\n"
-    wait_until(lambda: ours.call("status", name="idle")["status"] == "active")
+    wait_until(lambda: ours.call("status", name="idle")["status"] == "active", "idle active")
     assert ctl.ok("stop") == "ok\n"
-    wait_until(lambda: ours.call("status")["statuses"] == {"idle": "stopped", "sleeper": "stopped"})
+    wait_until(lambda: ours.call("status")["statuses"] == {"idle": "stopped", "sleeper": "stopped"},
+               "every watcher stopped")
 
     # error replies: exit 3 (0.19's status rendering prints only "error", a bug of its own)
     out = ctl("status", "nope")
@@ -143,7 +135,7 @@ def test_original_circusctl_drives_our_circusd(
 
     # quit: the daemon exits 0 and leaves no process behind
     ctl.ok("start", "--waiting")
-    wait_until(lambda: len(pids(ours)) == 3)
+    wait_until(lambda: len(pids(ours)) == 3, "3 processes after start")
     running = pids(ours)
     assert ctl.ok("quit") == "ok\n"
     assert ours.popen is not None

@@ -18,14 +18,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import psutil
 import pytest
 from original_circus import OriginalDaemon
 from support import wait_gone
 
-from circus.testing import CircusdProcess, terminate
+from circus.testing import CircusdProcess, terminate, wait_until
 
 EMIT = """\
 import os, sys, time
@@ -42,17 +42,6 @@ def circusctl(daemon: CircusdProcess, *args: str) -> subprocess.CompletedProcess
         [sys.executable, "-m", "circus.circusctl", "--endpoint", daemon.endpoint, *args],
         capture_output=True, text=True, timeout=60, check=False,
     )
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.05)
 
 
 def pids(daemon: CircusdProcess, name: str) -> list[int]:

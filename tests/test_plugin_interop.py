@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from circus.testing import wait_until
 from circus.transports import CommandClient
 
 WAIT = 30.0
@@ -90,14 +91,6 @@ def runner(project: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
             proc.wait(WAIT)
 
 
-def wait_for(predicate: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def read(path: Path) -> str:
     return path.read_text() if path.exists() else ""
 
@@ -109,7 +102,7 @@ def test_seed_logger_via_our_runner_against_circusd_019(
     daemon = original_circusd("[watcher:w]\ncmd = sleep 120\n", circus_options={"check_delay": 1})
     events = tmp_path / "events.txt"
     proc = runner(daemon, "h4interop.plugins.Logger", f"filename={events}")
-    wait_for(events.exists, "handle_init")
+    wait_until(events.exists, "handle_init")
     with CommandClient(daemon.endpoint, timeout=WAIT) as client:
         for _ in range(3):
             assert client.call("incr", name="w")["status"] == "ok"
@@ -131,7 +124,7 @@ def test_calls_from_a_plugin_against_circusd_019(
     daemon = original_circusd("[watcher:w]\ncmd = sleep 120\n", circus_options={"check_delay": 1})
     out = tmp_path / "out.txt"
     proc = runner(daemon, "h4interop.plugins.RoundTrip", f"out={out}")
-    wait_for(lambda: "list" in read(out), "handle_init's call")
+    wait_until(lambda: "list" in read(out), "handle_init's call")
     first = json.loads(read(out).splitlines()[0])["list"]
     assert first["status"] == "ok"
     assert first["watchers"] == ["w"]
@@ -142,7 +135,7 @@ def test_calls_from_a_plugin_against_circusd_019(
         time.sleep(0.2)
         return '"spawn"' in read(out)
 
-    wait_for(reported_spawn, "a spawn handled with a call inside handle_recv")
+    wait_until(reported_spawn, "a spawn handled with a call inside handle_recv")
     spawn = json.loads(next(line for line in read(out).splitlines() if '"spawn"' in line))
     assert spawn["status"] == "active"  # the 0.19 `status NAME` override (C5) came through
     proc.terminate()
@@ -164,7 +157,7 @@ def test_bundled_logger_by_short_name_against_circusd_019(
         time.sleep(0.2)
         return "watcher.w.spawn::" in read(events)
 
-    wait_for(events.exists, "the logger to open its file")
-    wait_for(logged, "spawn lines from circusd 0.19")
+    wait_until(events.exists, "the logger to open its file")
+    wait_until(logged, "spawn lines from circusd 0.19")
     proc.terminate()
     assert proc.wait(WAIT) == 0

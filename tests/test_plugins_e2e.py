@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from circus.testing import CircusdProcess, EventCollector
+from circus.testing import CircusdProcess, EventCollector, wait_until
 
 WAIT = 30.0
 
@@ -121,14 +121,6 @@ def circusd(tmp_path: Path, project: Path) -> Iterator[Callable[..., CircusdProc
         daemon.stop()
 
 
-def wait_for(predicate: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def read(path: Path) -> str:
     return path.read_text() if path.exists() else ""
 
@@ -140,7 +132,7 @@ def plugin_pid(daemon: CircusdProcess, name: str) -> int:
         pids[:] = daemon.call("list", name=f"plugin:{name}").get("pids", [])
         return bool(pids)
 
-    wait_for(found, f"plugin:{name} to run")
+    wait_until(found, f"plugin:{name} to run")
     return pids[0]
 
 
@@ -152,7 +144,7 @@ def test_seed_logger_from_config_and_handle_stop_when_circusd_stops_it(
     daemon = circusd(f"[watcher:w]\ncmd = sleep 120\n\n"
                      f"[plugin:logger]\nuse = {use}\nfilename = {events}\n")
     pid = plugin_pid(daemon, "logger")
-    wait_for(events.exists, "handle_init to create the file")  # SUB connected before this
+    wait_until(events.exists, "handle_init to create the file")  # SUB connected before this
     with EventCollector(daemon.pubsub_endpoint) as collector:
         collector.wait_ready(daemon, "w")
         # The seed never flushes, so its subscription cannot be observed from here: spread the
@@ -177,14 +169,14 @@ def test_bundled_logger_by_short_name_from_config_with_topics_filter(
     daemon = circusd(f"[watcher:w]\ncmd = sleep 120\n\n[plugin:log]\nuse = logger\n"
                      f"filename = {events}\ntopics = watcher.w.spawn\n")
     plugin_pid(daemon, "log")
-    wait_for(events.exists, "the logger to open its file")
+    wait_until(events.exists, "the logger to open its file")
 
     def logged_spawn() -> bool:
         daemon.call("incr", name="w", waiting=True)
         time.sleep(0.1)
         return "watcher.w.spawn" in read(events)
 
-    wait_for(logged_spawn, "a spawn line")
+    wait_until(logged_spawn, "a spawn line")
     lines = read(events).splitlines()
     assert lines
     assert all(line.startswith("watcher.w.spawn::") for line in lines)  # updated/kill filtered
@@ -205,7 +197,7 @@ def test_short_names_via_the_runner_and_a_third_party_hook(
                      ["h4seed", f"filename={seed}"])
     ]
     try:
-        wait_for(lambda: bundled.exists() and seed.exists(), "both plugins to start")
+        wait_until(lambda: bundled.exists() and seed.exists(), "both plugins to start")
 
         def logged() -> bool:
             daemon.call("set", name="w", options={"graceful_timeout": 30})
@@ -213,7 +205,7 @@ def test_short_names_via_the_runner_and_a_third_party_hook(
             time.sleep(0.1)
             return "watcher.w.spawn" in read(bundled)
 
-        wait_for(logged, "the bundled logger to log a spawn")
+        wait_until(logged, "the bundled logger to log a spawn")
         for proc in procs:
             proc.terminate()
             assert proc.wait(WAIT) == 0
@@ -233,7 +225,7 @@ def test_call_and_cast_round_trip_under_circusd(
     out = tmp_path / "roundtrip.txt"
     daemon = circusd(f"[watcher:w]\ncmd = sleep 120\n\n[plugin:rt]\n"
                      f"use = h4e2e.roundtrip.RoundTrip\nout = {out}\n")
-    wait_for(lambda: "init" in read(out), "handle_init's call")
+    wait_until(lambda: "init" in read(out), "handle_init's call")
     init = json.loads(read(out).splitlines()[0])["init"]
     assert init["status"] == "ok"
     assert sorted(init["watchers"]) == ["plugin:rt", "w"]
@@ -243,8 +235,8 @@ def test_call_and_cast_round_trip_under_circusd(
         time.sleep(0.05)
         return "numprocesses" in read(out)
 
-    wait_for(counted, "a call from handle_recv")
-    wait_for(lambda: daemon.call("numprocesses", name="w")["numprocesses"] >= 2, "the cast incr")
+    wait_until(counted, "a call from handle_recv")
+    wait_until(lambda: daemon.call("numprocesses", name="w")["numprocesses"] >= 2, "the cast incr")
     daemon.call("stop", name="plugin:rt", waiting=True)
     assert read(out).splitlines()[-1] == "stopped"
 

@@ -21,17 +21,9 @@ from circus.hookspecs import PluginEvent
 from circus.plugins import AsyncCircusPlugin, CircusPlugin, PluginCore, PluginFailed
 from circus.plugins.base import Phase
 from circus.plugins.testing import RunningPlugin
-from circus.testing import CircusdProcess
+from circus.testing import CircusdProcess, wait_until
 
 WAIT = 20.0
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = WAIT, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or predicate}")
-        time.sleep(0.01)
 
 
 @pytest.fixture

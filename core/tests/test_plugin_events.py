@@ -11,7 +11,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,19 +23,11 @@ from circus.plugins import AsyncCircusPlugin, CircusPlugin, PluginCore
 from circus.plugins.sequence import Gap, read_stamp
 from circus.plugins.snapshot import Snapshot
 from circus.plugins.testing import RunningPlugin
-from circus.testing import CircusdProcess
+from circus.testing import CircusdProcess, wait_until
 from circus.transports import CommandClient
 
 WAIT = 20.0
 CONFIG = "[watcher:w]\ncmd = sleep 120\nnumprocesses = 2\n"
-
-
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 @contextmanager

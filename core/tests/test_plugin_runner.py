@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from circus.testing import CircusdProcess
+from circus.testing import CircusdProcess, wait_until
 
 WAIT = 30.0
 
@@ -86,14 +86,6 @@ def run(*args: str, project: Path | None = None) -> subprocess.CompletedProcess[
     env = env_for(project) if project else None
     return subprocess.run(runner(*args), capture_output=True, text=True, timeout=WAIT,
                           env=env, check=False)
-
-
-def wait_for(predicate: object, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 class Running:
@@ -210,7 +202,7 @@ def test_seed_logger_by_dotted_path_and_sigterm_runs_handle_stop(
                   "h4proj.plugins.Logger", f"filename={events}"], project)
     # handle_init creates the file, after the SUB socket connected; the subscription itself
     # settles asynchronously, so publish a few spawns spread over a second
-    wait_for(events.exists, "handle_init to open the file")
+    wait_until(events.exists, "handle_init to open the file")
     for _ in range(4):
         daemon.call("incr", name="w", waiting=True)
         time.sleep(0.25)
@@ -238,14 +230,14 @@ def test_sigint_config_extras_reload_and_a_failing_handler(
         "--log-output", str(log), "--log-format", "json",
         "h4proj.plugins.Reporter", "x=2", "-o", "y=3",
     ], project)
-    wait_for(lambda: out.exists() and "init" in out.read_text(), "handle_init")
+    wait_until(lambda: out.exists() and "init" in out.read_text(), "handle_init")
     first = json.loads(out.read_text().splitlines()[0])
     assert first["check_delay"] == 1.5
     assert first["config"] == {"out": str(out), "note": "two words, 'quoted'", "x": "2", "y": "3"}
     # handle_recv raises on every `updated`: the plugin keeps receiving events
     provoke_until(daemon, lambda: out.read_text().count("updated") >= 2, "two updated events")
     proc.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "reload" in out.read_text(), "handle_reload")
+    wait_until(lambda: "reload" in out.read_text(), "handle_reload")
     assert proc.signal(signal.SIGINT) == 0
     assert out.read_text().splitlines()[-1] == "stop"
     records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
@@ -268,7 +260,7 @@ def test_inactive_plugin_idles_until_stopped(
     out = tmp_path / "never.txt"
     proc = spawn(["--endpoint", daemon.endpoint, "--pubsub", daemon.pubsub_endpoint,  # type: ignore[operator]
                   "h4proj.plugins.Reporter", f"out={out}", "active=false"], project)
-    wait_for(lambda: "not active" in proc.text(), "the idle message")
+    wait_until(lambda: "not active" in proc.text(), "the idle message")
     assert proc.proc.poll() is None
     assert proc.signal(signal.SIGTERM) == 0
     assert not out.exists()

@@ -56,13 +56,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import psutil
 import zmq
 
 from circus.errors import CallError
 from circus.transports import CommandClient
+
+_T = TypeVar("_T")
 
 Event = tuple[str, dict[str, Any]]
 Predicate = Callable[[str, dict[str, Any]], bool]
@@ -441,17 +443,20 @@ def missing_part(what: str) -> NoReturn:
 
 
 def wait_until(
-    condition: Callable[[], bool], what: str, timeout: float = 30.0, *,
+    condition: Callable[[], _T], what: str, timeout: float = 30.0, *,
     daemon: CircusdProcess | None = None,
-) -> None:
-    """Poll ``condition`` (every 20 ms) until it holds; on timeout an AssertionError naming
-    ``what``, with ``daemon``'s log when given (what a plugin logged is usually the clue)."""
+) -> _T:
+    """Poll ``condition`` (every 20 ms) until it returns a true value, and return that value
+    (``pid = wait_until(lambda: new_pid(), "the respawn")``); on timeout an AssertionError
+    naming ``what``, with ``daemon``'s log when given (what a plugin logged is usually the
+    clue)."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (value := condition()):
         if time.monotonic() > deadline:
             context = f":\n{daemon.log_text()}" if daemon is not None else ""
             raise AssertionError(f"timed out after {timeout} s waiting for {what}{context}")
         time.sleep(0.02)
+    return value
 
 
 def free_port() -> int:

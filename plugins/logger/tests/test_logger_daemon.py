@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from circus.testing import CircusdError, CircusdProcess
+from circus.testing import CircusdError, CircusdProcess, wait_until
 
 TIMEOUT = 30.0
 WATCHERS = (
@@ -31,14 +31,6 @@ def lines(path: Path) -> list[str]:
         return path.read_text().splitlines()
     except FileNotFoundError:
         return []
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def poke_until(daemon: CircusdProcess, watcher: str, seen: Callable[[], bool]) -> None:

@@ -180,16 +180,10 @@ from __future__ import annotations
 
 import os
 import signal
-import time
+
+from circus.testing import wait_until
 
 from $package.plugin import $cls
-
-
-def wait_until(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_follows_spawns_and_reaps(plugin_harness):
@@ -212,7 +206,8 @@ def test_against_a_real_circusd(circusd, circus_plugin):
     assert plugin.pids["web"] == pids
     victim = min(pids)
     os.kill(victim, signal.SIGKILL)  # circusd reaps it and spawns a replacement
-    wait_until(lambda: victim not in plugin.pids["web"] and len(plugin.pids["web"]) == 2)
+    wait_until(lambda: victim not in plugin.pids["web"] and len(plugin.pids["web"]) == 2,
+               "the reap and the respawn")
 '''
 
 
