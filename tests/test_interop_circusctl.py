@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -37,9 +36,8 @@ autostart = false
 
 
 @pytest.fixture
-def ours(tmp_path: Path) -> Iterator[CircusdProcess]:
-    with CircusdProcess(WATCHERS, tmp_path / "ours") as daemon:
-        yield daemon
+def ours(circusd: Callable[..., CircusdProcess]) -> CircusdProcess:
+    return circusd(WATCHERS)
 
 
 class Ctl:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -107,18 +107,16 @@ def env_with(project: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def circusd(tmp_path: Path, project: Path) -> Iterator[Callable[..., CircusdProcess]]:
-    started: list[CircusdProcess] = []
+def circusd(
+    circusd: Callable[..., CircusdProcess], project: Path
+) -> Callable[..., CircusdProcess]:
+    """circus-core's ``circusd`` fixture, with the test project importable (and hook loading
+    on) in circusd and the plugins it starts."""
 
     def start(config: str) -> CircusdProcess:
-        daemon = CircusdProcess(config, tmp_path / f"d{len(started)}", check_delay=1,
-                                env=env_with(project))
-        started.append(daemon)
-        return daemon.start()
+        return circusd(config, check_delay=1, env=env_with(project))
 
-    yield start
-    for daemon in started:
-        daemon.stop()
+    return start
 
 
 def read(path: Path) -> str:
