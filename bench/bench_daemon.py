@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 import os
 import signal
 import tempfile
@@ -40,6 +39,7 @@ from harness import (
     median,
     original,
     percentile,
+    ratio,
     rss_mb,
     running,
     sides,
@@ -163,11 +163,7 @@ SCENARIOS: dict[str, Callable[[Side], dict[str, float]]] = {
 }
 
 
-def _ratio(numerator: float, denominator: float) -> str:
-    if not denominator or math.isnan(numerator) or math.isnan(denominator):
-        return "n/a"
-    value = numerator / denominator
-    return f"{value:,.0f}x" if value >= 100 else f"{value:.2f}x"
+_ratio = functools.partial(ratio, digits=2)
 
 
 def render(results: dict[str, Result]) -> str:

@@ -14,6 +14,8 @@ Adding a case: write a class with the attributes and methods of :class:`Case` (s
 the work directory) and returns a :class:`Result`.
 
 Usage: ``.venv/bin/python bench/bench_plugin_actions.py [--quick] [--write] [--only a,b]``.
+``--quick`` (the CI smoke run) takes one sample per case and waits 0.2 s, not a check period,
+for late or repeated actions: it proves each case runs end to end, its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from original_circus import OriginalCircus
 
 from circus.client import CircusClient
 from circus.plugins.codec import encode_config
-from circus.testing import CircusdProcess, terminate
+from circus.testing import CircusdProcess, free_port, terminate
 
 OURS, ORIGINAL = "ours", "original 0.19"
 READY_TIMEOUT = 60.0
@@ -77,15 +79,22 @@ class Run:
     client: CircusClient
     events: Recorder
     work: Path
-    quick: bool
+    quick: bool  # a --quick smoke run: shorter settling (see :meth:`settle`)
 
-    def first_event(self, topic: str, start: int, timeout: float) -> float | None:
-        """The daemon's ``time`` of the first ``topic`` event from index ``start`` of the
-        recorded events, waiting up to ``timeout`` seconds; None if none came."""
+    def settle(self, seconds: float) -> None:
+        """Give late or repeated actions ``seconds`` to show up before they are counted; a
+        ``--quick`` run (a smoke test whose counts mean nothing) waits 0.2 s at most."""
+        time.sleep(min(seconds, 0.2) if self.quick else seconds)
+
+    def first_event(self, topic: str, start: int, timeout: float,
+                    pid: int | None = None) -> float | None:
+        """The daemon's ``time`` of the first ``topic`` event (about process ``pid`` when
+        given) from index ``start`` of the recorded events, waiting up to ``timeout`` seconds;
+        None if none came."""
         deadline = time.monotonic() + timeout
         while True:
-            found = next((p["time"] for _, t, p in self.events.events[start:] if t == topic),
-                         None)
+            found = next((p["time"] for _, t, p in self.events.events[start:]
+                          if t == topic and pid in (None, p.get("process_pid"))), None)
             if found is not None or time.monotonic() > deadline:
                 return found
             time.sleep(0.01)
@@ -294,7 +303,7 @@ class WatchdogCase:
                         self._killed(run, pid) for pid in pids):
                     break
                 time.sleep(0.01)
-        time.sleep(self.loop_rate + 0.5)  # late or repeated kills show up here
+        run.settle(self.loop_rate + 0.5)  # late or repeated kills show up here
         for pid, condition in silenced.items():
             kills = self._killed(run, pid)
             if not kills:
@@ -364,7 +373,7 @@ class CommandReloaderCase:
             result.delays.append(kill - changed)
             # back to one running process before the next change
             wait_pids(run.client, "app", 1)
-        time.sleep(self.loop_rate + 0.5)  # late or repeated restarts show up here
+        run.settle(self.loop_rate + 0.5)  # late or repeated restarts show up here
         spawns = [t for _, t, _ in run.events.events[start:] if t == "watcher.app.spawn"]
         result.repeated = max(0, len(spawns) - len(result.delays))
         result.wrong = sum(1 for _, t, _ in run.events.events[start:]
@@ -372,12 +381,89 @@ class CommandReloaderCase:
         return result
 
 
-# -- http_observer: the health URL fails -----------------------------------------------------------
+# -- the health-check plugins: http_observer, redis_observer -------------------------------------
+
+class ObserverCase:
+    """A health-check plugin watching a server that ``watcher`` runs on ``port``: each sample
+    waits until the server answers, lets the previous restart's cooldown pass, breaks the server
+    (:meth:`provoke`) and times circusd's ``kill`` of that very process. A ``bystander`` watcher
+    must never be killed.
+
+    Subclasses give the watcher's command, the plugin options, the probe (``request`` and the
+    start of a good ``answer``) and how to break and afterwards release the server.
+    """
+
+    watcher: str
+    request: bytes
+    answer: bytes
+    loop_rate = 1.0
+    cooldown = 2.0
+
+    def __init__(self) -> None:
+        self.port = free_port()
+
+    def prepare(self, run: Run) -> None:
+        wait_pids(run.client, self.watcher, 1)
+
+    def finish(self, run: Run) -> None:
+        pass
+
+    def answers(self) -> bool:
+        """One probe on a fresh connection: does the server give a good answer?"""
+        with contextlib.suppress(OSError), socket.create_connection(
+                ("127.0.0.1", self.port), timeout=1.0) as sock:
+            sock.sendall(self.request)
+            return sock.recv(64).startswith(self.answer)
+        return False
+
+    def provoke(self, run: Run, pid: int) -> float:
+        """Break the server (process ``pid``); returns the wall time it broke."""
+        raise NotImplementedError
+
+    def release(self, run: Run, pid: int, acted: bool) -> None:
+        """After the plugin acted on ``pid`` (or missed it): whatever lets the next sample start
+        from a healthy server."""
+
+    def measure(self, run: Run, samples: int) -> Result:
+        result = Result()
+        start = len(run.events.events)
+        kill_topic = f"watcher.{self.watcher}.kill"
+        for index in range(samples):
+            _wait_until(self.answers, 30.0)
+            # past the cooldown of the previous restart, at a varying phase of the check period
+            time.sleep(self.cooldown + self.loop_rate * ((index * 0.37) % 1.0))
+            pid = wait_pids(run.client, self.watcher, 1)[0]
+            mark = len(run.events.events)
+            broke = self.provoke(run, pid)
+            kill = run.first_event(kill_topic, mark, 2 * self.loop_rate + 10.0, pid=pid)
+            self.release(run, pid, kill is not None)
+            if kill is None:
+                result.missed += 1
+                continue
+            result.delays.append(kill - broke)
+            _wait_until(lambda p=pid: p not in wait_pids(run.client, self.watcher, 1), 30.0)
+        run.settle(2 * self.loop_rate + 0.5)  # late or repeated restarts show up here
+        killed = {p["process_pid"] for _, t, p in run.events.events[start:] if t == kill_topic}
+        result.repeated = max(0, len(killed) - len(result.delays))
+        result.wrong = sum(1 for _, t, _ in run.events.events[start:]
+                           if t == "watcher.bystander.kill")
+        return result
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``condition`` every 50 ms for up to ``timeout`` seconds; whether it came true."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
 
 HEALTH_SERVER = BENCH_DIR.parent / "plugins" / "http_observer" / "tests" / "health_server.py"
 
 
-class HttpObserverCase:
+class HttpObserverCase(ObserverCase):
     """``web``'s health URL starts answering 503; the action is circusd's ``kill`` of ``web``.
 
     The server (the http_observer tests' ``health_server.py``) heals when restarted, so each
@@ -392,12 +478,9 @@ class HttpObserverCase:
     ready = ("observing http://", "Starting")
     #: the original cannot be constructed with tornado >= 5 (contract B6)
     original_broken = "AsyncHTTPClient(io_loop=...) fails with tornado >= 5 (B6): never runs"
-    loop_rate = 1.0
-
-    def __init__(self) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
+    watcher = "web"
+    request = b"GET /health HTTP/1.0\r\n\r\n"
+    answer = b"HTTP/1.0 200"
 
     def watchers(self, work: Path) -> str:
         return (f"[watcher:web]\ncmd = {sys.executable} {HEALTH_SERVER} {self.port} {work}\n"
@@ -406,47 +489,15 @@ class HttpObserverCase:
     def options(self, work: Path) -> dict[str, str]:
         return {"check_url": f"http://127.0.0.1:{self.port}/health", "timeout": "1",
                 "loop_rate": f"{self.loop_rate:g}", "restart_on_error": "web",
-                "cooldown": "2"}
+                "cooldown": f"{self.cooldown:g}"}
 
-    def prepare(self, run: Run) -> None:
-        wait_pids(run.client, "web", 1)
+    def provoke(self, run: Run, pid: int) -> float:
+        (run.work / "unhealthy").write_text("status")
+        return time.time()
 
-    def finish(self, run: Run) -> None:
-        pass
-
-    def _healthy(self) -> bool:
-        with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=1.0) as sock:
-            sock.sendall(b"GET /health HTTP/1.0\r\n\r\n")
-            return sock.recv(64).startswith(b"HTTP/1.0 200")
-        return False
-
-    def measure(self, run: Run, samples: int) -> Result:
-        result = Result()
-        start = len(run.events.events)
-        for index in range(samples):
-            deadline = time.monotonic() + 30.0
-            while not self._healthy() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            # past the cooldown of the previous restart, at a varying phase of the check period
-            time.sleep(2.0 + self.loop_rate * ((index * 0.37) % 1.0))
-            mark = len(run.events.events)
-            (run.work / "unhealthy").write_text("status")
-            failed = time.time()
-            kill = run.first_event("watcher.web.kill", mark, 2 * self.loop_rate + 10.0)
-            if kill is None:
-                result.missed += 1
-                (run.work / "unhealthy").unlink(missing_ok=True)
-                continue
-            result.delays.append(kill - failed)
-            wait_pids(run.client, "web", 1)
-        time.sleep(2 * self.loop_rate + 0.5)  # late or repeated restarts show up here
-        killed = {p["process_pid"] for _, t, p in run.events.events[start:]
-                  if t == "watcher.web.kill"}
-        result.repeated = max(0, len(killed) - len(result.delays))
-        result.wrong = sum(1 for _, t, _ in run.events.events[start:]
-                           if t == "watcher.bystander.kill")
-        return result
+    def release(self, run: Run, pid: int, acted: bool) -> None:
+        if not acted:  # a restarted server removes the marker itself
+            (run.work / "unhealthy").unlink(missing_ok=True)
 
 
 # -- resource_watcher: a process goes over its memory limit ---------------------------------------
@@ -522,7 +573,7 @@ class ResourceWatcherCase:
                 if time.monotonic() > deadline:
                     raise RuntimeError("app did not come back after its restart")
                 time.sleep(0.05)
-        time.sleep(self.loop_rate + 0.5)  # late or repeated restarts show up here
+        run.settle(self.loop_rate + 0.5)  # late or repeated restarts show up here
         stops = sum(1 for _, t, _ in run.events.events[start:] if t == "watcher.app.stop")
         result.repeated = max(0, stops - len(result.delays))
         return result
@@ -556,7 +607,7 @@ class ResourceWatcherStreamCase(ResourceWatcherCase):
 
 # -- redis_observer: Redis hangs ------------------------------------------------------------------
 
-class RedisObserverCase:
+class RedisObserverCase(ObserverCase):
     """``redis`` (a real redis-server, a watcher) is frozen with SIGSTOP: it keeps its socket
     but answers nothing. The action is circusd's ``kill`` of it; SIGCONT then lets it die."""
 
@@ -567,13 +618,10 @@ class RedisObserverCase:
     ready = ("observing redis://", "Starting")
     original_broken = ("needs the redis library, absent from the 0.19 install; with it, "
                        "timeout is passed positionally to the URL factory (B7)")
-    loop_rate = 1.0
+    watcher = "redis"
+    request = b"PING\r\n"
+    answer = b"+PONG"
     timeout = 0.5
-
-    def __init__(self) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
 
     def watchers(self, work: Path) -> str:
         conf = work / "redis.conf"
@@ -585,56 +633,15 @@ class RedisObserverCase:
     def options(self, work: Path) -> dict[str, str]:
         return {"redis_url": f"redis://127.0.0.1:{self.port}/0",
                 "loop_rate": f"{self.loop_rate:g}", "timeout": f"{self.timeout:g}",
-                "restart_on_timeout": "redis", "cooldown": "2"}
+                "restart_on_timeout": "redis", "cooldown": f"{self.cooldown:g}"}
 
-    def prepare(self, run: Run) -> None:
-        wait_pids(run.client, "redis", 1)
+    def provoke(self, run: Run, pid: int) -> float:
+        os.kill(pid, signal.SIGSTOP)
+        return time.time()
 
-    def finish(self, run: Run) -> None:
-        pass
-
-    def _answers(self) -> bool:
-        with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=1.0) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-        return False
-
-    def measure(self, run: Run, samples: int) -> Result:
-        result = Result()
-        start = len(run.events.events)
-        for index in range(samples):
-            deadline = time.monotonic() + 30.0
-            while not self._answers() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            # past the cooldown of the previous restart, at a varying phase of the check period
-            time.sleep(2.0 + self.loop_rate * ((index * 0.37) % 1.0))
-            pid = wait_pids(run.client, "redis", 1)[0]
-            mark = len(run.events.events)
-            os.kill(pid, signal.SIGSTOP)
-            frozen = time.time()
-            deadline = time.monotonic() + 2 * self.loop_rate + 10.0
-            kill: float | None = None
-            while kill is None and time.monotonic() < deadline:
-                kill = next((p["time"] for _, t, p in run.events.events[mark:]
-                             if t == "watcher.redis.kill" and p["process_pid"] == pid), None)
-                time.sleep(0.01)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)  # let the SIGTERM act (or thaw a missed one)
-            if kill is None:
-                result.missed += 1
-                continue
-            result.delays.append(kill - frozen)
-            deadline = time.monotonic() + 30.0
-            while pid in wait_pids(run.client, "redis", 1) and time.monotonic() < deadline:
-                time.sleep(0.05)
-        time.sleep(2 * self.loop_rate + 0.5)  # late or repeated restarts show up here
-        killed = {p["process_pid"] for _, t, p in run.events.events[start:]
-                  if t == "watcher.redis.kill"}
-        result.repeated = max(0, len(killed) - len(result.delays))
-        result.wrong = sum(1 for _, t, _ in run.events.events[start:]
-                           if t == "watcher.bystander.kill")
-        return result
+    def release(self, run: Run, pid: int, acted: bool) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)  # let the SIGTERM act (or thaw a missed one)
 
 
 #: the redis_observer case needs a real redis-server (Debian package redis-server)
@@ -663,7 +670,7 @@ def _faults(result: Result) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="few samples (CI smoke run)")
+    parser.add_argument("--quick", action="store_true", help="one sample per case (CI smoke run)")
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument("--only", default="", help="comma-separated case names")
     args = parser.parse_args()
@@ -673,7 +680,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown case(s): {', '.join(sorted(unknown))}; "
                      f"known: {', '.join(factories)}")
-    samples = 3 if args.quick else 12
+    samples = 1 if args.quick else 12
     header = machine_line()
     installed = original()
     rows = []

@@ -224,13 +224,14 @@ def fmt_ms(seconds: float) -> str:
     return f"{ms:.2f} ms" if ms < 100 else f"{ms:.0f} ms"
 
 
-def ratio(numerator: float, denominator: float) -> str:
+def ratio(numerator: float, denominator: float, digits: int = 1) -> str:
     """``numerator / denominator`` as a table cell (``"8.0x"``, ``"2,320x"``), ``"n/a"`` when
-    either side is missing (NaN) or the denominator is 0."""
+    either side is missing (NaN) or the denominator is 0. ``digits``: decimals below 100x (the
+    daemon tables keep two, as they were first published with)."""
     if not denominator or math.isnan(numerator) or math.isnan(denominator):
         return "n/a"
     value = numerator / denominator
-    return f"{value:,.0f}x" if value >= 100 else f"{value:.1f}x"
+    return f"{value:,.0f}x" if value >= 100 else f"{value:.{digits}f}x"
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
