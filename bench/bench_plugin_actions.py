@@ -54,7 +54,7 @@ from original_circus import OriginalCircus
 
 from circus.client import CircusClient
 from circus.plugins.codec import encode_config
-from circus.testing import CircusdProcess, free_port, terminate
+from circus.testing import CircusdProcess, free_port, terminate, wait_until
 
 OURS, ORIGINAL = "ours", "original 0.19"
 READY_TIMEOUT = 60.0
@@ -429,7 +429,7 @@ class ObserverCase:
         start = len(run.events.events)
         kill_topic = f"watcher.{self.watcher}.kill"
         for index in range(samples):
-            _wait_until(self.answers, 30.0)
+            wait_until(self.answers, f"{self.watcher} to answer")
             # past the cooldown of the previous restart, at a varying phase of the check period
             time.sleep(self.cooldown + self.loop_rate * ((index * 0.37) % 1.0))
             pid = wait_pids(run.client, self.watcher, 1)[0]
@@ -441,23 +441,14 @@ class ObserverCase:
                 result.missed += 1
                 continue
             result.delays.append(kill - broke)
-            _wait_until(lambda p=pid: p not in wait_pids(run.client, self.watcher, 1), 30.0)
+            wait_until(lambda p=pid: p not in wait_pids(run.client, self.watcher, 1),
+                       f"{self.watcher} {pid} to be replaced")
         run.settle(2 * self.loop_rate + 0.5)  # late or repeated restarts show up here
         killed = {p["process_pid"] for _, t, p in run.events.events[start:] if t == kill_topic}
         result.repeated = max(0, len(killed) - len(result.delays))
         result.wrong = sum(1 for _, t, _ in run.events.events[start:]
                            if t == "watcher.bystander.kill")
         return result
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``condition`` every 50 ms for up to ``timeout`` seconds; whether it came true."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 HEALTH_SERVER = BENCH_DIR.parent / "plugins" / "http_observer" / "tests" / "health_server.py"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from circus.config import load_config
-from circus.testing import CircusdProcess, EventCollector, free_port
+from circus.testing import CircusdProcess, EventCollector, free_port, wait_until
 
 DEMO = Path(__file__).resolve().parents[1] / "demo"
 TIMEOUT = 60.0
@@ -81,11 +81,12 @@ def test_demo_runs_as_documented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def wait_pids(daemon: CircusdProcess, watcher: str, count: int) -> list[int]:
-    deadline = time.monotonic() + TIMEOUT
-    while len(pids := daemon.call("list", name=watcher)["pids"]) < count:
-        assert time.monotonic() < deadline, daemon.log_text()[-3000:]
-        time.sleep(0.05)
-    return list(pids)
+    """``watcher``'s pids once it lists ``count`` (circusd answers while still spawning)."""
+    def enough() -> list[int] | None:
+        pids = list(daemon.call("list", name=watcher)["pids"])
+        return pids if len(pids) >= count else None
+
+    return wait_until(enough, f"{count} {watcher} process(es)", TIMEOUT, daemon=daemon)
 
 
 def check_dashboard(port: int) -> None:
@@ -102,7 +103,7 @@ def check_watchdog_and_autoscale(demo: Path, daemon: CircusdProcess, ev: EventCo
     The heartbeat is frozen and the load raised together: each plugin takes several of its
     check periods to act, and they do not touch the same watcher."""
     # watchdog: a frozen (SIGSTOP) heartbeat process is killed and replaced
-    frozen = wait_pids(daemon, "heartbeat", 1)[0]  # circusd answers while still spawning
+    frozen = wait_pids(daemon, "heartbeat", 1)[0]
     os.kill(frozen, signal.SIGSTOP)
     # autoscale: a high figure in demo/load adds worker processes up to max (4)
     (demo / "load").write_text("90\n")
