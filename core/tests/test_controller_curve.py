@@ -380,6 +380,11 @@ def test_keys_are_admitted_and_revoked_on_reloadconfig_and_sighup(
         assert refused["status"] == "error"
         assert "bogus.key" in refused["reason"], refused
         assert not _answers(daemon, late)  # nothing of the refused directory was admitted
+        os.kill(daemon.pid, signal.SIGHUP)  # the same directory: logged, the previous keys stay
+        wait_until(lambda: log_count(daemon, "authorised CURVE keys not re-read") == 1,
+                   "the error logged after SIGHUP", daemon=daemon)
+        assert not _answers(daemon, late)
+        assert _answers(daemon, as_admin)
         assert "Traceback" not in daemon.log_text()
 
         # a new directory in the config: applied by reloadconfig, no watcher restarted for it
