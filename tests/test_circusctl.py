@@ -375,7 +375,7 @@ def test_incr_while_backing_off_says_when_the_new_processes_start(
     out = ctl(daemon, "incr", "crasher", "--waiting")
     assert (out.returncode, out.stdout) == (0, "5\n")
     assert "backing off" in out.stderr
-    assert "incr while backing off" in daemon.log_text()
+    assert "more processes wanted while backing off" in daemon.log_text()
     # decr and an incr on a healthy watcher say nothing more than before
     out = ctl(daemon, "decr", "crasher", "--waiting")
     assert (out.returncode, out.stdout, out.stderr) == (0, "4\n", "")

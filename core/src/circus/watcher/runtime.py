@@ -395,7 +395,8 @@ class Watcher:
         if not self.config.respawn:
             replacing = 0  # nothing would have refilled them: the request does
         if wanted > self.config.numprocesses and self.policy.state is State.BACKOFF:
-            log.warning("incr while backing off: the new processes start at the retry",
+            # incr, set or reloadconfig raising numprocesses: said, the new slots wait
+            log.warning("more processes wanted while backing off: they start at the retry",
                         watcher=self.name, numprocesses=wanted, retry_in=self.retry_in)
         self.config.numprocesses = wanted
         cause = await self.engine.carry_out(
