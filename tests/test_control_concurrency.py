@@ -43,6 +43,13 @@ def daemon(circusd: Callable[..., CircusdProcess]) -> CircusdProcess:
 
 
 @pytest.fixture
+def quick_daemon(circusd: Callable[..., CircusdProcess]) -> CircusdProcess:
+    """Only the quick watcher, for tests that need no slow stop: the stubborn ones would hold
+    every teardown for ``GRACE``."""
+    return circusd("[watcher:quick]\ncmd = sleep 600\n")
+
+
+@pytest.fixture
 def sock(daemon: CircusdProcess) -> Iterator[zmq.Socket[bytes]]:
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     dealer = ctx.socket(zmq.DEALER)
@@ -126,8 +133,9 @@ def test_commands_on_one_watcher_queue_instead_of_failing(
     assert daemon.call("status", name="slow_a")["status"] == "active"
 
 
-def test_reacting_to_a_reap_event_is_not_rejected(daemon: CircusdProcess) -> None:
+def test_reacting_to_a_reap_event_is_not_rejected(quick_daemon: CircusdProcess) -> None:
     """0.19 rejects a `stop` sent right after a reap event (its tick holds the lock, C3/F4)."""
+    daemon = quick_daemon
     with EventCollector(daemon.pubsub_endpoint) as events:
         events.wait_ready(daemon, "quick")
         pid = daemon.call("list", name="quick")["pids"][0]
@@ -154,7 +162,8 @@ def test_quit_waits_for_replies_in_flight(daemon: CircusdProcess, sock: zmq.Sock
     assert daemon.popen.wait(30) == 0
 
 
-def test_many_clients_get_their_own_replies(daemon: CircusdProcess) -> None:
+def test_many_clients_get_their_own_replies(quick_daemon: CircusdProcess) -> None:
+    daemon = quick_daemon
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     try:
         clients = []
