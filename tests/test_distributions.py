@@ -46,14 +46,22 @@ def test_bundled_plugin_is_an_entry_point_that_loads_a_plugin_class(
     assert cls.name == short_name
 
 
-@pytest.mark.parametrize("dist_name", sorted(FOLDERS))
-def test_distribution_builds_a_typed_wheel_on_its_own(dist_name: str, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every distribution built as a wheel from its own folder, in one pip run (one start of
+    pip instead of thirteen: each project is still built alone, without the others' files)."""
+    out = tmp_path_factory.mktemp("wheels")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         "-w", str(tmp_path), str(ROOT / FOLDERS[dist_name])],
-        check=True,
+         "-w", str(out), *(str(ROOT / folder) for folder in FOLDERS.values())],
+        check=True, timeout=600,
     )
-    (wheel,) = tmp_path.glob(f"{dist_name.replace('-', '_')}-*.whl")
+    return out
+
+
+@pytest.mark.parametrize("dist_name", sorted(FOLDERS))
+def test_distribution_builds_a_typed_wheel_on_its_own(dist_name: str, wheels: Path) -> None:
+    (wheel,) = wheels.glob(f"{dist_name.replace('-', '_')}-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.endswith("/py.typed") for n in names), names
     if dist_name != "circus-core":
