@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +30,11 @@ BIND_UMASK = 0o177
 
 
 def ipc_path(endpoint: str) -> str | None:
-    """The file of an ``ipc://`` endpoint, ``None`` for other transports."""
-    return endpoint[len(IPC_PREFIX) :] if endpoint.startswith(IPC_PREFIX) else None
+    """The file of an ``ipc://`` endpoint, ``None`` for other transports and for Linux
+    abstract sockets (``ipc://@name``), which have no file to protect."""
+    if not endpoint.startswith(IPC_PREFIX) or endpoint.startswith(IPC_PREFIX + "@"):
+        return None
+    return endpoint[len(IPC_PREFIX) :]
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,16 @@ class BindPolicy:
         previous = os.umask(BIND_UMASK)
         try:
             socket.bind(endpoint)
+        finally:
+            os.umask(previous)
+        self._restrict(path)
+
+    def bind_unix(self, sock: socket.socket, path: str) -> None:
+        """Bind a Unix stream socket of circusd's own (the native control listener) with the
+        same permissions as an ``ipc://`` ZeroMQ socket."""
+        previous = os.umask(BIND_UMASK)
+        try:
+            sock.bind(path)
         finally:
             os.umask(previous)
         self._restrict(path)

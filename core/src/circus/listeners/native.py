@@ -1,0 +1,502 @@
+"""The control channel read by circusd itself: ZMTP 3.0 (NULL mechanism) on TCP or ``ipc://``.
+
+To its clients this is a ROUTER socket like any other: ``circusctl``, plugins and the original
+Circus tools connect with their usual DEALER or REQ sockets and notice nothing. What changes is
+who reads the wire. libzmq would buffer an unfinished multipart message without limit; here
+each connection's bytes go through a :class:`~circus.listeners.zmtp.FrameReader`, which keeps
+at most one request's worth and discards the rest as it arrives, and every other buffer is
+bounded as well:
+
+* requests waiting for the controller: at most :data:`PEER_QUEUE` per connection and
+  :data:`QUEUE_BUDGET` bytes in all; past either, circusd stops reading that connection (the
+  kernel's socket buffer then makes the sender wait) until the controller catches up;
+* unfinished requests: :data:`PARTIAL_BUDGET` bytes in all, past which the connections holding
+  the most are closed (a real client's request is a few hundred bytes and completes at once);
+* replies clients do not read: reading from a client stops once :data:`WRITE_PAUSE` bytes of
+  its replies wait, and past :data:`WRITE_BUDGET` bytes in all the client with the most unread
+  is disconnected;
+* connections: at most :data:`MAX_PEERS` at once.
+
+So an attacker on the port costs circusd a bounded amount of memory, whatever it sends, and
+every refusal is logged through the controller's rate-limited warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import socket as stdsocket
+from collections import deque
+from typing import cast
+
+import zmq
+
+from circus.binding import BindPolicy
+from circus.listeners import MAX_FRAMES, Address, Incoming, Wakeup, refuse_live_ipc
+from circus.listeners.zmtp import (
+    GREETING_SIZE,
+    SERVER_GREETING,
+    Command,
+    FrameReader,
+    Greeting,
+    Message,
+    ProtocolError,
+    command,
+    message,
+    parse_metadata,
+    ready,
+)
+from circus.logthrottle import Throttle
+
+#: Requests of one connection waiting for the controller before circusd stops reading it.
+PEER_QUEUE = 64
+#: Bytes of requests waiting for the controller, all connections together.
+QUEUE_BUDGET = 16 << 20
+#: Bytes of unfinished requests kept, all connections together.
+PARTIAL_BUDGET = 16 << 20
+#: Unread reply bytes after which circusd stops reading a connection.
+WRITE_PAUSE = 1 << 20
+#: Unread reply bytes, all connections together, past which the worst reader is dropped.
+WRITE_BUDGET = 32 << 20
+#: Connections served at once; more are closed on arrival.
+MAX_PEERS = 512
+#: Pending TCP connections the kernel keeps (libzmq's default ``ZMQ_BACKLOG``).
+BACKLOG = 100
+#: Socket types that may talk to a ROUTER (ZMTP's compatibility table).
+PEER_TYPES = frozenset({"DEALER", "REQ", "ROUTER"})
+
+
+class NativeListener:
+    """Listens on one TCP address or Unix socket; used only from circusd's event loop."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        address: Address,
+        policy: BindPolicy,
+        *,
+        keep_bytes: int,
+        hard_bytes: int,
+        wakeup: Wakeup,
+        warn: Throttle,
+    ) -> None:
+        self.endpoint = endpoint
+        self.address = address
+        self.policy = policy
+        self.keep_bytes = keep_bytes
+        self.hard_bytes = hard_bytes
+        self.wakeup = wakeup
+        self.warn = warn
+        self.peers: set[Peer] = set()
+        self.queued_bytes = 0
+        self.partial_bytes = 0
+        self.unread_bytes = 0
+        self._routes: dict[bytes, Peer] = {}
+        self._waiting: dict[bytes, deque[Peer]] = {}
+        self._queue: deque[tuple[Peer, Incoming, int]] = deque()
+        self._next_id = int.from_bytes(os.urandom(4), "big")
+        self._server: asyncio.Server | None = None
+        self._ipc_inode: int | None = None
+        self._over_budget = False
+
+    # -- binding -----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        sock = self._bind()
+        try:
+            if self.address.path is not None:
+                self._server = await loop.create_unix_server(lambda: Peer(self), sock=sock)
+            else:
+                self._server = await loop.create_server(lambda: Peer(self), sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+
+    def _bind(self) -> stdsocket.socket:
+        """A listening socket, with errors raised as ``zmq.ZMQError`` like libzmq's bind."""
+        path, host = self.address.path, self.address.host
+        try:
+            if path is not None:
+                refuse_live_ipc(self.endpoint)
+                sock = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+                try:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)  # a stale file (refuse_live_ipc found nobody there)
+                    self.policy.bind_unix(sock, path)
+                    self._ipc_inode = os.stat(path).st_ino
+                except BaseException:
+                    sock.close()
+                    raise
+            else:
+                assert host is not None
+                family = stdsocket.AF_INET6 if ":" in host else stdsocket.AF_INET
+                sock = stdsocket.socket(family, stdsocket.SOCK_STREAM)
+                try:
+                    sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_REUSEADDR, 1)
+                    sock.bind((host, self.address.port))
+                except BaseException:
+                    sock.close()
+                    raise
+                if self.address.port == 0:
+                    port = sock.getsockname()[1]
+                    shown = f"[{host}]" if ":" in host else host
+                    self.endpoint = f"tcp://{shown}:{port}"
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
+        except OSError as exc:
+            code = exc.errno or errno.EINVAL
+            raise zmq.ZMQError(code, f"{os.strerror(code)} (addr='{self.endpoint}')") from None
+        return sock
+
+    # -- the controller's side ---------------------------------------------------------------
+
+    def receive(self) -> Incoming | None:
+        if not self._queue:
+            return None
+        peer, incoming, size = self._queue.popleft()
+        self.queued_bytes -= size
+        peer.queued -= 1
+        if self._over_budget and self.queued_bytes < QUEUE_BUDGET:
+            self._over_budget = False
+            for other in list(self.peers):
+                other.update_reading()
+        else:
+            peer.update_reading()
+        return incoming
+
+    def send(self, frames: list[bytes]) -> None:
+        peer = self._routes.get(frames[0])
+        if peer is not None:  # like a ROUTER, drop replies to peers that are gone
+            peer.send(frames[1:])
+
+    async def service(self) -> None:
+        return None
+
+    async def close(self, linger: float) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        for peer in list(self.peers):
+            peer.close()  # replies already written still go out
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + linger
+        while self.peers and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        for peer in list(self.peers):
+            peer.abort()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), linger)
+        self._unlink_ipc()
+
+    def _unlink_ipc(self) -> None:
+        """Remove our socket file (as libzmq does), unless another daemon replaced it."""
+        path = self.address.path
+        if path is None or self._ipc_inode is None:
+            return
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_ino == self._ipc_inode:
+                os.unlink(path)
+
+    # -- the peers' side ---------------------------------------------------------------------
+
+    def admit(self, peer: Peer) -> bool:
+        if len(self.peers) >= MAX_PEERS:
+            self.warn.warning("refused a control connection: too many open", limit=MAX_PEERS)
+            return False
+        self.peers.add(peer)
+        return True
+
+    def register(self, peer: Peer, identity: bytes) -> bytes | None:
+        """The routing id of a peer that finished its handshake: its own identity when it set
+        one, else a fresh one (five bytes starting with a zero byte, as libzmq makes them).
+        ``None`` when another connection uses that identity: as libzmq does, the newcomer
+        waits (unread) until the identity is free, then gets it (:meth:`Peer.admit`), so an
+        identity never names two connections and the newcomer's requests are not lost."""
+        if identity and identity[0] != 0:
+            if identity in self._routes:
+                self._waiting.setdefault(identity, deque()).append(peer)
+                return None
+            routing_id = identity
+        else:
+            routing_id = b"\x00" + self._next_id.to_bytes(4, "big")
+            self._next_id = (self._next_id + 1) & 0xFFFFFFFF
+        self._routes[routing_id] = peer
+        return routing_id
+
+    def enqueue(self, peer: Peer, incoming: Incoming) -> None:
+        size = sum(len(frame) for frame in incoming.frames if frame is not None)
+        self._queue.append((peer, incoming, size))
+        self.queued_bytes += size
+        peer.queued += 1
+        if self.queued_bytes >= QUEUE_BUDGET:
+            self._over_budget = True
+        self.wakeup()
+
+    def account(self, peer: Peer, held: int) -> None:
+        """A peer now holds ``held`` bytes of unfinished input; evict when over budget."""
+        self.partial_bytes += held - peer.held
+        peer.held = held
+        while self.partial_bytes > PARTIAL_BUDGET and self.peers:
+            largest = max(self.peers, key=lambda p: p.held)
+            self.warn.warning(
+                "closed a control connection holding the most unfinished input",
+                held=largest.held, budget=PARTIAL_BUDGET,
+            )
+            largest.abort()
+
+    def unread(self, peer: Peer, unread: int) -> None:
+        """A peer now has ``unread`` reply bytes buffered. The figures of other peers may be
+        stale (a buffer drains without telling), so they are refreshed before anyone is
+        dropped for the budget."""
+        self._set_unread(peer, unread)
+        if self.unread_bytes <= WRITE_BUDGET:
+            return
+        for other in self.peers:
+            self._set_unread(other, other.buffered())
+        while self.unread_bytes > WRITE_BUDGET and self.peers:
+            worst = max(self.peers, key=lambda p: p.unread)
+            self.warn.warning(
+                "closed a control connection that does not read its replies",
+                unread=worst.unread, budget=WRITE_BUDGET,
+            )
+            worst.abort()
+
+    def _hand_over(self, identity: bytes) -> None:
+        """Give a freed identity to the first connection still waiting for it."""
+        waiting = self._waiting.get(identity)
+        while waiting:
+            candidate = waiting.popleft()
+            if candidate in self.peers:
+                self._routes[identity] = candidate
+                candidate.admit(identity)
+                break
+        if not waiting:
+            self._waiting.pop(identity, None)
+
+    def _set_unread(self, peer: Peer, unread: int) -> None:
+        self.unread_bytes += unread - peer.unread
+        peer.unread = unread
+
+    def forget(self, peer: Peer) -> None:
+        self.peers.discard(peer)
+        if peer.routing_id is not None and self._routes.get(peer.routing_id) is peer:
+            del self._routes[peer.routing_id]
+            self._hand_over(peer.routing_id)
+        self.partial_bytes -= peer.held
+        self.unread_bytes -= peer.unread
+        peer.held = peer.unread = 0
+
+
+class Peer(asyncio.Protocol):
+    """One client connection: its handshake, its reader and its share of the budgets."""
+
+    def __init__(self, listener: NativeListener) -> None:
+        self.listener = listener
+        self.reader = FrameReader(
+            keep_frames=MAX_FRAMES - 1,
+            keep_bytes=listener.keep_bytes,
+            hard_bytes=listener.hard_bytes,
+        )
+        self.transport: asyncio.Transport | None = None
+        self.routing_id: bytes | None = None
+        self.queued = 0
+        self.held = 0
+        self.unread = 0
+        self._backlog = b""
+        #: messages that arrived while waiting for our identity to be free (see register)
+        self._stash: list[Incoming] | None = None
+        self._reading = True
+        self._write_blocked = False
+        self._gone = False
+
+    # asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        if not self.listener.admit(self):
+            self._gone = True
+            self.transport.abort()
+            return
+        self.transport.set_write_buffer_limits(high=WRITE_PAUSE)
+        self.transport.write(SERVER_GREETING)
+
+    def data_received(self, data: bytes) -> None:
+        if self._gone:
+            return
+        if self._backlog or not self._reading:
+            self._backlog += data
+            self._held_changed()
+            return
+        self._consume(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._gone and 0 < self.reader.greeting_bytes < GREETING_SIZE:
+            # libzmq closes here, unexplained, when its security mechanism is not ours
+            self.listener.warn.warning(
+                "a client left during the ZMTP greeting (as a client with a CURVE key does "
+                "when circusd has no curve_server_key)",
+                received=self.reader.greeting_bytes,
+            )
+        self._gone = True
+        self._backlog = b""
+        self.listener.forget(self)
+
+    def pause_writing(self) -> None:
+        self._write_blocked = True
+        self.update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_blocked = False
+        self.refresh_unread()
+        self.update_reading()
+
+    # reading
+
+    def _consume(self, data: bytes) -> None:
+        room = PEER_QUEUE - self.queued
+        try:
+            events, used = self.reader.feed(data, room)
+            for event in events:
+                self._handle(event)
+        except ProtocolError as exc:
+            self.fail(str(exc))
+            return
+        if self._gone:
+            return
+        self._backlog = data[used:]
+        self._held_changed()
+        self.update_reading()
+
+    def _held_changed(self) -> None:
+        if not self._gone:
+            stashed = sum(
+                len(frame) for incoming in self._stash or () for frame in incoming.frames
+                if frame is not None
+            )
+            self.listener.account(self, self.reader.held + len(self._backlog) + stashed)
+
+    def _handle(self, event: Greeting | Command | Message) -> None:
+        if isinstance(event, Message):
+            if self.routing_id is None and self._stash is None:
+                raise ProtocolError("a message before the handshake")
+            incoming = Incoming(self.routing_id or b"")
+            incoming.frames.extend(event.frames)
+            incoming.count += event.count
+            incoming.size = event.size
+            if self._stash is not None:
+                self._stash.append(incoming)
+            else:
+                self.listener.enqueue(self, incoming)
+        elif isinstance(event, Greeting):
+            if event.mechanism != "NULL":
+                raise ProtocolError(
+                    f"the client wants {event.mechanism} security, which this endpoint does not "
+                    "offer (circusd has no curve_server_key)"
+                )
+            self._write(ready("ROUTER"))
+        elif event.name == "READY":
+            self._ready(event.data)
+        elif event.name == "PING":  # ZMTP 3.1 heartbeat: 2-byte TTL, then up to 16 bytes
+            self._write(command("PONG", event.data[2:18]))
+        elif event.name == "ERROR":
+            raise ProtocolError("the client reported an error")
+
+    def _ready(self, data: bytes) -> None:
+        if self.routing_id is not None or self._stash is not None:
+            raise ProtocolError("a second READY")
+        props = parse_metadata(data)
+        kind = props.get("socket-type", b"").decode("ascii", "replace")
+        if kind not in PEER_TYPES:
+            raise ProtocolError(f"a {kind or 'nameless'} socket cannot talk to a ROUTER")
+        routing_id = self.listener.register(self, props.get("identity", b""))
+        if routing_id is None:
+            self._stash = []  # wait, unread, for the identity (listener.register)
+        self.routing_id = routing_id
+
+    def admit(self, identity: bytes) -> None:
+        """The identity this peer waited for is ours now: pass on what arrived meanwhile."""
+        stash, self._stash = self._stash or [], None
+        self.routing_id = identity
+        for incoming in stash:
+            incoming.frames[0] = identity
+            self.listener.enqueue(self, incoming)
+        self._held_changed()
+        self.update_reading()
+
+    def update_reading(self) -> None:
+        """Read while this peer's queue, the shared queue budget and its unread replies
+        allow; pick up what was read but not parsed when reading resumes."""
+        if self._gone or self.transport is None:
+            return
+        want = (
+            self._stash is None
+            and self.queued < PEER_QUEUE
+            and not self._write_blocked
+            and self.listener.queued_bytes < QUEUE_BUDGET
+        )
+        if want and not self._reading:
+            self._reading = True
+            self.transport.resume_reading()
+            if self._backlog:
+                data, self._backlog = self._backlog, b""
+                self._consume(data)
+        elif not want and self._reading:
+            self._reading = False
+            self.transport.pause_reading()
+
+    # writing and closing
+
+    def send(self, frames: list[bytes]) -> None:
+        self._write(message(frames))
+        self.refresh_unread()
+
+    def refresh_unread(self) -> None:
+        if not self._gone:
+            self.listener.unread(self, self.buffered())
+
+    def buffered(self) -> int:
+        """Reply bytes written but not yet taken by the kernel."""
+        if self.transport is None or self.transport.is_closing():
+            return 0
+        return self.transport.get_write_buffer_size()
+
+    def _write(self, data: bytes) -> None:
+        if not self._gone and self.transport is not None:
+            self.transport.write(data)
+
+    def fail(self, reason: str) -> None:
+        self.listener.warn.warning("closed a control connection", reason=reason)
+        self.abort()
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+        self._mark_gone()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _mark_gone(self) -> None:
+        # abort() reports connection_lost on a later loop iteration; stop using the peer now
+        # (and release its budget share) so the caller's loop sees it gone
+        if not self._gone:
+            self._gone = True
+            self._backlog = b""
+            self.listener.forget(self)
+
+
+__all__ = [
+    "MAX_PEERS",
+    "PARTIAL_BUDGET",
+    "PEER_QUEUE",
+    "QUEUE_BUDGET",
+    "WRITE_BUDGET",
+    "WRITE_PAUSE",
+    "NativeListener",
+    "Peer",
+]
