@@ -33,9 +33,11 @@ TIMEOUT = 10.0
 Context = zmq.Context[zmq.Socket[bytes]]
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CircusdProcess]:
-    with CircusdProcess(CONFIG, tmp_path_factory.mktemp("native")) as running:
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[CircusdProcess]:
+    # one per test: the warnings a test looks for are rate-limited (5 per 10 s), so another
+    # test's refusals must not use up the budget
+    with CircusdProcess(CONFIG, tmp_path) as running:
         yield running
 
 

@@ -102,7 +102,7 @@ def test_output_chart_and_screenshot(dashboard: Callable[..., Dashboard],
     browser.wait(lambda: browser.row("worker").get("count") == 2, "worker running")
     browser.click('button[data-toggle="worker"]')
     browser.wait(lambda: "job done" in browser.js(
-        "return document.querySelector('pre.output').textContent"), "worker's output")
+        "return document.querySelector('pre.output')?.textContent ?? ''"), "worker's output")
     count = browser.js("return document.querySelectorAll('pre.output span').length")
     wait_until(lambda: browser.js("return document.querySelectorAll('pre.output span')"
                                   ".length") > count + 2, "new output lines, live")
