@@ -14,12 +14,12 @@ import uuid
 
 import zmq
 import zmq.asyncio
+from support import zmtp_unfinished
 
 from circus.binding import BindPolicy
 from circus.listeners.router import RouterListener
 from circus.logthrottle import Throttle
 from circus.memguard import GrowthTrip, rss_bytes
-from support import zmtp_unfinished
 
 
 def test_the_guard_rebinds_when_an_unfinished_message_balloons() -> None:
