@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import pwd
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,19 +52,17 @@ class BindPolicy:
         if path is None:
             socket.bind(endpoint)
             return
-        previous = os.umask(BIND_UMASK)
-        try:
-            socket.bind(endpoint)
-        finally:
-            os.umask(previous)
-        self._restrict(path)
+        self._bind_file(lambda: socket.bind(endpoint), path)
 
     def bind_unix(self, sock: socket.socket, path: str) -> None:
         """Bind a Unix stream socket of circusd's own (the native control listener) with the
         same permissions as an ``ipc://`` ZeroMQ socket."""
+        self._bind_file(lambda: sock.bind(path), path)
+
+    def _bind_file(self, bind: Callable[[], object], path: str) -> None:
         previous = os.umask(BIND_UMASK)
         try:
-            sock.bind(path)
+            bind()
         finally:
             os.umask(previous)
         self._restrict(path)

@@ -29,6 +29,7 @@ import errno
 import os
 import socket as stdsocket
 from collections import deque
+from collections.abc import Callable
 from typing import cast
 
 import zmq
@@ -240,13 +241,8 @@ class NativeListener:
         """A peer now holds ``held`` bytes of unfinished input; evict when over budget."""
         self.partial_bytes += held - peer.held
         peer.held = held
-        while self.partial_bytes > PARTIAL_BUDGET and self.peers:
-            largest = max(self.peers, key=lambda p: p.held)
-            self.warn.warning(
-                "closed a control connection holding the most unfinished input",
-                held=largest.held, budget=PARTIAL_BUDGET,
-            )
-            largest.abort()
+        self._evict(lambda: self.partial_bytes > PARTIAL_BUDGET, lambda p: p.held,
+                    "holding the most unfinished input")
 
     def unread(self, peer: Peer, unread: int) -> None:
         """A peer now has ``unread`` reply bytes buffered. The figures of other peers may be
@@ -257,12 +253,14 @@ class NativeListener:
             return
         for other in self.peers:
             self._set_unread(other, other.buffered())
-        while self.unread_bytes > WRITE_BUDGET and self.peers:
-            worst = max(self.peers, key=lambda p: p.unread)
-            self.warn.warning(
-                "closed a control connection that does not read its replies",
-                unread=worst.unread, budget=WRITE_BUDGET,
-            )
+        self._evict(lambda: self.unread_bytes > WRITE_BUDGET, lambda p: p.unread,
+                    "that does not read its replies")
+
+    def _evict(self, over: Callable[[], bool], share: Callable[[Peer], int], why: str) -> None:
+        """Close the connections with the largest ``share`` while ``over`` the budget."""
+        while over() and self.peers:
+            worst = max(self.peers, key=share)
+            self.warn.warning(f"closed a control connection {why}", bytes=share(worst))
             worst.abort()
 
     def _hand_over(self, identity: bytes) -> None:
