@@ -192,13 +192,10 @@ def test_many_quick_exits_are_all_noticed_and_reaped(exit_path: str) -> None:
     run(main())
 
 
-def test_sigchld_path_outside_the_main_thread_is_a_spawn_error(
-    exit_path: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.parametrize("exit_path", ["sigchld"], indirect=True)  # pidfds work in any thread
+def test_sigchld_path_outside_the_main_thread_is_a_spawn_error(exit_path: str) -> None:
     """Without pidfds a loop in another thread cannot get SIGCHLD: the spawn fails cleanly
     (SpawnError, child killed and reaped, no fd left) instead of leaving a child unwatched."""
-    if exit_path == "pidfd":
-        pytest.skip("pidfds work in any thread")
     result: list[object] = []
 
     async def main() -> None:
