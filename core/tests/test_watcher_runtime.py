@@ -309,7 +309,8 @@ def test_kill_escalates_to_sigkill_after_graceful_timeout(tmp_path: Path) -> Non
 
     async def body(rec: Recorder) -> None:
         script = f"trap '' TERM; touch {ready}; while true; do sleep 0.1; done"
-        w = make(rec, cmd="sh", args=["-c", script])
+        # the final stop meets the respawned (as stubborn) process: 1 s, not make's 5 s
+        w = make(rec, cmd="sh", args=["-c", script], graceful_timeout=1.0)
         await w.start()
         (pid,) = w.pids()
         deadline = time.monotonic() + TIMEOUT
