@@ -1,7 +1,7 @@
 """Output throughput (issue 11): a process writing as fast as it can, through circusd or not.
 
 One writer process writes 100-byte lines in 64 KiB blocks for the window (10 s, ``--quick``
-2 s) and reports how many bytes it got written. Scenarios:
+1 s) and reports how many bytes it got written. Scenarios:
 
 * **direct**: the writer alone, writing straight to a file (no circusd), rewound every 64 MB
   so that it measures writing into the page cache, not the disk: the ceiling;
@@ -177,10 +177,10 @@ def _mb(rate: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 s windows (CI smoke run)")
+    parser.add_argument("--quick", action="store_true", help="1 s windows (CI smoke run)")
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args()
-    window = 2.0 if args.quick else 10.0
+    window = 1.0 if args.quick else 10.0
     machine = machine_line()
     with tempfile.TemporaryDirectory(prefix="bench-output-") as tmp:
         workdir = Path(tmp)

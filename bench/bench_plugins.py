@@ -403,7 +403,7 @@ def main() -> int:
                 "(target ≥ 50,000/s):\n\n"
                 + table(["runner", "events/s handled", "handled of sent"], rows))
         if "blocked" in chosen:
-            seconds, size = (2.0, 50) if args.quick else (60.0, 1000)
+            seconds, size = (1.0, 50) if args.quick else (60.0, 1000)
             result = blocked(ours, workdir, seconds, size)
             print(f"blocked: {result}", flush=True)
             growth = result["rss_peak_mb"] - result["rss_before_mb"]
