@@ -1,7 +1,8 @@
 """``circus-plugin new``: the project it writes installs in a fresh venv and its tests pass.
 
-The fresh venv gets circus-core from this repository (pip may use its wheel cache) and the new
-project with ``pip install -e``; its tests then run in that venv, with the fixtures circus-core
+The fresh venv (made without a pip of its own: the running interpreter's pip installs into it
+with ``--python``) gets circus-core from this repository (pip may use its wheel cache) and the
+new project with ``pip install -e``; its tests then run in that venv, with the fixtures circus-core
 registers for pytest, against a real circusd.
 """
 
@@ -48,11 +49,14 @@ def test_new_project_installs_in_a_fresh_venv_and_its_tests_pass(
         "tests/test_plugin.py",
     ]
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    # no pip of its own (ensurepip takes seconds): this interpreter's pip installs into it
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120)
     python = venv / "bin" / "python"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", str(CORE), "-e", f"{root}[test]"],
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
+         "--disable-pip-version-check", str(CORE), "-e", f"{root}[test]"],
         capture_output=True, text=True, timeout=INSTALL_TIMEOUT, env=env, check=False)
     assert install.returncode == 0, install.stderr[-3000:]
     # the entry point is installed: the runner finds the plugin by its short name
