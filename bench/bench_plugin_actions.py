@@ -13,7 +13,8 @@ Adding a case: write a class with the attributes and methods of :class:`Case` (s
 :class:`Run` (our circusd's client, an event :class:`Recorder` started before the plugin,
 the work directory) and returns a :class:`Result`.
 
-Usage: ``.venv/bin/python bench/bench_plugin_actions.py [--quick] [--write] [--only a,b]``.
+Usage: ``.venv/bin/python bench/bench_plugin_actions.py [--quick] [--write] [--only a,b]
+[--shard K/N]``.
 ``--quick`` (the CI smoke run) takes one sample per case and waits 0.2 s, not a check period,
 for late or repeated actions: it proves each case runs end to end, its figures mean nothing.
 """
@@ -664,6 +665,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="one sample per case (CI smoke run)")
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument("--only", default="", help="comma-separated case names")
+    parser.add_argument("--shard", default="0/1", metavar="K/N",
+                        help="every N-th of the chosen cases from the K-th (0-based), so that "
+                        "N runs side by side cover them all (the CI smoke run does)")
     args = parser.parse_args()
     factories = {factory().name: factory for factory in CASES}
     chosen = [n.strip() for n in args.only.split(",") if n.strip()] or list(factories)
@@ -671,6 +675,12 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown case(s): {', '.join(sorted(unknown))}; "
                      f"known: {', '.join(factories)}")
+    shard = re.fullmatch(r"(\d+)/(\d+)", args.shard)
+    if shard is None or not int(shard[1]) < int(shard[2]):
+        parser.error(f"--shard wants K/N with 0 <= K < N, not {args.shard!r}")
+    if args.write and shard[2] != "1":
+        parser.error("--write replaces the whole table: run every case (no --shard)")
+    chosen = chosen[int(shard[1])::int(shard[2])]
     samples = 1 if args.quick else 12
     header = machine_line()
     installed = original()
