@@ -28,6 +28,8 @@ import zmq
 import zmq.asyncio
 
 from circus.binding import BindPolicy
+from circus.listeners.publisher import Publisher, open_publisher
+from circus.logthrottle import Throttle
 from circus.protocol import event_topic
 
 log = structlog.get_logger("circus.events")
@@ -65,26 +67,26 @@ QUEUE_BOUND = 100_000
 RAW_BACKLOG = 256
 
 
-def bind_publisher(
+async def bind_publisher(
     context: zmq.asyncio.Context,
     endpoint: str,
     ready: asyncio.Future[None],
     policy: BindPolicy | None = None,
-) -> zmq.asyncio.Socket | None:
-    """A PUB socket bound to ``endpoint`` for the calling task (which then owns it), or
+) -> Publisher | None:
+    """A publisher bound to ``endpoint`` for the calling task (which then owns it), or
     ``None``; either way the outcome is reported on ``ready``, so whoever started the task
     learns of a bind failure (address in use...) at once. Shared with the stats stream.
-    ``policy`` adds CURVE and owner-only ipc files (the default: owner-only files only)."""
-    sock = context.socket(zmq.PUB)
-    sock.setsockopt(zmq.LINGER, 0)
+    ``policy`` adds CURVE and owner-only ipc files (the default: owner-only files only); without
+    CURVE circusd serves the endpoint itself (circus.listeners.publisher)."""
     try:
-        (policy or BindPolicy()).bind(sock, endpoint)
+        publisher = await open_publisher(
+            context, endpoint, policy or BindPolicy(), Throttle("circus.events")
+        )
     except zmq.ZMQError as exc:
-        sock.close()
         ready.set_exception(exc)
         return None
     ready.set_result(None)
-    return sock
+    return publisher
 
 
 class EventPublisher:
@@ -165,15 +167,16 @@ class EventPublisher:
         self._task = None
 
     async def _run(self, ready: asyncio.Future[None]) -> None:
-        sock = bind_publisher(self.context, self.endpoint, ready, self.policy)
+        sock = await bind_publisher(self.context, self.endpoint, ready, self.policy)
         if sock is None:
             return
+        linger = 0.0
         try:
             # one loop drains a burst without yielding per event: ``Queue.get`` returns at once
             # while items wait, and a send the socket takes at once completes without suspending
             while (item := await self._queue.get()) is not _CLOSE:
                 topic, body = item
                 await sock.send_multipart([topic, json.dumps(body).encode()])
-            sock.setsockopt(zmq.LINGER, _CLOSE_LINGER_MS)
+            linger = _CLOSE_LINGER_MS / 1000
         finally:
-            sock.close()
+            await sock.aclose(linger)

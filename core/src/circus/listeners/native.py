@@ -24,18 +24,14 @@ every refusal is logged through the controller's rate-limited warning.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import os
-import socket as stdsocket
 from collections import deque
 from collections.abc import Callable
 from typing import cast
 
-import zmq
-
 from circus.binding import BindPolicy
-from circus.listeners import MAX_FRAMES, Address, Incoming, Wakeup, refuse_live_ipc
+from circus.listeners import MAX_FRAMES, Address, Incoming, Wakeup
+from circus.listeners.server import StreamServer
 from circus.listeners.zmtp import (
     GREETING_SIZE,
     SERVER_GREETING,
@@ -63,8 +59,6 @@ WRITE_PAUSE = 1 << 20
 WRITE_BUDGET = 32 << 20
 #: Connections served at once; more are closed on arrival.
 MAX_PEERS = 512
-#: Pending TCP connections the kernel keeps (libzmq's default ``ZMQ_BACKLOG``).
-BACKLOG = 100
 #: Socket types that may talk to a ROUTER (ZMTP's compatibility table).
 PEER_TYPES = frozenset({"DEALER", "REQ", "ROUTER"})
 
@@ -98,59 +92,14 @@ class NativeListener:
         self._waiting: dict[bytes, deque[Peer]] = {}
         self._queue: deque[tuple[Peer, Incoming, int]] = deque()
         self._next_id = int.from_bytes(os.urandom(4), "big")
-        self._server: asyncio.Server | None = None
-        self._ipc_inode: int | None = None
+        self._server = StreamServer(endpoint, address, policy)
         self._over_budget = False
 
-    # -- binding -----------------------------------------------------------------------------
+    # -- binding ---------------------------------------------------------------------------
 
     async def open(self) -> None:
-        loop = asyncio.get_running_loop()
-        sock = self._bind()
-        try:
-            if self.address.path is not None:
-                self._server = await loop.create_unix_server(lambda: Peer(self), sock=sock)
-            else:
-                self._server = await loop.create_server(lambda: Peer(self), sock=sock)
-        except BaseException:
-            sock.close()
-            raise
-
-    def _bind(self) -> stdsocket.socket:
-        """A listening socket, with errors raised as ``zmq.ZMQError`` like libzmq's bind."""
-        path, host = self.address.path, self.address.host
-        try:
-            if path is not None:
-                refuse_live_ipc(self.endpoint)
-                sock = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
-                try:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)  # a stale file (refuse_live_ipc found nobody there)
-                    self.policy.bind_unix(sock, path)
-                    self._ipc_inode = os.stat(path).st_ino
-                except BaseException:
-                    sock.close()
-                    raise
-            else:
-                assert host is not None
-                family = stdsocket.AF_INET6 if ":" in host else stdsocket.AF_INET
-                sock = stdsocket.socket(family, stdsocket.SOCK_STREAM)
-                try:
-                    sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_REUSEADDR, 1)
-                    sock.bind((host, self.address.port))
-                except BaseException:
-                    sock.close()
-                    raise
-                if self.address.port == 0:
-                    port = sock.getsockname()[1]
-                    shown = f"[{host}]" if ":" in host else host
-                    self.endpoint = f"tcp://{shown}:{port}"
-            sock.listen(BACKLOG)
-            sock.setblocking(False)
-        except OSError as exc:
-            code = exc.errno or errno.EINVAL
-            raise zmq.ZMQError(code, f"{os.strerror(code)} (addr='{self.endpoint}')") from None
-        return sock
+        await self._server.open(lambda: Peer(self))
+        self.endpoint = self._server.endpoint
 
     # -- the controller's side ---------------------------------------------------------------
 
@@ -177,30 +126,7 @@ class NativeListener:
         return None
 
     async def close(self, linger: float) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.close()
-        for peer in list(self.peers):
-            peer.close()  # replies already written still go out
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + linger
-        while self.peers and loop.time() < deadline:
-            await asyncio.sleep(0.005)
-        for peer in list(self.peers):
-            peer.abort()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(server.wait_closed(), linger)
-        self._unlink_ipc()
-
-    def _unlink_ipc(self) -> None:
-        """Remove our socket file (as libzmq does), unless another daemon replaced it."""
-        path = self.address.path
-        if path is None or self._ipc_inode is None:
-            return
-        with contextlib.suppress(OSError):
-            if os.stat(path).st_ino == self._ipc_inode:
-                os.unlink(path)
+        await self._server.close(self.peers, linger)
 
     # -- the peers' side ---------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import zmq.asyncio
 
 from circus.binding import BindPolicy
 from circus.events import bind_publisher
+from circus.listeners.publisher import Publisher
 from circus.logthrottle import Throttle
 from circus.stats.report import socket_messages, stream_messages
 from circus.stats.sampler import Sampler
@@ -98,7 +99,7 @@ class StatsStream:
             await task
 
     async def _run(self, ready: asyncio.Future[None]) -> None:
-        sock = bind_publisher(self.context, self.endpoint, ready, self.policy)
+        sock = await bind_publisher(self.context, self.endpoint, ready, self.policy)
         if sock is None:
             return
         loop = asyncio.get_running_loop()
@@ -116,10 +117,10 @@ class StatsStream:
                 next_round = max(next_round, now)
                 await asyncio.sleep(next_round - now)
         finally:
-            sock.close()
+            await sock.aclose(0)
             self.errors.flush("stats rounds failed (lines suppressed)")
 
-    async def _round(self, sock: zmq.asyncio.Socket) -> None:
+    async def _round(self, sock: Publisher) -> None:
         groups = [(w.res_name, w.pids()) for w in self.source.watchers]
         me = os.getpid()
         sample = await self.sampler.sample([me, *(pid for _, pids in groups for pid in pids)])

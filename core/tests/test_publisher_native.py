@@ -1,0 +1,112 @@
+"""circusd's own PUB server (circus.listeners.publisher) with real subscribers.
+
+pyzmq SUB sockets check what subscribers rely on (prefix filtering, cancelling); a raw socket
+plays the subscriber that never reads, which libzmq clients cannot be made to do.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import zmq
+
+from circus.testing import CircusdProcess, log_count, wait_until
+
+CONFIG = "[watcher:a]\ncmd = sleep 600\n\n[watcher:b]\ncmd = sleep 600\n"
+TIMEOUT_MS = 10_000
+Context = zmq.Context[zmq.Socket[bytes]]
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[CircusdProcess]:
+    with CircusdProcess(CONFIG, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def context() -> Iterator[Context]:
+    ctx: Context = zmq.Context()
+    yield ctx
+    ctx.destroy(linger=0)
+
+
+def touch(daemon: CircusdProcess, name: str) -> None:
+    """One ``watcher.NAME.updated`` event."""
+    daemon.call("set", name=name, options={"graceful_timeout": 30})
+
+
+def next_topic(sub: zmq.Socket[bytes]) -> str:
+    assert sub.poll(TIMEOUT_MS), "no event"
+    return sub.recv_multipart()[0].decode()
+
+
+def subscribed(daemon: CircusdProcess, sub: zmq.Socket[bytes], name: str) -> None:
+    """Wait until ``sub`` gets events about ``name`` (a subscription takes effect a little
+    after the connect; events sent before are lost, as with any PUB)."""
+    def arrived() -> bool:
+        touch(daemon, name)
+        return bool(sub.poll(100))
+
+    wait_until(arrived, f"events about {name}", timeout=TIMEOUT_MS / 1000, daemon=daemon)
+    while sub.poll(200):
+        sub.recv_multipart()
+
+
+def test_subscribers_get_the_topics_they_asked_for(
+    daemon: CircusdProcess, context: Context,
+) -> None:
+    sub = context.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"watcher.a.")
+    sub.setsockopt(zmq.SUBSCRIBE, b"watcher.b.")
+    sub.connect(daemon.pubsub_endpoint)
+    subscribed(daemon, sub, "a")
+    touch(daemon, "b")
+    assert next_topic(sub) == "watcher.b.updated"
+    sub.setsockopt(zmq.UNSUBSCRIBE, b"watcher.b.")
+    # the cancel travels on the same connection ahead of the next request's events
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while True:
+        touch(daemon, "b")
+        touch(daemon, "a")
+        topics = {next_topic(sub)}
+        while sub.poll(100):
+            topics.add(sub.recv_multipart()[0].decode())
+        if topics == {"watcher.a.updated"}:
+            break
+        assert time.monotonic() < deadline, f"still receiving {topics}"
+    sub.close(linger=0)
+
+
+def test_a_subscriber_that_never_reads_misses_events_and_costs_little(
+    daemon: CircusdProcess, context: Context,
+) -> None:
+    path = daemon.pubsub_endpoint[len("ipc://") :]
+    raw = socket.socket(socket.AF_UNIX)
+    raw.settimeout(TIMEOUT_MS / 1000)
+    raw.connect(path)
+    raw.sendall(b"\xff" + b"\x00" * 8 + b"\x7f\x03\x00" + b"NULL".ljust(20, b"\x00")
+                + b"\x00" * 32)
+    props = b"\x0bSocket-Type\x00\x00\x00\x03SUB"
+    raw.sendall(b"\x04" + bytes([6 + len(props)]) + b"\x05READY" + props + b"\x00\x01\x01")
+    raw.recv(64)  # its greeting; from now on this subscriber reads nothing
+    reader = context.socket(zmq.SUB)
+    reader.setsockopt(zmq.SUBSCRIBE, b"watcher.a.")
+    reader.connect(daemon.pubsub_endpoint)
+    subscribed(daemon, reader, "a")
+    before = psutil.Process(daemon.pid).memory_info().rss
+    # ~3 MB of events: more than the 1 MiB high-water mark plus what the kernel buffers
+    padding = "x" * 1000
+    for _ in range(3000):
+        daemon.call("set", name="b", options={"env": {"PAD": padding}})
+    growth = psutil.Process(daemon.pid).memory_info().rss - before
+    touch(daemon, "a")
+    assert next_topic(reader) == "watcher.a.updated"  # the others still get theirs
+    raw.close()
+    reader.close(linger=0)
+    assert log_count(daemon, "a subscriber is not keeping up") >= 1
+    assert growth >> 20 < 16, f"growth {growth >> 20} MiB"
