@@ -28,12 +28,6 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CircusdProcess]
         yield running
 
 
-@pytest.fixture
-def context() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    yield ctx
-    ctx.destroy(linger=0)
-
 
 def dealer(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:
     sock = ctx.socket(zmq.DEALER)

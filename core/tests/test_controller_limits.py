@@ -31,12 +31,6 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CircusdProcess]
         yield running
 
 
-@pytest.fixture
-def context() -> Iterator[Context]:
-    ctx: Context = zmq.Context()
-    yield ctx
-    ctx.destroy(linger=0)
-
 
 def dealer(ctx: Context, endpoint: str) -> zmq.Socket[bytes]:
     sock = ctx.socket(zmq.DEALER)

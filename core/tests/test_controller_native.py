@@ -41,12 +41,6 @@ def daemon(tmp_path: Path) -> Iterator[CircusdProcess]:
         yield running
 
 
-@pytest.fixture
-def context() -> Iterator[Context]:
-    ctx: Context = zmq.Context()
-    yield ctx
-    ctx.destroy(linger=0)
-
 
 def rss(daemon: CircusdProcess) -> int:
     return int(psutil.Process(daemon.pid).memory_info().rss)

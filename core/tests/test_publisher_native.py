@@ -28,12 +28,6 @@ def daemon(tmp_path: Path) -> Iterator[CircusdProcess]:
         yield running
 
 
-@pytest.fixture
-def context() -> Iterator[Context]:
-    ctx: Context = zmq.Context()
-    yield ctx
-    ctx.destroy(linger=0)
-
 
 def touch(daemon: CircusdProcess, name: str) -> None:
     """One ``watcher.NAME.updated`` event."""

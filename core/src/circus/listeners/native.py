@@ -84,7 +84,6 @@ class NativeListener:
         self.hard_bytes = hard_bytes
         self.wakeup = wakeup
         self.warn = warn
-        self.peers: set[Peer] = set()
         self.queued_bytes = 0
         self.partial_bytes = 0
         self.unread_bytes = 0
@@ -92,7 +91,12 @@ class NativeListener:
         self._waiting: dict[bytes, deque[Peer]] = {}
         self._queue: deque[tuple[Peer, Incoming, int]] = deque()
         self._next_id = int.from_bytes(os.urandom(4), "big")
-        self._server = StreamServer(endpoint, address, policy)
+        self._server: StreamServer[Peer] = StreamServer(
+            endpoint, address, policy, limit=MAX_PEERS, warn=warn,
+            refusal="refused a control connection: too many open",
+        )
+        #: the connections being served
+        self.peers = self._server.connections
         self._over_budget = False
 
     # -- binding ---------------------------------------------------------------------------
@@ -126,16 +130,12 @@ class NativeListener:
         return None
 
     async def close(self, linger: float) -> None:
-        await self._server.close(self.peers, linger)
+        await self._server.close(linger)
 
     # -- the peers' side ---------------------------------------------------------------------
 
     def admit(self, peer: Peer) -> bool:
-        if len(self.peers) >= MAX_PEERS:
-            self.warn.warning("refused a control connection: too many open", limit=MAX_PEERS)
-            return False
-        self.peers.add(peer)
-        return True
+        return self._server.admit(peer)
 
     def register(self, peer: Peer, identity: bytes) -> bytes | None:
         """The routing id of a peer that finished its handshake: its own identity when it set

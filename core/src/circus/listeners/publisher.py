@@ -107,10 +107,14 @@ class NativePublisher:
     def __init__(self, endpoint: str, address: Address, policy: BindPolicy, warn: Throttle) -> None:
         self.endpoint = endpoint
         self.warn = warn
-        self.subscribers: set[Subscriber] = set()
         #: messages not written to a subscriber because it was not keeping up
         self.dropped = 0
-        self._server = StreamServer(endpoint, address, policy)
+        self._server: StreamServer[Subscriber] = StreamServer(
+            endpoint, address, policy, limit=MAX_SUBSCRIBERS, warn=warn,
+            refusal="refused a subscriber: too many connected",
+        )
+        #: the subscribers connected
+        self.subscribers = self._server.connections
 
     async def open(self) -> None:
         await self._server.open(lambda: Subscriber(self))
@@ -124,14 +128,10 @@ class NativePublisher:
                 subscriber.deliver(data)
 
     async def aclose(self, linger: float) -> None:
-        await self._server.close(self.subscribers, linger)
+        await self._server.close(linger)
 
     def admit(self, subscriber: Subscriber) -> bool:
-        if len(self.subscribers) >= MAX_SUBSCRIBERS:
-            self.warn.warning("refused a subscriber: too many connected", limit=MAX_SUBSCRIBERS)
-            return False
-        self.subscribers.add(subscriber)
-        return True
+        return self._server.admit(subscriber)
 
     def missed(self, subscriber: Subscriber) -> None:
         self.dropped += 1

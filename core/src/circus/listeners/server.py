@@ -14,13 +14,14 @@ import contextlib
 import errno
 import os
 import socket as stdsocket
-from collections.abc import Callable, Collection
-from typing import Protocol
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 import zmq
 
 from circus.binding import BindPolicy
 from circus.listeners import Address, refuse_live_ipc
+from circus.logthrottle import Throttle
 
 #: Pending TCP connections the kernel keeps (libzmq's default ``ZMQ_BACKLOG``).
 BACKLOG = 100
@@ -34,14 +35,25 @@ class Closable(Protocol):
     def abort(self) -> None: ...
 
 
-class StreamServer:
-    """One listening socket and the asyncio server accepting on it."""
+C = TypeVar("C", bound=Closable)
 
-    def __init__(self, endpoint: str, address: Address, policy: BindPolicy) -> None:
+
+class StreamServer(Generic[C]):
+    """One listening socket, the asyncio server accepting on it, and its connections (at
+    most ``limit`` at once: more are refused on arrival with a throttled warning)."""
+
+    def __init__(
+        self, endpoint: str, address: Address, policy: BindPolicy, *, limit: int,
+        warn: Throttle, refusal: str,
+    ) -> None:
         #: the endpoint, with the real port once an ephemeral one was bound
         self.endpoint = endpoint
         self.address = address
         self.policy = policy
+        self.limit = limit
+        self.connections: set[C] = set()
+        self._warn = warn
+        self._refusal = refusal
         self._server: asyncio.Server | None = None
         self._ipc_inode: int | None = None
 
@@ -103,13 +115,22 @@ class StreamServer:
             self.endpoint = f"tcp://{shown}:{sock.getsockname()[1]}"
         return sock
 
-    async def close(self, connections: Collection[Closable], linger: float) -> None:
-        """Stop accepting, let ``connections`` flush what was written (up to ``linger``
-        seconds; they leave the collection as they end), then abort the rest."""
+    def admit(self, connection: C) -> bool:
+        """Count a new connection in, unless the limit is reached."""
+        if len(self.connections) >= self.limit:
+            self._warn.warning(self._refusal, limit=self.limit)
+            return False
+        self.connections.add(connection)
+        return True
+
+    async def close(self, linger: float) -> None:
+        """Stop accepting, let the connections flush what was written (up to ``linger``
+        seconds; they leave :attr:`connections` as they end), then abort the rest."""
         server, self._server = self._server, None
         if server is None:
             return
         server.close()
+        connections = self.connections
         for connection in list(connections):
             connection.close()
         loop = asyncio.get_running_loop()
