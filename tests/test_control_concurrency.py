@@ -131,6 +131,9 @@ def test_commands_on_one_watcher_queue_instead_of_failing(
     assert replies["stop"][1] <= replies["start"][1] <= replies["incr"][1]
     assert replies["incr"][0]["numprocesses"] == 2
     assert daemon.call("status", name="slow_a")["status"] == "active"
+    # the stubborn processes would hold the teardown's stop for GRACE: a short one now
+    for name in ("slow_a", "slow_b"):
+        daemon.call("set", name=name, options={"graceful_timeout": 0.2})
 
 
 def test_reacting_to_a_reap_event_is_not_rejected(quick_daemon: CircusdProcess) -> None:
