@@ -3,9 +3,12 @@
 Usage: ``.venv/bin/python bench/bench_curve.py [--quick] [--write]``.
 
 Two circusd run the same one-watcher config, one with ``curve_server_key`` set; one client each
-(the same ``CircusClient``, with or without keys). Rounds alternate between the two daemons so
-that load from elsewhere on the machine falls on both alike; the table gives the median of each
-side over all rounds and the ratio. ``--write`` puts it into docs/control-channel.md.
+(the same ``CircusClient``, with or without keys). Without CURVE circusd reads the control
+channel's wire itself (``circus/listeners/native.py``); with CURVE it is libzmq's ROUTER
+(``listeners/router.py``), so the ratio is also what the two listeners cost against each
+other. Rounds alternate between the two daemons so that load from elsewhere on the machine
+falls on both alike; the table gives the median of each side over all rounds and the ratio.
+``--write`` puts it into docs/control-channel.md.
 """
 
 from __future__ import annotations
@@ -67,11 +70,14 @@ def main() -> int:
             plain.stop()
     off, on = results
     ratio = median(on) / median(off)
-    text = (f"Measured {header} (`bench/bench_curve.py`, ipc://, {rounds} alternating rounds "
+    text = (f"Measured {header}, load {os.getloadavg()[0]:.1f} at the end "
+            f"(`bench/bench_curve.py`, ipc://, {rounds} alternating rounds "
             f"of {per_round} calls per side).\n\n"
             + table(["`numwatchers` round trip", "p50", "p95", "vs. CURVE off"], [
-                ["CURVE off", fmt_ms(median(off)), fmt_ms(percentile(off, 95)), "1.00x"],
-                ["CURVE on", fmt_ms(median(on)), fmt_ms(percentile(on, 95)), f"{ratio:.2f}x"],
+                ["CURVE off (circusd's own listener)", fmt_ms(median(off)),
+                 fmt_ms(percentile(off, 95)), "1.00x"],
+                ["CURVE on (libzmq ROUTER)", fmt_ms(median(on)), fmt_ms(percentile(on, 95)),
+                 f"{ratio:.2f}x"],
             ]))
     print(text)
     if args.write:

@@ -14,7 +14,8 @@ Scenarios (each bounded in count and time; the whole script stays around two min
 Usage: ``.venv/bin/python bench/bench_daemon.py [--quick] [--write] [--only exit_reap,...]``.
 ``--quick`` is a CI smoke run (one round, 50 watchers, 1 s windows): its figures are not to be
 written into the docs.
-``--write`` puts the table into docs/benchmarks.md.
+``--write`` puts the table into docs/benchmarks.md; with ``--only``, only the rows measured are
+replaced, with a note of when (the others keep theirs).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from harness import (
     running,
     sides,
     table,
+    update_rows,
     wait_pids,
     write_section,
 )
@@ -166,7 +168,12 @@ SCENARIOS: dict[str, Callable[[Side], dict[str, float]]] = {
 _ratio = functools.partial(ratio, digits=2)
 
 
-def render(results: dict[str, Result]) -> str:
+HEADER = ["scenario", OURS, ORIGINAL, "ratio", "target", "met"]
+SUMMARY_HEADER = ["", OURS, ORIGINAL, "ratio"]
+
+
+def render(results: dict[str, Result]) -> list[list[str]]:
+    """The rows of the docs' table for the scenarios in ``results`` (header :data:`HEADER`)."""
     rows: list[list[str]] = []
     ours, orig = results.get(OURS, {}), results.get(ORIGINAL, {})
     if "exit_reap" in ours:
@@ -210,12 +217,12 @@ def render(results: dict[str, Result]) -> str:
                      f"{b.get('events_per_s', float('nan')):,.0f}",
                      f"{_ratio(a['events_per_s'], b.get('events_per_s', float('nan')))}",
                      "≥ 2x", "yes" if met else "**no**"])
-    header = ["scenario", OURS, ORIGINAL, "ratio", "target", "met"]
-    return table(header, rows)
+    return rows
 
 
-def summary(results: dict[str, Result]) -> str:
-    """The short form for the README: one row per scenario, ours vs the original."""
+def summary(results: dict[str, Result]) -> list[list[str]]:
+    """The short form for the README: one row per scenario, ours vs the original
+    (header :data:`SUMMARY_HEADER`)."""
     ours, orig = results.get(OURS, {}), results.get(ORIGINAL, {})
     nan = float("nan")
     rows: list[list[str]] = []
@@ -242,7 +249,7 @@ def summary(results: dict[str, Result]) -> str:
         a, b = ours["churn"]["events_per_s"], orig["churn"]["events_per_s"]
         rows.append(["events/s under churn (50 processes running `true`)", f"{a:,.0f}",
                      f"{b:,.0f}", f"{_ratio(a, b)} more"])
-    return table(["", OURS, ORIGINAL, "ratio"], rows)
+    return rows
 
 
 def main() -> int:
@@ -274,13 +281,19 @@ def main() -> int:
                 results[side.label][name] = SCENARIOS[name](side)
                 print(f"{name:>13} {side.label:>14}: {results[side.label][name]} "
                       f"({time.monotonic() - began:.1f} s)", flush=True)
-    text = f"Measured {header} (`bench/bench_daemon.py`).\n\n{render(results)}"
+    rows, short = render(results), summary(results)
+    text = f"Measured {header} (`bench/bench_daemon.py`).\n\n{table(HEADER, rows)}"
     print()
     print(text)
-    if args.write:
+    if args.write and set(chosen) == set(SCENARIOS):
         write_section("daemon", text)
         write_section("summary-daemon", f"Daemon: {header} (`bench/bench_daemon.py`).\n\n"
-                      + summary(results))
+                      + table(SUMMARY_HEADER, short))
+    elif args.write:  # only these rows are new: the others keep their figures and date
+        command = f"`bench/bench_daemon.py --only {','.join(chosen)}`"
+        for name, measured in (("daemon", rows), ("summary-daemon", short)):
+            labels = "; ".join(row[0] for row in measured)
+            update_rows(name, measured, f"Re-measured {header} ({command}): {labels}.")
     return 0
 
 

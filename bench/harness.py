@@ -274,5 +274,45 @@ def write_section(name: str, text: str, doc: Path = DOC, readme: Path = README) 
             readme.write_text(mirrored)
 
 
+def update_rows(name: str, rows: list[list[str]], note: str, doc: Path = DOC,
+                readme: Path = README) -> None:
+    """Replace, in the table between the ``NAME`` markers, only the rows measured anew
+    (matched by their first cell), and say so below the table with ``note``: what a run of
+    some scenarios (``--only``) writes, so that the rows it did not measure keep their figures
+    next to the date they were measured at. A note that named one of these rows before is
+    dropped. The README's block is updated the same way when it has one. ``ValueError`` when
+    the block or one of the rows is missing from ``doc`` (a full run writes those)."""
+    updated = _update_block(doc.read_text() if doc.exists() else "", name, rows, note)
+    if updated is None:
+        raise ValueError(f"{doc.name} has no bench:{name} table with the rows "
+                         f"{[row[0] for row in rows]}: run every scenario to write it")
+    doc.write_text(updated)
+    if readme.exists():
+        mirrored = _update_block(readme.read_text(), name, rows, note)
+        if mirrored is not None:
+            readme.write_text(mirrored)
+
+
+def _update_block(current: str, name: str, rows: list[list[str]], note: str) -> str | None:
+    begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    start, stop = current.find(begin), current.find(end)
+    if start < 0 or stop < start:
+        return None
+    lines = current[start + len(begin):stop].strip("\n").split("\n")
+    for row in rows:
+        prefix = f"| {row[0]} |"
+        found = [index for index, line in enumerate(lines) if line.startswith(prefix)]
+        if not found:
+            return None
+        lines[found[0]] = "| " + " | ".join(row) + " |"
+    lines = [line for line in lines if not (line.startswith("Re-measured")
+                                            and any(row[0] in line for row in rows))]
+    while lines and not lines[-1]:
+        lines.pop()
+    lines += ["", note.strip()]
+    block = "\n".join([begin, *lines, end])
+    return current[:start] + block + current[stop + len(end):]
+
+
 def original() -> OriginalCircus:
     return ensure_original_circus()
