@@ -8,13 +8,22 @@ types, huge ids, deep nesting, non-UTF-8 bytes, lone surrogates, control charact
 and empty frames, 1/4/16 MiB requests, and unfinished multipart messages sent over raw ZMTP (a
 libzmq client cannot send one: it holds a message until its last frame). Every state-changing
 command carries an invalid property, so nothing may change. Then checks: circusd alive,
-``numwatchers`` p50 within 1.5x of before, RSS growth <= 32 MB, the watchers' pids unchanged,
-every well-framed request answered. ``--write`` puts the table into docs/control-channel.md.
+``numwatchers`` p50 within 1.5x of before, RSS growth <= 32 MB, every well-framed request
+answered. Then the peers of ``hostile.py`` (clients that never read their replies, connections
+each holding an almost complete 1 MiB request, empty frames with MORE without end), each
+against the bound circusd documents for it and with circusd answering meanwhile. Last, the
+watchers' pids unchanged, no traceback, the framing warnings within the log throttle's rate.
+
+The p50 ratio is the one timed check: a full run fails on it, a ``--quick`` run (CI, on a
+shared, loaded machine where a 1.68x was seen at load 6.5) reports it without failing; every
+other check holds in both. ``--write`` puts the table into docs/control-channel.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import random
 import sys
 import tempfile
@@ -25,15 +34,18 @@ from pathlib import Path
 import psutil
 import zmq
 from harness import ROOT, machine_line, median, rss_mb, table, write_section
+from hostile import MiB, Target, empty_frames, hoarding, never_reading
 from support import zmtp_unfinished
 
 from circus.client import CircusClient
+from circus.commands.dispatch import MAX_MESSAGE_SIZE
+from circus.errors import CallTimeout
+from circus.listeners.native import PARTIAL_BUDGET, QUEUE_BUDGET, WRITE_BUDGET
 from circus.testing import CircusdProcess
 
 DOC = ROOT / "docs" / "control-channel.md"
 CONFIG = "[watcher:web]\ncmd = sleep 3600\nnumprocesses = 2\n\n[watcher:worker]\ncmd = sleep 3600\n"
 BATCH = 400  # replies outstanding per socket, below ZeroMQ's 1000-message high-water marks
-MiB = 1 << 20
 Frames = list[bytes]
 
 # Commands that change state are only ever sent with an invalid property (see ``_bad_name``);
@@ -200,9 +212,97 @@ def fuzz(daemon: CircusdProcess, total: int, big_sizes: list[int], seed: int,
     return {key: float(value) for key, value in counts.items()}
 
 
+#: (name, value, passed, timed): a timed check compares durations, which the load of a shared
+#: machine moves; a ``--quick`` run (CI) reports it but does not fail on it
+Check = tuple[str, str, bool, bool]
+
+
+def _answers(client: CircusClient) -> bool:
+    """The probe of the hostile cases: an ordinary client's ``numwatchers`` is answered."""
+    try:
+        return client.call("numwatchers").get("numwatchers") == 2
+    except CallTimeout:
+        return False
+
+
+@contextlib.contextmanager
+def _target(directory: Path) -> Iterator[Target]:
+    """A circusd of its own for one hostile case, so that what one case left in circusd's
+    heap does not hide what the next one costs."""
+    with CircusdProcess(CONFIG, directory) as daemon, \
+            CircusClient(daemon.endpoint, 20) as client:
+        yield Target(daemon.endpoint[len("ipc://"):], daemon.pid, lambda: _answers(client))
+
+
+#: what a peer can make the native listener hold, all its budgets together (MiB): unread
+#: replies, unfinished input, requests waiting for the controller
+BUDGETS = (WRITE_BUDGET + PARTIAL_BUDGET + QUEUE_BUDGET) // MiB
+
+
+def _never_reading(workdir: Path, readers: int) -> Check:
+    with _target(workdir / f"readers-{readers}") as target:
+        got = never_reading(target, readers)
+    taken_limit, growth_limit = 4 * readers, min(2 * readers, BUDGETS) + 16
+    must_close = max(0, readers - WRITE_BUDGET // MiB + 1)
+    return (f"{readers} client(s) never reading their replies: requests taken / closed by "
+            "circusd / answered meanwhile / RSS peak",
+            f"{got['sent_mib']:.1f} MiB ({got['requests']:,.0f}; limit {taken_limit}) / "
+            f"{got['closed']:.0f} (at least {must_close}) / {_YES[bool(got['answered'])]} / "
+            f"+{got['growth_mib']:.1f} MiB (limit {growth_limit})",
+            got["sent_mib"] <= taken_limit and got["closed"] >= must_close
+            and bool(got["answered"]) and got["growth_mib"] <= growth_limit, False)
+
+
+def _hoarding(workdir: Path, hoarders: int) -> Check:
+    keep = MAX_MESSAGE_SIZE - 1000
+    must_close = hoarders - PARTIAL_BUDGET // keep - 1
+    with _target(workdir / f"hoarders-{hoarders}") as target:
+        got = hoarding(target, hoarders, keep=keep, expect_closed=must_close)
+    growth_limit = 2 * PARTIAL_BUDGET // MiB
+    return (f"{hoarders} connections each holding an almost complete 1 MiB request: closed"
+            " by circusd / answered meanwhile / RSS peak",
+            f"{got['closed']:.0f} (at least {must_close}) / {_YES[bool(got['answered'])]} / "
+            f"+{got['growth_mib']:.1f} MiB (limit {growth_limit})",
+            got["closed"] >= must_close and bool(got["answered"])
+            and got["growth_mib"] <= growth_limit, False)
+
+
+def _empty_frames(workdir: Path, seconds: float) -> Check:
+    with _target(workdir / "empty-frames") as target:
+        got = empty_frames(target, seconds)
+    return (f"empty frames with MORE streamed for {seconds:g} s: connections closed by "
+            "circusd / most one took / calls answered meanwhile / RSS peak",
+            f"{got['closed']:.0f} of {got['connections']:.0f} / {got['most_kib']:,.0f} KiB "
+            f"({got['sent_mib']:,.0f} MiB in all) / {got['answered']:.0f} of "
+            f"{got['probes']:.0f} / +{got['growth_mib']:.1f} MiB (limit 8)",
+            got["connections"] - got["closed"] <= 1 and got["most_kib"] < 16 * 1024
+            and got["answered"] == got["probes"] > 0 and got["growth_mib"] <= 8, False)
+
+
+_YES = {True: "yes", False: "NO"}
+
+
+def hostile_checks(workdir: Path, quick: bool) -> list[Check]:
+    """The peers that try to make the native listener hold memory (``hostile.py``), each
+    against a circusd of its own, checked against the bounds circusd documents
+    (docs/control-channel.md) and with circusd answering an ordinary client meanwhile. A full
+    run adds 250 non-readers, most of which circusd must close (its budget churns)."""
+    readers = [1] if quick else [40, 250]
+    return [*(_never_reading(workdir, count) for count in readers),
+            _hoarding(workdir, 2 * PARTIAL_BUDGET // MiB + 4 if quick else 100),
+            _empty_frames(workdir, 1.0 if quick else 5.0)]
+
+
+def _verdict(ok: bool, timed: bool, quick: bool) -> str:
+    if ok:
+        return "yes"
+    return "no (timing: not enforced by --quick)" if timed and quick else "**NO**"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="CI smoke run: 5,000 requests")
+    parser.add_argument("--quick", action="store_true",
+                        help="CI smoke run: 5,000 requests; timing ratios reported, not enforced")
     parser.add_argument("--write", action="store_true", help="update docs/control-channel.md")
     parser.add_argument("--seed", type=int, default=9)
     args = parser.parse_args()
@@ -211,6 +311,7 @@ def main() -> int:
     total = 5_000 if args.quick else 100_000
     big = [MiB + 1, 4 * MiB] if args.quick else [MiB + 1] * 5 + [4 * MiB] * 3 + [16 * MiB] * 2
     header = machine_line()
+    began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="circus-fuzz-") as tmp:
         daemon = CircusdProcess(CONFIG, Path(tmp)).start()
         try:
@@ -227,34 +328,45 @@ def main() -> int:
         finally:
             daemon.stop()
         log_text = daemon.log_text()
+        lifetime = time.monotonic() - began
+        print("hostile peers, each against a circusd of its own", flush=True)
+        hostile = hostile_checks(Path(tmp), args.quick)
     warnings = sum("unexpected framing" in line for line in log_text.splitlines())
-    checks = [
-        ("circusd alive", "yes" if alive else "NO", alive),
+    # the throttle lets 5 lines through per 10 s (plus one with the count still pending)
+    warning_limit = 5 * (int(lifetime // 10) + 1) + 1
+    checks: list[Check] = [
+        ("circusd alive", "yes" if alive else "NO", alive, False),
         ("requests sent", f"{result['sent']:.0f} in {result['seconds']:.1f} s",
-         result["sent"] >= total),
+         result["sent"] >= total, False),
         ("well-framed requests answered",
-         f"{result['due'] - result['missing']:.0f} / {result['due']:.0f}", result["missing"] == 0),
+         f"{result['due'] - result['missing']:.0f} / {result['due']:.0f}",
+         result["missing"] == 0, False),
         (f"`numwatchers` p50 before / after (idle after {settled:.1f} s)",
          f"{before * 1000:.3f} / {after * 1000:.3f} ms ({after / before:.2f}x, limit 1.5x)",
-         after <= 1.5 * before),
+         after <= 1.5 * before, True),
         ("RSS before / after", f"{rss_before:.1f} / {rss_after:.1f} MB "
-         f"(+{rss_after - rss_before:.1f}, limit 32)", rss_after - rss_before <= 32),
+         f"(+{rss_after - rss_before:.1f}, limit 32)", rss_after - rss_before <= 32, False),
         ("watchers' pids", "unchanged" if pids_after == pids_before else "CHANGED",
-         pids_after == pids_before),
+         pids_after == pids_before, False),
         ("tracebacks in circusd's log", str(log_text.count("Traceback")),
-         "Traceback" not in log_text),
-        ("framing warnings logged (rate-limited)", str(warnings), warnings <= 50),
+         "Traceback" not in log_text, False),
+        ("framing warnings logged (rate-limited)",
+         f"{warnings} in {lifetime:.0f} s (limit {warning_limit})", warnings <= warning_limit,
+         False),
+        *hostile,
     ]
-    text = (f"Measured {header} (`bench/bench_fuzz.py`, seed {args.seed}; "
+    text = (f"Measured {header}, load {os.getloadavg()[0]:.1f} at the end "
+            f"(`bench/bench_fuzz.py`, seed {args.seed}; "
             f"{result['req']:.0f} via REQ, {result['big']:.0f} of 1-16 MiB, "
             f"{result['unfinished']:.0f} unfinished multipart over raw ZMTP).\n\n"
             + table(["check", "result", "pass"],
-                    [[name, value, "yes" if ok else "**NO**"] for name, value, ok in checks]))
+                    [[name, value, _verdict(ok, timed, args.quick)]
+                     for name, value, ok, timed in checks]))
     print()
     print(text)
     if args.write:
         write_section("fuzz", text, DOC)
-    return 0 if all(ok for _, _, ok in checks) else 1
+    return 0 if all(ok or (timed and args.quick) for _, _, ok, timed in checks) else 1
 
 
 if __name__ == "__main__":

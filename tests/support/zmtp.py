@@ -21,6 +21,30 @@ def _ready(socket_type: str) -> bytes:
     return b"\x05READY\x0bSocket-Type" + len(name).to_bytes(4, "big") + name
 
 
+def handshake(ipc_path: str, socket_type: str = "DEALER", timeout: float = 5.0
+              ) -> socket.socket:
+    """A Unix socket connected to ``ipc_path`` that has sent its ZMTP 3.0 greeting and
+    READY as a ``socket_type`` peer (the server's greeting read, its READY left unread), ready
+    for hand-made frames. Its operations time out after ``timeout`` seconds."""
+    raw = socket.socket(socket.AF_UNIX)
+    try:
+        raw.settimeout(timeout)
+        raw.connect(ipc_path)
+        raw.sendall(_GREETING)
+        greeting = b""
+        while len(greeting) < len(_GREETING):
+            chunk = raw.recv(len(_GREETING) - len(greeting))
+            if not chunk:
+                raise ConnectionError("closed during the ZMTP greeting")
+            greeting += chunk
+        ready = _ready(socket_type)
+        raw.sendall(b"\x04" + bytes([len(ready)]) + ready)
+    except BaseException:
+        raw.close()
+        raise
+    return raw
+
+
 def zmtp_unfinished(
     ipc_path: str, *, frame_size: int = 1 << 20, frames: int | None = None,
     seconds: float | None = None, socket_type: str = "DEALER",
@@ -29,18 +53,12 @@ def zmtp_unfinished(
     with the MORE flag, never the last one, either ``frames`` of them (then disconnect) or for
     ``seconds`` (reconnecting whenever circusd drops the connection). Returns the bytes sent.
     Every socket operation is bounded (5 s)."""
-    ready = _ready(socket_type)
     frame = b"\x03" + frame_size.to_bytes(8, "big") + b"u" * frame_size  # MORE | LONG
     deadline = None if seconds is None else time.monotonic() + seconds
     sent = 0
     while True:
-        with socket.socket(socket.AF_UNIX) as raw:
-            raw.settimeout(5)
-            try:
-                raw.connect(ipc_path)
-                raw.sendall(_GREETING)
-                raw.recv(64)
-                raw.sendall(b"\x04" + bytes([len(ready)]) + ready)
+        try:
+            with handshake(ipc_path, socket_type) as raw:
                 count = 0
                 while (frames is None or count < frames) and (
                     deadline is None or time.monotonic() < deadline
@@ -48,9 +66,9 @@ def zmtp_unfinished(
                     raw.sendall(frame)
                     sent += len(frame)
                     count += 1
-            except OSError:
-                if deadline is None:
-                    raise
-                time.sleep(0.01)
+        except OSError:
+            if deadline is None:
+                raise
+            time.sleep(0.01)
         if deadline is None or time.monotonic() >= deadline:
             return sent
