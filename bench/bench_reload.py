@@ -16,8 +16,10 @@ refused/reset connection, a timeout or a non-200 answer. Rounds alternate the or
 setups, medians are reported.
 
 Usage: ``.venv/bin/python bench/bench_reload.py [--quick] [--write]``. ``--quick`` (CI smoke:
-one round, 2 reloads in each 3 s window) still fails when circus lost a request; ``--write``
-puts the table into docs/sockets.md. Exit status 1 when circus lost any request.
+one round, 2 reloads in each 3 s window) still fails when circus lost a request, but only
+reports reloads that outlasted their window (a full run stops there: its figures would not
+cover the whole reload); ``--write`` puts the table into docs/sockets.md. Exit status 1 when
+circus lost any request.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ CLIENTS = 4
 ROUNDS = 3
 STEADY = 5.0  # seconds of load without reloads
 RELOAD_WINDOW = 12.0  # seconds of load during which the reloads run (they must end inside it)
+#: a --quick smoke run (CI, on a loaded machine): reloads that outlast their window are
+#: reported, not fatal; lost requests still are
+QUICK = False
 OWN = "own port"
 
 CONFIG = """\
@@ -128,7 +133,10 @@ def load(pool: multiprocessing.pool.Pool, port: int, seconds: float,
         print(f"  the reloads took {time.monotonic() - began:.1f} s of the {seconds:g} s window",
               flush=True)
         if time.monotonic() - began > seconds:
-            raise RuntimeError(f"the reloads outlasted the {seconds} s load window")
+            if not QUICK:  # the figures would not cover the whole reload
+                raise RuntimeError(f"the reloads outlasted the {seconds} s load window")
+            print(f"  the reloads outlasted the {seconds:g} s load window (timing: reported, "
+                  "not enforced by --quick)", flush=True)
     results = pending.get(seconds + 60)
     total = Load(seconds=seconds)
     for ok, failed, errors in results:
@@ -234,9 +242,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick and args.write:
         parser.error("--quick figures are not for the docs: drop --write")
-    global ROUNDS, STEADY, RELOAD_WINDOW, RELOADS
+    global ROUNDS, STEADY, RELOAD_WINDOW, RELOADS, QUICK
     if args.quick:
-        ROUNDS, STEADY, RELOAD_WINDOW, RELOADS = 1, 1.0, 3.0, 2
+        ROUNDS, STEADY, RELOAD_WINDOW, RELOADS, QUICK = 1, 1.0, 3.0, 2, True
     header = machine_line()
     installed = original()
     # the client processes are forked before this process opens any ZeroMQ socket
