@@ -2,7 +2,9 @@
 
 The figures of a quick run mean nothing and are not written anywhere; what is checked is that
 the script works end to end against the real daemons (ours and the original 0.19), so a change
-elsewhere cannot leave a benchmark broken until someone next measures. A script without
+elsewhere cannot leave a benchmark broken until someone next measures. A script's ``--quick``
+run fails on functional checks only, never on a timing (this machine is shared and loaded):
+bench_fuzz and bench_reload report theirs. A script without
 ``--quick`` fails here: every bench script must offer it.
 
 The scripts spend most of their time waiting (check periods, load windows, the original's 5 s
