@@ -1,4 +1,5 @@
-"""[plugin:NAME] sections -> argv watchers, plugin_watcher(), and the --config codec."""
+"""[plugin:NAME] sections -> argv watchers, plugin_watcher(), the --config codec, and the
+options a plugin declares (``PluginOptions``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from circus.config import CircusSettings, load_config, plugin_watcher
 from circus.errors import ConfigError
 from circus.plugins.codec import decode_config, encode_config
+from circus.plugins.options import PluginOptions, UndeclaredOption
 
 PLUGIN = "circus.plugins.CircusPlugin"
 
@@ -332,3 +334,19 @@ def test_plugin_streams_or_close_child_replace_the_log_stream(tmp_path: Path) ->
     assert watcher.stdout_stream == {"class": "FileStream", "filename": str(tmp_path / "a.log")}
     assert watcher.stderr_stream == {}
     assert watcher.close_child_stderr is True
+
+
+def test_plugin_options_view_reads_only_declared_names() -> None:
+    options = PluginOptions("port").extend("host")
+    assert options.names == {"host", "port"}
+    view = options.view({"host": "h", "other": "x"})
+    assert dict(view) == {"host": "h"}
+    assert len(view) == 1
+    assert view.get("port", 8) == 8
+    assert "host" in view
+    # a name the plugin reads but does not declare is the plugin's bug: loud, never a default
+    with pytest.raises(UndeclaredOption, match="'prot' is read but not declared in "
+                       "PluginOptions\\('host', 'port'\\)"):
+        view.get("prot", 8)
+    with pytest.raises(UndeclaredOption, match="'other'"):
+        assert "other" not in view

@@ -23,6 +23,7 @@ from circus.config.convert import to_float, to_int, to_port, to_positive_float, 
 from circus.errors import CallError, ConfigError
 from circus.plugins.aio import AsyncCircusPlugin
 from circus.plugins.failures import FailurePolicy, FailureRule, Verdict
+from circus.plugins.options import PluginOptions
 from circus.plugins.scheduling import Scheduled
 from circus.signals import signal_name
 
@@ -58,6 +59,14 @@ class ObserverSettings:
     def statsd_kwargs(self) -> dict[str, Any]:
         """``host``, ``port``, ``prefix`` for a statsd client (0.19's metric names)."""
         return {"host": self.statsd_host, "port": self.statsd_port, "prefix": self.metric_prefix}
+
+
+#: the options every observer reads (:meth:`HealthObserver.parse_settings`), besides its
+#: ``target_option``; a subclass declares ``config_options`` as these, its target option and
+#: its own: ``OBSERVER_OPTIONS.extend(target_option, *OWN_OPTIONS).names``
+OBSERVER_OPTIONS = PluginOptions("watcher", "max_failures", "cooldown", "max_cooldown",
+                                 "application_name", "loop_rate", "timeout", "signal", "host",
+                                 "port")
 
 
 def _opt(config: Mapping[str, Any], key: str, convert: Any, default: Any) -> Any:
@@ -100,6 +109,7 @@ class HealthObserver(AsyncCircusPlugin):
     @classmethod
     def parse_settings(cls, config: Mapping[str, Any]) -> ObserverSettings:
         """Parse the shared options; :class:`ConfigError` names the bad one."""
+        config = OBSERVER_OPTIONS.extend(cls.target_option).view(config)
         target = config.get(cls.target_option) or config.get("watcher")
         rule_values = {
             "max_failures": _opt(config, "max_failures", lambda v: to_int(v, minimum=1), 1),

@@ -19,13 +19,15 @@ from circus.plugins import AsyncCircusPlugin, Scheduled
 from circus.plugins.stats import WatcherStream, daemon_pid
 from circus_plugin_autoscale.metrics import CommandMetric, MetricError, average_cpu, from_url
 from circus_plugin_autoscale.policy import AutoscalePolicy, Decision
-from circus_plugin_autoscale.settings import AutoscaleSettings
+from circus_plugin_autoscale.settings import OPTIONS, AutoscaleSettings
 
 
 class Autoscale(AsyncCircusPlugin):
     """Keeps a watcher between ``min`` and ``max`` processes, following its load."""
 
     name = "autoscale"
+    #: the options it reads: circusd warns about any other key of its section (typos)
+    config_options: ClassVar[frozenset[str]] = OPTIONS.names
     required_commands: ClassVar[frozenset[str] | None] = frozenset(
         {"get", "stats", "incr", "decr"}
     )

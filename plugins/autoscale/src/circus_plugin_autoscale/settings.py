@@ -12,9 +12,16 @@ from typing import Any
 
 from circus.config.convert import plugin_option, to_bool, to_float, to_int
 from circus.errors import ConfigError
+from circus.plugins.options import PluginOptions
 
 METRICS = ("cpu", "command", "http")
 
+
+#: the options it reads, declared to circusd (the plugin's ``config_options``); parsed
+#: through ``OPTIONS.view``, which refuses to read any other name
+OPTIONS = PluginOptions("watcher", "min", "max", "metric", "metric_command", "metric_url",
+                        "scale_up", "scale_down", "up_after", "down_after", "cooldown", "step",
+                        "sample_rate", "timeout", "stats_stream")
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class AutoscaleSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> AutoscaleSettings:
+        config = OPTIONS.view(config)
         watcher = str(config.get("watcher") or "").strip()
         if not watcher:
             raise ConfigError("the watcher to scale is required", key="watcher")

@@ -21,7 +21,12 @@ import watchfiles
 from circus.errors import CallError
 from circus.plugins import AsyncCircusPlugin, Scheduled
 from circus.protocol import res_name, split_topic
-from circus_plugin_command_reloader.settings import WATCH_KEY, ReloaderSettings, split_paths
+from circus_plugin_command_reloader.settings import (
+    OPTIONS,
+    WATCH_KEY,
+    ReloaderSettings,
+    split_paths,
+)
 from circus_plugin_command_reloader.targets import Targets, executable
 
 PLUGIN_PREFIX = "plugin:"
@@ -36,6 +41,8 @@ class CommandReloader(AsyncCircusPlugin):
     """Restarts a watcher when its executable, or a file or directory it names, changes."""
 
     name = "command_reloader"
+    #: the options it reads: circusd warns about any other key of its section (typos)
+    config_options: ClassVar[frozenset[str]] = OPTIONS.names
     required_commands: ClassVar[frozenset[str] | None] = frozenset(
         {"list", "get", "options", "status", "restart"}
     )

@@ -15,9 +15,15 @@ from typing import Any
 
 from circus.config.convert import to_bool, to_float
 from circus.errors import ConfigError
+from circus.plugins.options import PluginOptions
 
 #: Per-watcher key (in the ``[watcher:NAME]`` section) listing more files or directories.
 WATCH_KEY = "command_reloader.watch"
+
+
+#: the options it reads, declared to circusd (the plugin's ``config_options``); parsed
+#: through ``OPTIONS.view``, which refuses to read any other name
+OPTIONS = PluginOptions("loop_rate", "settle", "force_polling", "watchers")
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class ReloaderSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ReloaderSettings:
+        config = OPTIONS.view(config)
         try:
             loop_rate = to_float(config.get("loop_rate", cls.loop_rate), minimum=0.05)
         except ValueError as exc:

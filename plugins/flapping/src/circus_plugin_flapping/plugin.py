@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from circus.errors import CallError, ConfigError, Errno
 from circus.plugins import AsyncCircusPlugin, Scheduled
-from circus_plugin_flapping.settings import FlappingSettings
+from circus_plugin_flapping.settings import OPTIONS, FlappingSettings
 from circus_plugin_flapping.tracker import (
     PLUGIN_WATCHER_PREFIX,
     Action,
@@ -51,9 +51,7 @@ class Flapping(AsyncCircusPlugin):
     #: Beyond the read-only default (circus.credentials): it stops and restarts watchers.
     required_commands: ClassVar[frozenset[str] | None] = frozenset({"start", "stop"})
     #: the options it reads: circusd warns about any other key of its section (typos)
-    config_options: ClassVar[frozenset[str]] = frozenset(
-        {"attempts", "window", "retry_in", "max_retry", "active"}
-    )
+    config_options: ClassVar[frozenset[str]] = OPTIONS.names
 
     def __init__(self, *args: Any, **config: Any) -> None:
         # *args: the original positional form (endpoint, pubsub_endpoint, check_delay, ssh).

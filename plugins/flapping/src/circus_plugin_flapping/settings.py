@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from circus.config.convert import to_bool, to_float, to_int
+from circus.plugins.options import PluginOptions
 
 OVERRIDE_PREFIX = "flapping."
 
@@ -22,6 +23,8 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "max_retry": lambda v: to_int(v, minimum=-1),
     "active": to_bool,
 }
+#: the options it reads, declared to circusd (``Flapping.config_options``)
+OPTIONS = PluginOptions(*_CONVERTERS)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ constructed with tornado >= 5 (contract B6).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
@@ -16,14 +17,20 @@ from statsd import StatsClient  # type: ignore[import-untyped]
 from circus.config.convert import to_bool
 from circus.errors import ConfigError
 from circus.plugins.failures import Verdict
-from circus.plugins.observer import CheckResult, HealthObserver
+from circus.plugins.observer import OBSERVER_OPTIONS, CheckResult, HealthObserver
+from circus.plugins.options import PluginOptions
 from circus_plugin_http_observer.expect import Expectation, parse_statuses
+
+#: its own options, beside the ones every observer reads (``OBSERVER_OPTIONS``)
+OPTIONS = PluginOptions("check_url", "expected_status", "expected_body", "follow_redirects",
+                        "verify_tls")
 
 #: 0.19 counted answers that never came (connection refused, timeout) as HTTP 599.
 NO_ANSWER = 599
 
 
-def _expectation(config: dict[str, Any]) -> Expectation:
+def _expectation(config: Mapping[str, Any]) -> Expectation:
+    config = OPTIONS.view(config)
     statuses: tuple[str, ...] = ("2xx",)
     if config.get("expected_status"):
         try:
@@ -34,7 +41,8 @@ def _expectation(config: dict[str, Any]) -> Expectation:
     return Expectation(statuses, str(body) if body else None)
 
 
-def _url(config: dict[str, Any]) -> str:
+def _url(config: Mapping[str, Any]) -> str:
+    config = OPTIONS.view(config)
     url = str(config.get("check_url") or "http://localhost/").strip()
     try:
         parsed = httpx.URL(url)
@@ -45,7 +53,8 @@ def _url(config: dict[str, Any]) -> str:
     return url
 
 
-def _flag(config: dict[str, Any], key: str, default: bool) -> bool:
+def _flag(config: Mapping[str, Any], key: str, default: bool) -> bool:
+    config = OPTIONS.view(config)
     if key not in config:
         return default
     try:
@@ -62,6 +71,10 @@ class HttpObserver(HealthObserver):
 
     name = "http_observer"
     target_option: ClassVar[str] = "restart_on_error"
+    #: the options it reads: circusd warns about any other key of its section (typos)
+    config_options: ClassVar[frozenset[str]] = (
+        OBSERVER_OPTIONS.extend(target_option, *OPTIONS).names
+    )
     default_timeout: ClassVar[float] = 10.0
     default_application_name: ClassVar[str] = "http_observer"
 

@@ -8,18 +8,24 @@ the loop thread, SIGHUP reopens the file (``handle_reload``) and ``handle_stop``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from circus.errors import ConfigError
 from circus.plugins import CircusPlugin
+from circus.plugins.options import PluginOptions
 from circus_plugin_logger.lines import FORMATS
 from circus_plugin_logger.logfile import LogFile, check_writable
 
 __all__ = ["Logger"]
 
+#: the options it reads (``topics`` is read by circus-core's event hook for every plugin)
+OPTIONS = PluginOptions("filename", "format")
 
-def _options(config: dict[str, Any]) -> tuple[Path, str]:
+
+def _options(config: Mapping[str, Any]) -> tuple[Path, str]:
+    config = OPTIONS.view(config)
     filename = str(config.get("filename", "")).strip()
     if not filename:
         raise ConfigError("the logger plugin needs a 'filename' option", key="filename")
@@ -34,6 +40,8 @@ class Logger(CircusPlugin):
     """Options: ``filename`` (required), ``format`` (text|json), ``topics`` (glob patterns)."""
 
     name = "logger"
+    #: the options it reads: circusd warns about any other key of its section (typos)
+    config_options: ClassVar[frozenset[str]] = OPTIONS.names
 
     def __init__(self, filename: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)

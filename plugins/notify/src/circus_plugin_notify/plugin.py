@@ -18,7 +18,7 @@ from circus_plugin_notify.alert import Alert
 from circus_plugin_notify.channels import Channel, EmailChannel, WebhookChannel, deliver
 from circus_plugin_notify.gate import AlertGate
 from circus_plugin_notify.incidents import Action, ArmRecovery, Disarm, IncidentTracker, Send
-from circus_plugin_notify.settings import NotifySettings
+from circus_plugin_notify.settings import OPTIONS, NotifySettings
 
 #: alerts waiting for delivery; more are dropped (and logged) rather than queued without limit
 QUEUE_SIZE = 100
@@ -36,6 +36,8 @@ class Notify(AsyncCircusPlugin):
     ``rate_limit``, ``retries``."""
 
     name = "notify"
+    #: the options it reads: circusd warns about any other key of its section (typos)
+    config_options: ClassVar[frozenset[str]] = OPTIONS.names
     #: it only listens: no command is ever sent
     required_commands: ClassVar[frozenset[str] | None] = frozenset()
 

@@ -15,6 +15,7 @@ import httpx
 
 from circus.config.convert import to_float, to_int, to_port, to_positive_float
 from circus.errors import ConfigError
+from circus.plugins.options import PluginOptions
 from circus_plugin_notify.alert import KINDS
 from circus_plugin_notify.gate import GateRule
 from circus_plugin_notify.incidents import IncidentRule
@@ -41,6 +42,14 @@ class WebhookSettings:
     timeout: float
 
 
+#: the options it reads, declared to circusd (the plugin's ``config_options``); parsed
+#: through ``OPTIONS.view``, which refuses to read any other name
+OPTIONS = PluginOptions("crashes", "crash_window", "recovery_time", "min_interval", "rate_limit",
+                        "on", "watchers", "email_to", "email_from", "smtp_host", "smtp_port",
+                        "smtp_user", "smtp_password", "smtp_tls", "smtp_timeout", "subject_prefix",
+                        "webhook_url", "webhook_timeout", "retries")
+
+
 @dataclass(frozen=True)
 class NotifySettings:
     incidents: IncidentRule
@@ -54,6 +63,7 @@ class NotifySettings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> NotifySettings:
         """Parse the options; :class:`ConfigError` names the bad one."""
+        config = OPTIONS.view(config)
         opt = _Reader(config)
         incidents = IncidentRule(
             crashes=opt.get("crashes", lambda v: to_int(v, minimum=1), 3),

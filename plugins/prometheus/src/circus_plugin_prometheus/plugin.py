@@ -10,7 +10,7 @@ waits on circusd and a slow Prometheus never slows the plugin.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from prometheus_client import start_http_server
 from prometheus_client.registry import CollectorRegistry
@@ -25,13 +25,15 @@ from circus_plugin_prometheus.metrics import (
     figures_from,
     watcher_label,
 )
-from circus_plugin_prometheus.settings import PrometheusSettings
+from circus_plugin_prometheus.settings import OPTIONS, PrometheusSettings
 
 
 class PrometheusExporter(CircusPlugin):
     """Options: host (127.0.0.1), port (9645), refresh_interval (5 s)."""
 
     name = "prometheus"
+    #: the options it reads: circusd warns about any other key of its section (typos)
+    config_options: ClassVar[frozenset[str]] = OPTIONS.names
 
     def __init__(self, *args: Any, **config: Any) -> None:
         super().__init__(*args, **config)

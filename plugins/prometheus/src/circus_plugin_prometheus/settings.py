@@ -7,9 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from circus.config.convert import plugin_option, to_float, to_ip_address, to_port
+from circus.plugins.options import PluginOptions
 
 #: default port of ``/metrics``; documented in the README (change it with ``port``)
 DEFAULT_PORT = 9645
+
+
+#: the options it reads, declared to circusd (the plugin's ``config_options``); parsed
+#: through ``OPTIONS.view``, which refuses to read any other name
+OPTIONS = PluginOptions("host", "port", "refresh_interval")
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,7 @@ class PrometheusSettings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> PrometheusSettings:
         """Parse the options; a bad value raises ``ConfigError`` naming the option."""
+        config = OPTIONS.view(config)
         return cls(
             host=plugin_option(config, "host", _host, cls.host),
             port=plugin_option(config, "port", to_port, cls.port),

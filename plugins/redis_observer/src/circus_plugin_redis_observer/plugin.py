@@ -9,6 +9,7 @@ thread. 0.19 passed ``timeout`` positionally to the URL factory, where it meant 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import redis.asyncio as aioredis
@@ -17,13 +18,17 @@ from statsd import StatsClient  # type: ignore[import-untyped]
 
 from circus.errors import ConfigError
 from circus.plugins.failures import Verdict
-from circus.plugins.observer import CheckResult, HealthObserver
+from circus.plugins.observer import OBSERVER_OPTIONS, CheckResult, HealthObserver
+from circus.plugins.options import PluginOptions
 from circus_plugin_redis_observer.info import gauges
 
 DEFAULT_URL = "redis://localhost:6379/0"
+#: its own options, beside the ones every observer reads (``OBSERVER_OPTIONS``)
+OPTIONS = PluginOptions("redis_url")
 
 
-def _url(config: dict[str, Any]) -> str:
+def _url(config: Mapping[str, Any]) -> str:
+    config = OPTIONS.view(config)
     url = str(config.get("redis_url") or DEFAULT_URL).strip()
     try:
         aioredis.ConnectionPool.from_url(url)
@@ -47,6 +52,10 @@ class RedisObserver(HealthObserver):
 
     name = "redis_observer"
     target_option: ClassVar[str] = "restart_on_timeout"
+    #: the options it reads: circusd warns about any other key of its section (typos)
+    config_options: ClassVar[frozenset[str]] = (
+        OBSERVER_OPTIONS.extend(target_option, *OPTIONS).names
+    )
     default_timeout: ClassVar[float] = 5.0
     default_application_name: ClassVar[str] = "redis_observer"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from statsd import StatsClient  # type: ignore[import-untyped]
@@ -24,10 +25,11 @@ from circus.plugins import AsyncCircusPlugin, Scheduled
 from circus.plugins.stats import WatcherStream, daemon_pid
 from circus.signals import signal_name
 from circus_plugin_resource_watcher.limits import Decision, Entity, ResourceTracker, Sample
-from circus_plugin_resource_watcher.settings import ResourceSettings
+from circus_plugin_resource_watcher.settings import OPTIONS, ResourceSettings
 
 
-def _statsd(config: dict[str, Any]) -> StatsClient:
+def _statsd(config: Mapping[str, Any]) -> StatsClient:
+    config = OPTIONS.view(config)
     app = str(config.get("application_name") or "app").strip()
     try:
         port = int(config.get("port") or 8125)
@@ -41,6 +43,8 @@ class ResourceWatcher(AsyncCircusPlugin):
     """Acts on processes of one watcher that use too much (or too little) cpu or memory."""
 
     name = "resource_watcher"
+    #: the options it reads: circusd warns about any other key of its section (typos)
+    config_options: ClassVar[frozenset[str]] = OPTIONS.names
     required_commands: ClassVar[frozenset[str] | None] = frozenset(
         {"stats", "restart", "kill", "signal"}
     )

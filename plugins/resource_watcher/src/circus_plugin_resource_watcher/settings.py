@@ -14,6 +14,7 @@ from typing import Any
 
 from circus.config.convert import plugin_option, to_bool, to_float, to_int, to_signal
 from circus.errors import ConfigError
+from circus.plugins.options import PluginOptions
 
 UNITS = "BKMGTPEZY"
 ACTIONS = ("restart", "kill", "signal")
@@ -55,6 +56,13 @@ class MemLimit:
         return f"{self.value:g}%" if self.percent else f"{self.value / 1024 ** 2:.1f} MiB"
 
 
+#: the options it reads, declared to circusd (the plugin's ``config_options``); parsed
+#: through ``OPTIONS.view``, which refuses to read any other name
+OPTIONS = PluginOptions("watcher", "service", "loop_rate", "sample_rate", "max_cpu", "min_cpu",
+                        "max_mem", "min_mem", "health_threshold", "max_count", "process_children",
+                        "stats_stream", "child_signal", "action", "signal", "host", "port",
+                        "application_name")
+
 
 @dataclass(frozen=True)
 class ResourceSettings:
@@ -81,6 +89,7 @@ class ResourceSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ResourceSettings:
+        config = OPTIONS.view(config)
         watcher = str(config.get("watcher") or config.get("service") or "").strip()
         if not watcher:
             raise ConfigError("the watcher to observe is required", key="watcher")

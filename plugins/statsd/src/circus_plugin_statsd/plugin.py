@@ -8,13 +8,13 @@ class's command thread, so no socket is shared between threads.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from circus.errors import CallError, ConfigError
 from circus.plugins import CircusPlugin, Scheduled
 from circus_plugin_statsd.emitter import EventMetrics
 from circus_plugin_statsd.fullstats import ERROR_BUCKET, full_stats_gauges
-from circus_plugin_statsd.settings import StatsdSettings
+from circus_plugin_statsd.settings import OPTIONS, StatsdSettings
 
 
 def _settings(config: dict[str, Any]) -> StatsdSettings:
@@ -30,6 +30,8 @@ class StatsdEmitter(CircusPlugin):
     loop_rate), full_stats."""
 
     name = "statsd"
+    #: the options it reads: circusd warns about any other key of its section (typos)
+    config_options: ClassVar[frozenset[str]] = OPTIONS.names
 
     def __init__(self, *args: Any, **config: Any) -> None:
         # *args: the original positional form (endpoint, pubsub_endpoint, check_delay, ssh).

@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from circus.config.convert import to_bool, to_float, to_int
+from circus.plugins.options import PluginOptions
 from circus_plugin_statsd.buckets import check_prefix, default_prefix
+
+#: the options it reads, declared to circusd (``StatsdEmitter.config_options``); ``loop_rate``
+#: is FullStats' name for ``gauge_interval``
+OPTIONS = PluginOptions("host", "port", "application_name", "prefix", "sample_rate",
+                        "gauge_interval", "loop_rate", "full_stats")
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,7 @@ class StatsdSettings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> StatsdSettings:
         """Parse the plugin's options; raises ``ValueError("<option>: <why>")``."""
+        config = OPTIONS.view(config)
 
         def opt(key: str, convert: Any, default: Any) -> Any:
             if key not in config:

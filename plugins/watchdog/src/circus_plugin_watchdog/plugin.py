@@ -18,7 +18,7 @@ from circus.errors import CallError, ConfigError
 from circus.plugins import AsyncCircusPlugin
 from circus.protocol import res_name, split_topic
 from circus_plugin_watchdog.heartbeats import HeartbeatTable, Throttle, heartbeat_pid
-from circus_plugin_watchdog.settings import WatchdogSettings
+from circus_plugin_watchdog.settings import OPTIONS, WatchdogSettings
 
 #: Watchers the watchdog never monitors: plugins and circusd's own helpers send no heartbeats
 #: (the original's default ``.*`` matched ``plugin:watchdog`` itself and killed it).
@@ -41,6 +41,8 @@ class WatchDog(AsyncCircusPlugin):
     """Kills monitored processes that stop sending heartbeats (circusd respawns them)."""
 
     name = "watchdog"
+    #: the options it reads: circusd warns about any other key of its section (typos)
+    config_options: ClassVar[frozenset[str]] = OPTIONS.names
     required_commands: ClassVar[frozenset[str] | None] = frozenset({"list", "kill"})
 
     def __init__(self, *args: Any, **config: Any) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from circus.config.convert import to_float, to_int, to_signal
 from circus.errors import ConfigError
+from circus.plugins.options import PluginOptions
 
 DEFAULT_MSG_REGEX = r"^(?P<pid>.*);(?P<timestamp>.*)$"
 
@@ -31,6 +32,12 @@ def _convert(key: str, convert: Any, value: Any) -> Any:
         return convert(value)
     except ValueError as exc:
         raise ConfigError(str(exc), key=key) from None
+
+
+#: the options it reads, declared to circusd (the plugin's ``config_options``); parsed
+#: through ``OPTIONS.view``, which refuses to read any other name
+OPTIONS = PluginOptions("loop_rate", "max_count", "watchers_regex", "msg_regex", "ip", "port",
+                        "watchers_stop_signal", "watchers_graceful_timeout")
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class WatchdogSettings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> WatchdogSettings:
         """Settings from the plugin's options (strings); ``ConfigError`` names a bad key."""
+        config = OPTIONS.view(config)
         loop_rate = _convert("loop_rate", lambda v: to_float(v, minimum=0.001),
                              config.get("loop_rate", cls.loop_rate))
         max_count = _convert("max_count", lambda v: to_int(v, minimum=1),

@@ -25,7 +25,7 @@ from circus.plugins.sequence import Gap
 from circus_plugin_web.app import create_app
 from circus_plugin_web.board import Board
 from circus_plugin_web.output import OutputFollower, line_record
-from circus_plugin_web.settings import WebSettings
+from circus_plugin_web.settings import OPTIONS, WebSettings
 from circus_plugin_web.stream import Broadcast
 
 #: seconds between two refreshes when no event asks for one
@@ -39,6 +39,8 @@ class WebDashboard(AsyncCircusPlugin):
     refresh_interval (0.5 s)."""
 
     name = "web"
+    #: the options it reads: circusd warns about any other key of its section (typos)
+    config_options: ClassVar[frozenset[str]] = OPTIONS.names
     required_commands: ClassVar[frozenset[str] | None] = frozenset({
         "processes", "tail", "start", "stop", "restart", "reload", "incr", "decr", "signal",
     })

@@ -14,10 +14,16 @@ from typing import Any
 
 from circus.config.convert import plugin_option, to_float, to_ip_address, to_port
 from circus.errors import ConfigError
+from circus.plugins.options import PluginOptions
 
 #: circushttpd's defaults in 0.19 (``httpd_host``/``httpd_port``)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+
+
+#: the options it reads, declared to circusd (the plugin's ``config_options``); parsed
+#: through ``OPTIONS.view``, which refuses to read any other name
+OPTIONS = PluginOptions("host", "port", "token", "token_file", "history", "refresh_interval")
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class WebSettings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> WebSettings:
         """Parse the options; a bad value raises ``ConfigError`` naming the option."""
+        config = OPTIONS.view(config)
         host = plugin_option(config, "host", _host, cls.host)
         token = plugin_option(config, "token", _token, None)
         token_file = plugin_option(config, "token_file", str, None)
