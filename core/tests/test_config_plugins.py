@@ -350,3 +350,18 @@ def test_plugin_options_view_reads_only_declared_names() -> None:
         view.get("prot", 8)
     with pytest.raises(UndeclaredOption, match="'other'"):
         assert "other" not in view
+
+
+def test_the_declaring_options_example_of_docs_plugins_md(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text()
+    block = doc.split("### Declaring options", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "x3_poller.py").write_text(block)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = write(tmp_path, "[plugin:p]\nuse = x3_poller.Poller\ninterval = 2\nintervall = 3\n")
+    (warning,) = load_config(path).warnings
+    assert (warning.section, warning.key) == ("plugin:p", "intervall")
+    assert "did you mean 'interval'?" in str(warning)
+    with pytest.raises(ConfigError, match="interval: invalid number"):
+        load_config(write(tmp_path, "[plugin:p]\nuse = x3_poller.Poller\ninterval = soon\n"))
