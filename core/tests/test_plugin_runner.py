@@ -181,6 +181,19 @@ def test_missing_constructor_option_is_one_clear_line(project: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_misspelt_command_line_option_is_warned(tmp_path: Path) -> None:
+    result = run("--endpoint", f"ipc://{tmp_path}/nobody.sock", "--pubsub",
+                 f"ipc://{tmp_path}/nobody-pub.sock", "--connect-timeout", "0.5",
+                 "--config", "prefixx:a", "-o", "hots=x", "statsd", "sampel_rate=0.5",
+                 "host=127.0.0.1")
+    assert result.returncode == 1  # nobody answers: the warnings come before that
+    warned = [line.split("[WARNING] ", 1)[1] for line in result.stdout.splitlines()
+              if "[WARNING]" in line]
+    note = "(not an option the plugin declares; passed to it anyway)"
+    assert warned == [f"hots: unknown option; did you mean 'host'? {note}",
+                      f"sampel_rate: unknown option; did you mean 'sample_rate'? {note}"]
+
+
 def test_nothing_answering_at_the_endpoint_is_reported_within_the_timeout(
     project: Path, tmp_path: Path
 ) -> None:

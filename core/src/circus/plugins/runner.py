@@ -31,6 +31,8 @@ from types import FrameType
 from typing import Any
 
 from circus import __version__
+from circus.config.checks import did_you_mean
+from circus.config.plugin_section import undeclared_keys
 from circus.errors import CircusError
 from circus.logs import FORMATS, LEVELS, configure_logging, get_logger
 from circus.plugins import registry
@@ -125,6 +127,17 @@ def _install_signals(state: dict[str, Any]) -> None:
     signal.signal(signal.SIGHUP, reload)
 
 
+def _warn_undeclared(log: Any, args: argparse.Namespace) -> None:
+    """Warn about ``key=value`` options typed on this command line that the plugin does not
+    declare (``config_options``), as circusd does for a plugin section: a misspelt option would
+    otherwise be silently ignored. ``--config`` keys are not judged again: circusd judged them
+    when it loaded its configuration, and would have them warned at every respawn."""
+    unknown, known = undeclared_keys(args.plugin, [key for key, _ in [*args.options, *args.extra]])
+    for key in unknown:
+        log.warning(f"{key}: unknown option{did_you_mean(key, known)} (not an option the plugin "
+                    "declares; passed to it anyway)")
+
+
 def _run(args: argparse.Namespace, state: dict[str, Any]) -> int:
     spec = registry.resolve(args.plugin)
     cls = spec.load()
@@ -132,6 +145,7 @@ def _run(args: argparse.Namespace, state: dict[str, Any]) -> int:
     config.update(dict(args.options))
     config.update(dict(args.extra))
     log = get_logger(getattr(cls, "name", "") or spec.name)
+    _warn_undeclared(log, args)
     log.info("Loading the plugin...")
     log.info(f"Endpoint: {args.endpoint!r}")
     log.info(f"Pub/sub: {args.pubsub!r}")
