@@ -2,22 +2,26 @@
 
 Usage: ``.venv/bin/python bench/bench_curve.py [--quick] [--write]``.
 
-Two circusd run the same one-watcher config, one with ``curve_server_key`` set; one client each
-(the same ``CircusClient``, with or without keys). Without CURVE circusd reads the control
-channel's wire itself (``circus/listeners/native.py``); with CURVE it is libzmq's ROUTER
-(``listeners/router.py``), so the ratio is also what the two listeners cost against each
-other. Rounds alternate between the two daemons so that load from elsewhere on the machine
-falls on both alike; the table gives the median of each side over all rounds and the ratio.
+Three circusd run the same one-watcher config, one client each (the same ``CircusClient``,
+with or without keys): without CURVE circusd reads the control channel's wire itself
+(``circus/listeners/native.py``); the second, also without CURVE, listens on an abstract
+``ipc://@`` endpoint, which only libzmq parses, so it is served by libzmq's ROUTER
+(``listeners/router.py``), as every endpoint is with CURVE; the third has ``curve_server_key``
+set. So the table gives both what CURVE costs and what the two listeners cost against each
+other. Rounds rotate the order of the daemons so that load from elsewhere on the machine falls
+on all alike; the table gives the median of each over all rounds and the ratio.
 ``--write`` puts it into docs/control-channel.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from harness import ROOT, fmt_ms, machine_line, median, percentile, table, write_section
@@ -48,7 +52,8 @@ def main() -> int:
         parser.error("--quick figures are not for the docs: drop --write")
     rounds, per_round = (2, 200) if args.quick else (10, 1000)
     header = machine_line()
-    with tempfile.TemporaryDirectory(prefix="circus-curve-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="circus-curve-") as tmp, \
+            contextlib.ExitStack() as daemons:
         keys = Path(tmp) / "keys"
         write_pair(keys, "server")
         write_pair(keys, "client")
@@ -58,31 +63,39 @@ def main() -> int:
                    f"curve_authorized_keys = {keys / 'clients'}\n\n{CONFIG}")
         public, secret = load_secret_pair(keys / "client.key_secret")
         client_keys = ClientKeys(load_public(str(keys / "server.key")), public, secret)
-        plain = CircusdProcess(CONFIG, Path(tmp) / "plain").start()
-        try:
-            curved = _start_curved(secured, Path(tmp) / "curve", client_keys)
-            try:
-                results = _measure(plain.endpoint, curved.endpoint, client_keys, rounds,
-                                   per_round)
-            finally:
-                curved.stop()
-        finally:
-            plain.stop()
-    off, on = results
-    ratio = median(on) / median(off)
+        plain = daemons.enter_context(CircusdProcess(CONFIG, Path(tmp) / "plain"))
+        router = daemons.enter_context(_on_libzmq(CircusdProcess(CONFIG, Path(tmp) / "zmq")))
+        curved = _start_curved(secured, Path(tmp) / "curve", client_keys)
+        daemons.callback(curved.stop)
+        clients = [daemons.enter_context(CircusClient(plain.endpoint, 20)),
+                   daemons.enter_context(CircusClient(router.endpoint, 20)),
+                   daemons.enter_context(CircusClient(curved.endpoint, 20, curve=client_keys))]
+        off, zmq_off, on = _measure(clients, rounds, per_round)
+    base = median(off)
+    rows = [[label, fmt_ms(median(found)), fmt_ms(percentile(found, 95)),
+             f"{median(found) / base:.2f}x"]
+            for label, found in (("CURVE off, circusd's own listener", off),
+                                 ("CURVE off, libzmq ROUTER (abstract ipc endpoint)", zmq_off),
+                                 ("CURVE on, libzmq ROUTER", on))]
     text = (f"Measured {header}, load {os.getloadavg()[0]:.1f} at the end "
-            f"(`bench/bench_curve.py`, ipc://, {rounds} alternating rounds "
-            f"of {per_round} calls per side).\n\n"
-            + table(["`numwatchers` round trip", "p50", "p95", "vs. CURVE off"], [
-                ["CURVE off (circusd's own listener)", fmt_ms(median(off)),
-                 fmt_ms(percentile(off, 95)), "1.00x"],
-                ["CURVE on (libzmq ROUTER)", fmt_ms(median(on)), fmt_ms(percentile(on, 95)),
-                 f"{ratio:.2f}x"],
-            ]))
+            f"(`bench/bench_curve.py`, ipc://, {rounds} rounds of {per_round} calls per "
+            "daemon, the order rotating).\n\n"
+            + table(["`numwatchers` round trip", "p50", "p95", "vs. circusd's own listener"],
+                    rows))
     print(text)
     if args.write:
         write_section("curve", text, DOC)
     return 0
+
+
+def _on_libzmq(daemon: CircusdProcess) -> CircusdProcess:
+    """The same daemon on an abstract ``ipc://@`` endpoint, which only libzmq parses, so that
+    circusd serves it with the libzmq ROUTER although CURVE is off: the listener is the one
+    difference from the plain daemon."""
+    abstract = f"ipc://@circus-bench-{uuid.uuid4().hex}"
+    daemon.config_text = daemon.config_text.replace(daemon.endpoint, abstract)
+    daemon.endpoint = abstract
+    return daemon
 
 
 def _start_curved(config: str, directory: Path, keys: ClientKeys) -> CircusdProcess:
@@ -97,20 +110,17 @@ def _start_curved(config: str, directory: Path, keys: ClientKeys) -> CircusdProc
         os.environ.update(saved)
 
 
-def _measure(plain: str, curved: str, keys: ClientKeys, rounds: int,
-             per_round: int) -> tuple[list[float], list[float]]:
-    off: list[float] = []
-    on: list[float] = []
-    with CircusClient(plain, 20) as c_off, CircusClient(curved, 20, curve=keys) as c_on:
-        _samples(c_off, 100)
-        _samples(c_on, 100)
-        for number in range(rounds):  # alternate which side goes first
-            first, second = (c_off, c_on) if number % 2 == 0 else (c_on, c_off)
-            first_samples = _samples(first, per_round)
-            second_samples = _samples(second, per_round)
-            off += first_samples if first is c_off else second_samples
-            on += second_samples if first is c_off else first_samples
-    return off, on
+def _measure(clients: list[CircusClient], rounds: int, per_round: int) -> list[list[float]]:
+    """Samples per client, in rounds whose order rotates, so that no daemon always runs on a
+    machine warmed (or loaded) by the one before."""
+    found: list[list[float]] = [[] for _ in clients]
+    for client in clients:
+        _samples(client, 100)
+    for number in range(rounds):
+        for offset in range(len(clients)):
+            index = (number + offset) % len(clients)
+            found[index] += _samples(clients[index], per_round)
+    return found
 
 
 if __name__ == "__main__":
