@@ -7,6 +7,7 @@ what a peer costs circusd (its RSS, read from /proc) and that everyone else is s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -22,6 +23,7 @@ from typing import Any
 import psutil
 import pytest
 import zmq
+import zmq.asyncio
 
 from circus.client import CircusClient
 from circus.commands.dispatch import MAX_MESSAGE_SIZE
@@ -323,3 +325,54 @@ def test_a_flood_does_not_stop_other_clients(daemon: CircusdProcess) -> None:
         stop.set()
         thread.join(TIMEOUT)
     assert log_count(daemon, "more than 256 frames") >= 1
+
+
+def test_connections_that_leave_while_waiting_for_an_identity_are_forgotten(
+    tmp_path: Path,
+) -> None:
+    # A client reconnecting in a loop with an identity another connection holds must not make
+    # the listener remember every attempt.
+    from circus.binding import BindPolicy
+    from circus.listeners import native_address
+    from circus.listeners.native import NativeListener
+    from circus.logthrottle import Throttle
+
+    endpoint = f"ipc://{tmp_path}/waiting.sock"
+
+    async def scenario() -> tuple[int, int]:
+        address = native_address(endpoint)
+        assert address is not None
+        listener = NativeListener(endpoint, address, BindPolicy(), keep_bytes=1 << 20,
+                                  hard_bytes=32 << 20, wakeup=lambda: None,
+                                  warn=Throttle("test"))
+        await listener.open()
+        ctx = zmq.asyncio.Context()
+        try:
+            holder = ctx.socket(zmq.DEALER)
+            holder.setsockopt(zmq.IDENTITY, b"taken")
+            holder.connect(endpoint)
+            await holder.send(b"hello")
+            while listener.receive() is None:
+                await asyncio.sleep(0.005)
+            for _ in range(20):
+                late = ctx.socket(zmq.DEALER)
+                late.setsockopt(zmq.IDENTITY, b"taken")
+                late.connect(endpoint)
+                await late.send(b"me too")
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + TIMEOUT
+                while len(listener.peers) < 2 and loop.time() < deadline:
+                    await asyncio.sleep(0.005)
+                late.close(linger=0)
+                while len(listener.peers) > 1 and loop.time() < deadline:
+                    await asyncio.sleep(0.005)
+            waiting = sum(len(queue) for queue in listener._waiting.values())
+            holder.close(linger=0)
+            return waiting, len(listener.peers)
+        finally:
+            await listener.close(0)
+            ctx.term()
+
+    waiting, peers = asyncio.run(scenario())
+    assert waiting == 0
+    assert peers == 1

@@ -210,6 +210,11 @@ class NativeListener:
         if peer.routing_id is not None and self._routes.get(peer.routing_id) is peer:
             del self._routes[peer.routing_id]
             self._hand_over(peer.routing_id)
+        waiting = self._waiting.get(peer.waits_for or b"")
+        if waiting is not None and peer in waiting:  # it left before its turn came
+            waiting.remove(peer)
+            if not waiting:
+                del self._waiting[peer.waits_for or b""]
         self.partial_bytes -= peer.held
         self.unread_bytes -= peer.unread
         peer.held = peer.unread = 0
@@ -233,6 +238,8 @@ class Peer(asyncio.Protocol):
         self._backlog = b""
         #: messages that arrived while waiting for our identity to be free (see register)
         self._stash: list[Incoming] | None = None
+        #: the identity this peer waits for, while another connection holds it
+        self.waits_for: bytes | None = None
         self._reading = True
         self._write_blocked = False
         self._gone = False
@@ -280,8 +287,12 @@ class Peer(asyncio.Protocol):
 
     # reading
 
+    def _pending(self) -> int:
+        """Requests of this peer not yet handled: queued for the controller or stashed."""
+        return self.queued + len(self._stash or ())
+
     def _consume(self, data: bytes) -> None:
-        room = PEER_QUEUE - self.queued
+        room = PEER_QUEUE - self._pending()
         try:
             events, used = self.reader.feed(data, room)
             for event in events:
@@ -336,15 +347,18 @@ class Peer(asyncio.Protocol):
         kind = props.get("socket-type", b"").decode("ascii", "replace")
         if kind not in PEER_TYPES:
             raise ProtocolError(f"a {kind or 'nameless'} socket cannot talk to a ROUTER")
-        routing_id = self.listener.register(self, props.get("identity", b""))
+        identity = props.get("identity", b"")
+        routing_id = self.listener.register(self, identity)
         if routing_id is None:
             self._stash = []  # wait, unread, for the identity (listener.register)
+            self.waits_for = identity
         self.routing_id = routing_id
 
     def admit(self, identity: bytes) -> None:
         """The identity this peer waited for is ours now: pass on what arrived meanwhile."""
         stash, self._stash = self._stash or [], None
         self.routing_id = identity
+        self.waits_for = None
         for incoming in stash:
             incoming.frames[0] = identity
             self.listener.enqueue(self, incoming)
@@ -356,9 +370,10 @@ class Peer(asyncio.Protocol):
         allow; pick up what was read but not parsed when reading resumes."""
         if self._gone or self.transport is None:
             return
+        # a peer waiting for its identity is still read (so a client that gives up is noticed
+        # and forgotten), its requests held back in the stash, within the same per-peer bound
         want = (
-            self._stash is None
-            and self.queued < PEER_QUEUE
+            self._pending() < PEER_QUEUE
             and not self._write_blocked
             and self.listener.queued_bytes < QUEUE_BUDGET
         )
