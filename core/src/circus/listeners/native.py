@@ -46,6 +46,7 @@ from circus.listeners.zmtp import (
     ready,
 )
 from circus.logthrottle import Throttle
+from circus.memguard import trim
 
 #: Requests of one connection waiting for the controller before circusd stops reading it.
 PEER_QUEUE = 64
@@ -59,6 +60,8 @@ WRITE_PAUSE = 1 << 20
 WRITE_BUDGET = 32 << 20
 #: Connections served at once; more are closed on arrival.
 MAX_PEERS = 512
+#: Seconds after a burst of evictions before freed memory is handed back to the system.
+TRIM_DELAY = 0.1
 #: Socket types that may talk to a ROUTER (ZMTP's compatibility table).
 PEER_TYPES = frozenset({"DEALER", "REQ", "ROUTER"})
 
@@ -98,6 +101,7 @@ class NativeListener:
         #: the connections being served
         self.peers = self._server.connections
         self._over_budget = False
+        self._trim: asyncio.TimerHandle | None = None
 
     # -- binding ---------------------------------------------------------------------------
 
@@ -130,6 +134,9 @@ class NativeListener:
         return None
 
     async def close(self, linger: float) -> None:
+        if self._trim is not None:
+            self._trim.cancel()
+            self._trim = None
         await self._server.close(linger)
 
     # -- the peers' side ---------------------------------------------------------------------
@@ -184,10 +191,21 @@ class NativeListener:
 
     def _evict(self, over: Callable[[], bool], share: Callable[[Peer], int], why: str) -> None:
         """Close the connections with the largest ``share`` while ``over`` the budget."""
+        evicted = False
         while over() and self.peers:
             worst = max(self.peers, key=share)
             self.warn.warning(f"closed a control connection {why}", bytes=share(worst))
             worst.abort()
+            evicted = True
+        if evicted and self._trim is None:
+            # what the evicted held was freed, but glibc keeps large freed blocks for reuse:
+            # hand them back once the burst of evictions is over (measured: +94 MiB peak with
+            # 250 non-reading clients, within the budgets once trimmed)
+            self._trim = asyncio.get_running_loop().call_later(TRIM_DELAY, self._trim_now)
+
+    def _trim_now(self) -> None:
+        self._trim = None
+        trim()
 
     def _hand_over(self, identity: bytes) -> None:
         """Give a freed identity to the first connection still waiting for it."""
