@@ -40,10 +40,10 @@ from circus.listeners.zmtp import (
     Greeting,
     Message,
     ProtocolError,
-    command,
+    accept_greeting,
+    accept_ready,
+    answer_command,
     message,
-    parse_metadata,
-    ready,
 )
 from circus.logthrottle import Throttle
 from circus.memguard import trim
@@ -345,26 +345,16 @@ class Peer(asyncio.Protocol):
             else:
                 self.listener.enqueue(self, incoming)
         elif isinstance(event, Greeting):
-            if event.mechanism != "NULL":
-                raise ProtocolError(
-                    f"the client wants {event.mechanism} security, which this endpoint does not "
-                    "offer (circusd has no curve_server_key)"
-                )
-            self._write(ready("ROUTER"))
+            self._write(accept_greeting(event, "ROUTER"))
         elif event.name == "READY":
             self._ready(event.data)
-        elif event.name == "PING":  # ZMTP 3.1 heartbeat: 2-byte TTL, then up to 16 bytes
-            self._write(command("PONG", event.data[2:18]))
-        elif event.name == "ERROR":
-            raise ProtocolError("the client reported an error")
+        elif (answer := answer_command(event)) is not None:
+            self._write(answer)
 
     def _ready(self, data: bytes) -> None:
         if self.routing_id is not None or self._stash is not None:
             raise ProtocolError("a second READY")
-        props = parse_metadata(data)
-        kind = props.get("socket-type", b"").decode("ascii", "replace")
-        if kind not in PEER_TYPES:
-            raise ProtocolError(f"a {kind or 'nameless'} socket cannot talk to a ROUTER")
+        props = accept_ready(data, PEER_TYPES, "ROUTER")
         identity = props.get("identity", b"")
         routing_id = self.listener.register(self, identity)
         if routing_id is None:

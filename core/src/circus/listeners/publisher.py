@@ -33,10 +33,10 @@ from circus.listeners.zmtp import (
     Greeting,
     Message,
     ProtocolError,
-    command,
+    accept_greeting,
+    accept_ready,
+    answer_command,
     message,
-    parse_metadata,
-    ready,
 )
 from circus.logthrottle import Throttle
 
@@ -178,10 +178,7 @@ class Subscriber(asyncio.Protocol):
 
     def _handle(self, event: Greeting | Command | Message) -> None:
         if isinstance(event, Greeting):
-            if event.mechanism != "NULL":
-                raise ProtocolError(f"the subscriber wants {event.mechanism} security, which "
-                                    "this endpoint does not offer")
-            self._write(ready("PUB"))
+            self._write(accept_greeting(event, "PUB"))
         elif isinstance(event, Message):
             if not self._ready:
                 raise ProtocolError("a message before the handshake")
@@ -193,18 +190,14 @@ class Subscriber(asyncio.Protocol):
             elif body[:1] == b"\x00":
                 self._cancel(body[1:])
         elif event.name == "READY":
-            kind = parse_metadata(event.data).get("socket-type", b"").decode("ascii", "replace")
-            if kind not in SUBSCRIBER_TYPES:
-                raise ProtocolError(f"a {kind or 'nameless'} socket cannot subscribe to a PUB")
+            accept_ready(event.data, SUBSCRIBER_TYPES, "PUB")
             self._ready = True
         elif event.name == "SUBSCRIBE":  # ZMTP 3.1 spelling of the same
             self._subscribe(event.data)
         elif event.name == "CANCEL":
             self._cancel(event.data)
-        elif event.name == "PING":
-            self._write(command("PONG", event.data[2:18]))
-        elif event.name == "ERROR":
-            raise ProtocolError("the subscriber reported an error")
+        elif (answer := answer_command(event)) is not None:
+            self._write(answer)
 
     def _subscribe(self, topic: bytes) -> None:
         if len(self.topics) >= MAX_SUBSCRIPTIONS:

@@ -227,6 +227,37 @@ def parse_metadata(data: bytes) -> dict[str, bytes]:
     return props
 
 
+def accept_greeting(greeting: Greeting, socket_type: str) -> bytes:
+    """Our READY (announcing ``socket_type``) for a peer whose greeting we accept: the NULL
+    mechanism only, since circusd's own servers run only when CURVE is off."""
+    if greeting.mechanism != "NULL":
+        raise ProtocolError(
+            f"the peer wants {greeting.mechanism} security, which this endpoint does not offer "
+            "(circusd has no curve_server_key)"
+        )
+    return ready(socket_type)
+
+
+def accept_ready(data: bytes, peer_types: frozenset[str], socket_type: str) -> dict[str, bytes]:
+    """The peer's READY properties, once its socket type may talk to ours."""
+    props = parse_metadata(data)
+    kind = props.get("socket-type", b"").decode("ascii", "replace")
+    if kind not in peer_types:
+        raise ProtocolError(f"a {kind or 'nameless'} socket cannot talk to a {socket_type}")
+    return props
+
+
+def answer_command(event: Command) -> bytes | None:
+    """What a server sends back for a command after the handshake: PONG for a PING (ZMTP 3.1
+    heartbeat: a 2-byte TTL, then up to 16 bytes of context); an ERROR ends the connection;
+    other commands need no answer."""
+    if event.name == "PING":
+        return command("PONG", event.data[2:18])
+    if event.name == "ERROR":
+        raise ProtocolError("the peer reported an error")
+    return None
+
+
 def frame(body: bytes, *, more: bool = False, command: bool = False) -> bytes:
     """One frame on the wire: flags, short or long size, body."""
     flags = (MORE if more else 0) | (COMMAND if command else 0)
@@ -266,6 +297,9 @@ __all__ = [
     "Greeting",
     "Message",
     "ProtocolError",
+    "accept_greeting",
+    "accept_ready",
+    "answer_command",
     "command",
     "frame",
     "message",
