@@ -3,7 +3,7 @@
 To its clients this is a ROUTER socket like any other: ``circusctl``, plugins and the original
 Circus tools connect with their usual DEALER or REQ sockets and notice nothing. What changes is
 who reads the wire. libzmq would buffer an unfinished multipart message without limit; here
-each connection's bytes go through a :class:`~circus.listeners.zmtp.FrameReader`, which keeps
+each connection's bytes go through a :class:`~circus.wire.zmtp.FrameReader`, which keeps
 at most one request's worth and discards the rest as it arrives, and every other buffer is
 bounded as well:
 
@@ -32,7 +32,9 @@ from typing import cast
 from circus.binding import BindPolicy
 from circus.listeners import MAX_FRAMES, Address, Incoming, Wakeup
 from circus.listeners.server import StreamServer
-from circus.listeners.zmtp import (
+from circus.logthrottle import Throttle
+from circus.memguard import trim
+from circus.wire.zmtp import (
     GREETING_SIZE,
     SERVER_GREETING,
     Command,
@@ -45,8 +47,6 @@ from circus.listeners.zmtp import (
     answer_command,
     message,
 )
-from circus.logthrottle import Throttle
-from circus.memguard import trim
 
 #: Requests of one connection waiting for the controller before circusd stops reading it.
 PEER_QUEUE = 64

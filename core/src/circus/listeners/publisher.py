@@ -5,7 +5,7 @@ way it does on a ROUTER: a peer streaming frames with the MORE flag and never th
 circusd by 3 GB in 6 s, and with 4 KiB frames the memory was never returned. So, as for the
 control channel (:mod:`circus.listeners.native`), circusd speaks ZMTP 3.0 itself on these
 endpoints when CURVE is off: :class:`NativePublisher` reads what subscribers send through a
-bounded :class:`~circus.listeners.zmtp.FrameReader` (a subscription is one frame of at most
+bounded :class:`~circus.wire.zmtp.FrameReader` (a subscription is one frame of at most
 :data:`MAX_TOPIC` bytes; anything else ends the connection) and writes each message to the
 subscribers whose prefixes match. Like libzmq's PUB it never waits for a subscriber: one whose
 unread messages pass :data:`SUBSCRIBER_HWM` bytes misses messages (counted, logged at a
@@ -26,7 +26,8 @@ import zmq.asyncio
 from circus.binding import BindPolicy
 from circus.listeners import Address, native_address
 from circus.listeners.server import StreamServer
-from circus.listeners.zmtp import (
+from circus.logthrottle import Throttle
+from circus.wire.zmtp import (
     SERVER_GREETING,
     Command,
     FrameReader,
@@ -38,7 +39,6 @@ from circus.listeners.zmtp import (
     answer_command,
     message,
 )
-from circus.logthrottle import Throttle
 
 #: Longest subscription prefix (circus topics are ``watcher.NAME.ACTION``, ``stat.NAME``...).
 MAX_TOPIC = 4096

@@ -11,6 +11,10 @@ last frame can grow circusd without bound (issue 9). :class:`FrameReader` keeps 
 request may hold (the first few frames, up to the size limit), counts the rest and forgets it
 as it goes, and stops a message past the hard cap; a message therefore costs at most
 ``keep_bytes`` plus one header, however long it is or however slowly it arrives.
+
+The same framing serves the other direction: a plugin's event subscriber and its blocking
+command client speak it too (:mod:`circus.wire.subscriber`, :mod:`circus.wire.dealer`), which
+saves each event and each reply a hop through libzmq's I/O thread.
 """
 
 from __future__ import annotations
@@ -278,10 +282,14 @@ def command(name: str, data: bytes = b"") -> bytes:
     return frame(bytes([len(raw)]) + raw + data, command=True)
 
 
-def ready(socket_type: str) -> bytes:
-    """The READY command announcing ``socket_type``."""
+def ready(socket_type: str, identity: bytes = b"") -> bytes:
+    """The READY command announcing ``socket_type`` (and, for a client that has one, the
+    ``identity`` a ROUTER routes its replies by and circusd names it by)."""
     value = socket_type.encode("ascii")
-    return command("READY", b"\x0bSocket-Type" + len(value).to_bytes(4, "big") + value)
+    body = b"\x0bSocket-Type" + len(value).to_bytes(4, "big") + value
+    if identity:
+        body += b"\x08Identity" + len(identity).to_bytes(4, "big") + identity
+    return command("READY", body)
 
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""ZMTP framing read by circusd itself (circus.listeners.zmtp): pure, no sockets.
+"""ZMTP framing read by circusd itself (circus.wire.zmtp): pure, no sockets.
 
 The bytes are written out by hand from the ZMTP 3.0 spec, so the reader is checked against the
 wire format, not against our own encoder; the encoder is checked by feeding its output back and
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from circus.listeners.zmtp import (
+from circus.wire.zmtp import (
     Command,
     FrameReader,
     Greeting,

@@ -1,0 +1,35 @@
+"""The ZeroMQ wire spoken without libzmq, on the client side of a plugin.
+
+circusd reads ZMTP itself on its endpoints (:mod:`circus.listeners`); a plugin does the same on
+its side when it can, for speed rather than memory: with libzmq every event and every reply
+crosses libzmq's I/O thread before the plugin's own thread sees it, a wake-up of another thread
+that costs 0.1-0.3 ms on an idle machine, twice per ``call`` and once per event. Speaking the
+wire on the plugin's own sockets removes those hops (docs/benchmarks.md, exit -> call).
+
+* :mod:`circus.wire.zmtp`: the framing, pure (shared with circusd's servers);
+* :mod:`circus.wire.dealer`: a blocking command client, one per calling thread;
+* :mod:`circus.wire.subscriber`: the plugin's event subscriber, on its event loop.
+
+libzmq stays in charge wherever these do not apply: with CURVE (libzmq does the encryption),
+and for endpoints only libzmq can connect to (host names, interface names, abstract sockets).
+:func:`connect_address` says which case an endpoint is.
+"""
+
+from __future__ import annotations
+
+from circus.listeners import Address, native_address
+
+
+def connect_address(endpoint: str) -> Address | None:
+    """Where to connect for ``endpoint`` without libzmq: a Unix socket path, or an IP address
+    and port (``localhost`` is 127.0.0.1); ``None`` when only libzmq can connect to it (a
+    wildcard or missing port, a host name, an abstract socket, several endpoints)."""
+    address = native_address(endpoint)
+    if address is None or address.path is not None:
+        return address
+    if not address.port or address.host in ("0.0.0.0", "::"):
+        return None
+    return address
+
+
+__all__ = ["connect_address"]
