@@ -100,9 +100,12 @@ def _is_valid(venv: Path) -> bool:
     try:
         if json.loads(marker.read_text()).get("requirements") != list(REQUIREMENTS):
             return False
+        # without PYTHONPATH: one pointing at our circus (a worktree's checks) would make the
+        # probe import ours, and the shared install would be rebuilt under running tests
+        clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         probe = subprocess.run(
             [str(installed.python), "-c", PROBE_CODE],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True, text=True, timeout=60, check=False, env=clean,
         )
     except (OSError, ValueError, subprocess.TimeoutExpired):
         return False

@@ -56,7 +56,7 @@ def _as_bytes(topic: str | bytes) -> bytes:
     return topic.encode("utf-8") if isinstance(topic, str) else topic
 
 
-def _reply_id(frames: Frames) -> Any:
+def reply_id(frames: Frames) -> Any:
     """The ``id`` of a one-frame JSON reply, or ``None`` when it has none or is not JSON."""
     if len(frames) != 1:
         return None
@@ -67,7 +67,7 @@ def _reply_id(frames: Frames) -> Any:
     return reply.get("id") if isinstance(reply, dict) else None
 
 
-def _decode_reply(frames: Frames, command: str) -> dict[str, Any]:
+def decode_reply(frames: Frames, command: str) -> dict[str, Any]:
     try:
         reply = decode(frames[0])
     except ValueError as exc:
@@ -258,7 +258,7 @@ class AsyncCommandClient:
             sock.close(linger=0)
 
     def _dispatch(self, frames: Frames) -> None:
-        msg_id = _reply_id(frames)
+        msg_id = reply_id(frames)
         fut = self._pending.pop(msg_id, None) if isinstance(msg_id, str) else None
         if fut is not None and not fut.done():
             fut.set_result(frames)
@@ -300,7 +300,7 @@ class AsyncCommandClient:
             ) from None
         finally:
             self._pending.pop(msg_id, None)
-        return _decode_reply(frames, command)
+        return decode_reply(frames, command)
 
     async def cast(self, command: str, **props: Any) -> None:
         """Send a request the daemon executes without replying (errors are lost, contract 2.5)."""
@@ -405,8 +405,8 @@ class CommandClient:
                 raise CallTimeout(
                     f"no reply to {command!r} from {self.endpoint} within {wait:g} s"
                 )
-            if _reply_id(frames) == msg_id:
-                return _decode_reply(frames, command)
+            if reply_id(frames) == msg_id:
+                return decode_reply(frames, command)
             # a stale reply of an earlier request: not ours, drop it
 
     @staticmethod

@@ -1,11 +1,12 @@
 """Blocking ``call``/``cast`` for a plugin: one DEALER socket per calling thread.
 
-A ZeroMQ socket belongs to one thread. Blocking handlers (``CircusPlugin.handle_recv``, its timers,
-``handle_stop`` on the main thread) therefore each get a :class:`~circus.transports.CommandClient`
-of their own, created on first use in that thread. A blocking call then costs exactly what a
-client's call costs: no handoff to another thread and back (the previous design routed every call
-through a command thread and paid 2-3 ms for it, issue 13). Replies are matched by ``id``, so
-the sockets never see each other's answers.
+A client socket belongs to one thread. Blocking handlers (``CircusPlugin.handle_recv``, its
+timers, ``handle_stop`` on the main thread) therefore each get a command client of their own,
+created on first use in that thread. A blocking call then costs exactly what a client's call
+costs: no handoff to another thread and back (the previous design routed every call through a
+command thread and paid 2-3 ms for it, issue 13). The client speaks ZMTP on its own socket when
+the endpoint allows (:mod:`circus.wire.dealer`), which also saves the hops through libzmq's I/O
+thread. Replies are matched by ``id``, so the sockets never see each other's answers.
 
 Sockets are closed by their own thread when it asks (:meth:`ThreadClients.close_mine`), and the
 sockets of threads that have ended are closed at :meth:`ThreadClients.close`, when nothing can use
@@ -18,7 +19,7 @@ import threading
 from typing import Any
 
 from circus.errors import CallError
-from circus.transports import CommandClient
+from circus.wire.dealer import BlockingClient, open_command_client
 
 
 class ThreadClients:
@@ -29,18 +30,18 @@ class ThreadClients:
         self.timeout = timeout
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._clients: dict[int, tuple[threading.Thread, CommandClient]] = {}
+        self._clients: dict[int, tuple[threading.Thread, BlockingClient]] = {}
         self._closed = False
 
-    def get(self) -> CommandClient:
+    def get(self) -> BlockingClient:
         """The calling thread's client (created on first use)."""
-        client: CommandClient | None = getattr(self._local, "client", None)
+        client: BlockingClient | None = getattr(self._local, "client", None)
         if client is not None:
             return client
         with self._lock:
             if self._closed:
                 raise CallError("the plugin is stopped: its control connection is closed")
-            client = CommandClient(self.endpoint, timeout=self.timeout)
+            client = open_command_client(self.endpoint, timeout=self.timeout)
             thread = threading.current_thread()
             self._clients[thread.ident or 0] = (thread, client)
         self._local.client = client
@@ -54,7 +55,7 @@ class ThreadClients:
 
     def close_mine(self) -> None:
         """Close the calling thread's socket (a thread about to end calls it)."""
-        client: CommandClient | None = getattr(self._local, "client", None)
+        client: BlockingClient | None = getattr(self._local, "client", None)
         if client is None:
             return
         self._local.client = None
