@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,10 @@ import zmq
 from support.router import RouterPeer, echo
 
 from circus.errors import CallTimeout
-from circus.transports import AsyncCommandClient, CommandClient, EventSubscriber
+from circus.transports import DEFAULT_TIMEOUT, AsyncCommandClient, CommandClient, EventSubscriber
+from circus.wire.dealer import BlockingClient, NativeCommandClient, open_command_client
+
+SyncClient = Callable[..., BlockingClient]
 
 
 @pytest.fixture
@@ -26,8 +30,20 @@ def endpoint(tmp_path: Path) -> str:
     return f"ipc://{tmp_path}/control.sock"
 
 
-def test_sync_call_round_trip_sets_an_id(endpoint: str) -> None:
-    with RouterPeer(endpoint, echo) as peer, CommandClient(endpoint, timeout=10) as client:
+def native(endpoint: str, timeout: float = DEFAULT_TIMEOUT) -> NativeCommandClient:
+    client = open_command_client(endpoint, timeout=timeout)
+    assert isinstance(client, NativeCommandClient)
+    return client
+
+
+#: both blocking clients obey the same rules: libzmq's and the one speaking ZMTP itself
+SYNC_CLIENTS = pytest.mark.parametrize("client_of", [CommandClient, native],
+                                       ids=["libzmq", "native"])
+
+
+@SYNC_CLIENTS
+def test_sync_call_round_trip_sets_an_id(endpoint: str, client_of: SyncClient) -> None:
+    with RouterPeer(endpoint, echo) as peer, client_of(endpoint, timeout=10) as client:
         reply = client.call("list", name="web")
         assert reply["status"] == "ok"
         assert reply["properties"] == {"name": "web"}
@@ -36,7 +52,9 @@ def test_sync_call_round_trip_sets_an_id(endpoint: str) -> None:
         assert len(peer.raw[0]) == 1  # one-frame DEALER request, as circusd requires
 
 
-def test_sync_timeout_then_stale_reply_is_discarded(endpoint: str) -> None:
+@SYNC_CLIENTS
+def test_sync_timeout_then_stale_reply_is_discarded(endpoint: str, client_of: SyncClient
+                                                    ) -> None:
     held: list[dict[str, Any]] = []
 
     def slow_first(request: dict[str, Any]) -> list[dict[str, Any]]:
@@ -46,9 +64,11 @@ def test_sync_timeout_then_stale_reply_is_discarded(endpoint: str) -> None:
         replies = [{"status": "ok", "which": "stale", "id": r["id"]} for r in held]
         return [*replies, {"status": "ok", "which": "fresh", "id": request["id"]}]
 
-    with RouterPeer(endpoint, slow_first), CommandClient(endpoint) as client:
+    with RouterPeer(endpoint, slow_first), client_of(endpoint) as client:
+        started = time.monotonic()
         with pytest.raises(CallTimeout, match="'slow'"):
             client.call("slow", timeout=0.2)
+        assert time.monotonic() - started < 1.5
         assert client.call("fast", timeout=10)["which"] == "fresh"
 
 
@@ -61,8 +81,10 @@ def test_sync_cast_and_raw_frames(endpoint: str) -> None:
         assert peer.requests[0]["properties"] == {"name": "web"}
 
 
-def test_sync_call_works_after_the_daemon_restarts(endpoint: str) -> None:
-    with CommandClient(endpoint, timeout=10) as client:
+@SYNC_CLIENTS
+def test_sync_call_works_after_the_daemon_restarts(endpoint: str, client_of: SyncClient
+                                                   ) -> None:
+    with client_of(endpoint, timeout=10) as client:
         with RouterPeer(endpoint, echo):
             assert client.call("first")["command"] == "first"
         with pytest.raises(CallTimeout):

@@ -1,5 +1,8 @@
 """The blocking command client that speaks ZMTP itself (circus.wire.dealer).
 
+The rules it shares with libzmq's client (ids, stale replies, timeouts, a restarted daemon) are
+tested on both in ``test_transports.py``; what is its own is here.
+
 Its peers are real: circusd (our own listener), and a libzmq ROUTER (what the original circusd
 0.19 runs, so the plugin's calls keep working against it). Faults no real daemon produces on
 demand (a connection dropped mid-call, a daemon that never answers) come from a Unix socket
@@ -79,35 +82,6 @@ def test_tcp_endpoint(tmp_path: Path) -> None:
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     with RouterPeer(endpoint, echo), native(endpoint, timeout=10) as client:
         assert client.call("status")["command"] == "status"
-
-
-def test_timeout_then_stale_reply_is_discarded(endpoint: str) -> None:
-    held: list[dict[str, object]] = []
-
-    def slow_first(request: dict[str, object]) -> list[dict[str, object]]:
-        if request["command"] == "slow":
-            held.append(request)  # answered only together with the next request
-            return []
-        replies: list[dict[str, object]] = [
-            {"status": "ok", "which": "stale", "id": r["id"]} for r in held
-        ]
-        return [*replies, {"status": "ok", "which": "fresh", "id": request["id"]}]
-
-    with RouterPeer(endpoint, slow_first), native(endpoint) as client:
-        started = time.monotonic()
-        with pytest.raises(CallTimeout, match="'slow'"):
-            client.call("slow", timeout=0.3)
-        assert time.monotonic() - started < 1.5
-        assert client.call("fast", timeout=10)["which"] == "fresh"
-
-
-def test_the_next_call_reaches_a_restarted_daemon(endpoint: str) -> None:
-    with native(endpoint, timeout=10) as client:
-        with RouterPeer(endpoint, echo):
-            assert client.call("first")["status"] == "ok"
-        with RouterPeer(endpoint, echo) as second:
-            assert client.call("second")["status"] == "ok"
-            assert [r["command"] for r in second.requests] == ["second"]
 
 
 def test_a_call_made_before_the_daemon_listens_is_answered_once_it_does(endpoint: str) -> None:
