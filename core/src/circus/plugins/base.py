@@ -53,7 +53,8 @@ from circus.plugins.scheduling import Dispatch, Scheduled
 from circus.plugins.sequence import EventCounters, Gap, SequenceTracker
 from circus.plugins.stats import StatsFeed
 from circus.protocol import DEFAULT_ENDPOINT, DEFAULT_PUBSUB, EVENT_PREFIX, split_topic
-from circus.transports import DEFAULT_TIMEOUT, AsyncCommandClient, Event, EventSubscriber
+from circus.transports import DEFAULT_TIMEOUT, AsyncCommandClient, Event
+from circus.wire.subscriber import EventSource, open_subscriber
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -345,8 +346,7 @@ class PluginCore:
     async def _pc_main(self) -> None:
         # ZeroMQ bounds what it queues for us too: beyond it, events are lost (a seq gap)
         topics = [*self.subscribe_topics, *([PROBE_TOPIC] if self._pc_probe_only else [])]
-        subscriber = EventSubscriber(self.pubsub_endpoint, topics=topics,
-                                     hwm=max(self.queue_size, 1000))
+        subscriber = open_subscriber(self.pubsub_endpoint, topics, hwm=max(self.queue_size, 1000))
         subscriber.connect()
         client = self._pc_dealer = AsyncCommandClient(self.endpoint, timeout=self.call_timeout)
         reader: asyncio.Task[None] | None = None
@@ -376,7 +376,7 @@ class PluginCore:
             raise PluginFailed(f"no circusd answered at {self.endpoint} within "
                                f"{self.connect_timeout:g} s") from None
 
-    async def _pc_read(self, subscriber: EventSubscriber) -> None:
+    async def _pc_read(self, subscriber: EventSource) -> None:
         put = self._pc_put_events
         try:
             while True:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from circus.protocol import res_name
-from circus.transports import EventSubscriber
+from circus.wire.subscriber import open_subscriber
 
 STAT_PREFIX = "stat."
 
@@ -55,7 +55,7 @@ class StatsFeed:
 
     async def run(self) -> None:
         """Read the stats socket (on the plugin's loop, which owns it) until cancelled."""
-        subscriber = EventSubscriber(self.endpoint, topics=(STAT_PREFIX,), hwm=1000)
+        subscriber = open_subscriber(self.endpoint, (STAT_PREFIX,), hwm=1000)
         subscriber.connect()
         try:
             while True:

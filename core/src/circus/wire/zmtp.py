@@ -104,6 +104,13 @@ class FrameReader:
         return GREETING_SIZE if self._greeted else len(self._pending)
 
     @property
+    def between_messages(self) -> bool:
+        """The greeting is read and no frame is partly read: the next bytes start a frame.
+        A reader with a faster path for its common messages (the plugin's subscriber) may
+        parse those bytes itself while this holds, and hand back the rest."""
+        return self._greeted and self._left < 0 and not self._pending and not self._message.count
+
+    @property
     def held(self) -> int:
         """Bytes of the unfinished message kept so far (what an idle peer costs)."""
         kept = sum(len(frame) for frame in self._message.frames if frame is not None)
