@@ -199,6 +199,7 @@ class NativeSubscriber:
         self._paused = False
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._absent = 0  # connection attempts refused since the publisher was last reached
 
     # -- consumer side ----------------------------------------------------------------------
 
@@ -313,15 +314,14 @@ class NativeSubscriber:
     async def _run(self) -> None:
         """Connect, serve the connection until it ends, wait, again; until cancelled."""
         delay = RETRY_FIRST
-        absent = 0  # failed attempts since the publisher was last reached
         while True:
             link = _Link(self)
             try:
                 await asyncio.wait_for(self._open(link), HANDSHAKE_TIMEOUT)
             except (OSError, TimeoutError) as exc:
                 self.failures += 1
-                absent += 1
-                self._connect_failed(exc, first=absent == 1)
+                self._absent += 1
+                self._connect_failed(exc, first=self._absent == 1)
             else:
                 self._link = link
                 if self._paused:
@@ -331,15 +331,10 @@ class NativeSubscriber:
                 finally:
                     self._link = None
                     link.abort()  # cancelled while connected (close, loop shutdown)
-                if link.ready:
-                    if absent:
-                        self.log.info("event publisher reached", endpoint=self.endpoint,
-                                      attempts=absent + 1)
-                    absent = 0
-                    if link.error is None:  # a working connection ended: reconnect soon
-                        delay = RETRY_FIRST
-                else:
+                if not link.ready:
                     self.failures += 1
+                elif link.error is None:  # a working connection ended: reconnect soon
+                    delay = RETRY_FIRST
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
 
@@ -362,6 +357,14 @@ class NativeSubscriber:
         else:
             self.warn.warning("cannot connect to the event publisher; retrying",
                               endpoint=self.endpoint, reason=str(exc))
+
+    def _reached(self) -> None:
+        """A connection completed its handshake (the link calls it)."""
+        self.connections += 1
+        if self._absent:
+            self.log.info("event publisher reached", endpoint=self.endpoint,
+                          attempts=self._absent + 1)
+            self._absent = 0
 
     def _link_failed(self, reason: str) -> None:
         self.warn.warning("dropped the connection to the event publisher; retrying",
@@ -458,7 +461,7 @@ class _Link(asyncio.Protocol):
 
     def _handshake_done(self, transport: asyncio.Transport) -> None:
         self.ready = True
-        self.owner.connections += 1
+        self.owner._reached()
         if self._timer is not None:
             self._timer.cancel()
         # ZMTP 3.0 subscriptions: a message of 0x01 then the prefix (ZMTP 3.1 peers accept it)
