@@ -33,7 +33,7 @@ import asyncio
 import collections
 import errno
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Protocol, cast
 
 from circus.curve import client_keys_from_env
@@ -255,13 +255,6 @@ class NativeSubscriber:
     async def recv(self) -> Event:
         """The next event as ``(topic, payload)``."""
         return (await self.recv_batch(1))[0]
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Event]:
-        while True:
-            yield await self.recv()
 
     def close(self) -> None:
         """Stop reconnecting, drop the connection and the events not taken yet; a ``recv``
