@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -352,6 +353,55 @@ def test_ping_is_answered_and_events_follow(tmp_path: Path) -> None:
     answer, got = asyncio.run(scenario())
     assert answer == command("PONG", b"hello")
     assert got == [(b"watcher.a.after-ping", b"{}")]
+
+
+def test_any_split_of_the_stream_gives_the_same_events(tmp_path: Path) -> None:
+    """Events, commands, long and big frames, messages of other shapes, written in pieces of
+    every size: what arrives is the events, in order, whatever the reads' boundaries."""
+    rng = random.Random(1234)
+    stream, expected = bytearray(), []
+    for index in range(3000):
+        pick = rng.random()
+        if pick < 0.1:
+            stream += command("PING", b"\x00\x01ctx")
+            continue
+        if pick < 0.2:
+            stream += message([b"watcher.a.three", b"1", b"2"])  # not an event
+            continue
+        if pick < 0.25:
+            stream += message([b"other.skipped", b"{}"])  # not subscribed
+            continue
+        size = rng.choice([0, 10, 255, 256, 300, 65_535, 70_000]) if pick < 0.4 else 60
+        frames = [b"watcher.a.%d" % index, bytes([index % 256]) * size]
+        stream += message(frames)
+        expected.append((frames[0], frames[1]))
+    stream += message([b"watcher.a.end", b"{}"])
+    expected.append((b"watcher.a.end", b"{}"))
+    path = str(tmp_path / "pub.sock")
+
+    async def publisher(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(SERVER_GREETING + ready("PUB"))
+        await reader.readexactly(GREETING_SIZE)
+        pos = 0
+        while pos < len(stream):
+            step = rng.choice([1, 2, 3, 8, 9, 10, 100, 4096, 70_000])
+            writer.write(stream[pos : pos + step])
+            pos += step
+            await writer.drain()
+            await asyncio.sleep(0)  # let the subscriber read this piece on its own
+
+    async def scenario() -> list[Event]:
+        sub = NativeSubscriber(f"ipc://{path}", ["watcher.a."])
+        try:
+            async with RawServer(path, publisher):
+                sub.connect()
+                return await collect_until(sub, b"watcher.a.end")
+        finally:
+            sub.close()
+
+    got = asyncio.run(scenario())
+    assert len(got) == len(expected)
+    assert got == expected
 
 
 def test_a_slow_consumer_holds_a_bounded_queue_and_the_publisher_drops(tmp_path: Path) -> None:

@@ -80,9 +80,9 @@ PUBLISHER_TYPES = frozenset({"PUB", "XPUB"})
 _ABSENT = frozenset({errno.ENOENT, errno.ECONNREFUSED, errno.ECONNRESET, errno.EAGAIN})
 
 
-def take_events(data: bytes) -> tuple[list[Event], int, bool]:
-    """The complete two-frame messages at the start of ``data`` (the shape of every event),
-    the bytes they took, and what the rest is: ``True`` when it is the start of another
+def take_events(data: bytes, pos: int = 0) -> tuple[list[Event], int, bool]:
+    """The complete two-frame messages from ``data[pos:]`` on (the shape of every event),
+    where they end, and what the rest is: ``True`` when it is the start of another
     such message under :data:`_SMALL` bytes (keep it for the next bytes), ``False`` when a
     command, another shape or a big message comes next (for the
     :class:`~circus.wire.zmtp.FrameReader`, which reads them frame by frame and checks the
@@ -93,7 +93,7 @@ def take_events(data: bytes) -> tuple[list[Event], int, bool]:
     (bench/bench_plugins.py --only throughput).
     """
     events: list[Event] = []
-    pos, end = 0, len(data)
+    end = len(data)
     while pos < end:
         first = _frame_at(data, pos, more=True)
         if first is None or first[1] >= _SMALL:
@@ -389,34 +389,37 @@ class _Link(asyncio.Protocol):
             HANDSHAKE_TIMEOUT, self._fail, f"no ZMTP handshake within {HANDSHAKE_TIMEOUT:g} s")
 
     def data_received(self, data: bytes) -> None:
-        batch: list[Event] = []
         size = len(data)
         if self._rest:
             data, self._rest = self._rest + data, b""
-        if self.ready and self.reader.between_messages:
-            # the fast path: whole two-frame messages, parsed here; the rest (a command, a
-            # message of another shape, a big one) goes to the reader
-            topics = self.owner.topics
-            events, pos, whole = take_events(data)
-            batch = [event for event in events if event[0].startswith(topics)]
-            if whole:
-                self._rest = data[pos:]
-                if batch:
-                    self.owner._push(batch, size)
-                return
-            data = data[pos:]
-        if not self._feed(data, batch) or not batch:
-            return
-        self.owner._push(batch, size)
+        batch: list[Event] = []
+        topics = self.owner.topics
+        pos, end = 0, len(data)
+        while pos < end:
+            if self.ready and self.reader.between_messages:
+                # the fast path: whole two-frame messages, parsed here; a command, a message
+                # of another shape or a big one goes to the reader, one message at a time
+                events, pos, whole = take_events(data, pos)
+                batch += [event for event in events if event[0].startswith(topics)]
+                if whole:
+                    self._rest = data[pos:]
+                    break
+            used = self._feed(data[pos:] if pos else data, batch)
+            if used < 0:  # the connection is dropped; what came before it still counts
+                break
+            pos += used
+        if batch:
+            self.owner._push(batch, size)
 
-    def _feed(self, data: bytes, batch: list[Event]) -> bool:
-        """Parse ``data`` with the reader (handshake, commands, any message), adding the
-        events to ``batch``; false when that ended the connection."""
+    def _feed(self, data: bytes, batch: list[Event]) -> int:
+        """Parse ``data`` with the reader (handshake, commands, any message) up to the end of
+        the first message, adding the events to ``batch``; the bytes taken, or -1 when that
+        ended the connection."""
         try:
-            events, _ = self.reader.feed(data)
+            events, used = self.reader.feed(data, max_messages=1)
         except ProtocolError as exc:
             self._fail(str(exc))
-            return False
+            return -1
         topics = self.owner.topics
         for event in events:
             if isinstance(event, Message):
@@ -426,10 +429,10 @@ class _Link(asyncio.Protocol):
                         batch.append((topic, body))
                 elif not self.ready:
                     self._fail("a message before the handshake")
-                    return False
+                    return -1
             elif not self._handle(event):
-                return False
-        return True
+                return -1
+        return used
 
     def _handle(self, event: Greeting | Command) -> bool:
         """Answer the handshake and the commands; false when that ended the connection."""
