@@ -224,6 +224,8 @@ class NativeSubscriber:
             if self._closed:
                 raise SubscriberClosed("the subscriber is closed")
             self.connect()
+            if self._waiter is not None:  # as asyncio's streams: one reader at a time
+                raise RuntimeError("recv is already awaited by another task")
             waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await waiter
