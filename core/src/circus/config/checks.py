@@ -13,7 +13,8 @@ word. Here:
 Which keys are known comes from the declarations, never from a list kept here: watcher options
 from the model (:data:`~circus.config.model.WATCHER_OPTIONS`), ``[circus]`` keys from
 :data:`~circus.config.settings.SETTINGS`. A watcher key with a dot (``flapping.max_retry``) is a
-free-form option addressed to a plugin, as 0.19 documents, and is not judged. Keys of a
+free-form option addressed to a plugin, as 0.19 documents: it is judged against the keys that
+plugin declares, by :mod:`circus.config.plugin_keys`. Keys of a
 ``[plugin:NAME]`` section belong to the plugin: they are judged by the plugin's own
 ``check_config`` (:mod:`circus.plugins.registry`), not here.
 """

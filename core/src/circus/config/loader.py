@@ -25,6 +25,7 @@ from circus.config.environment import (
 )
 from circus.config.ini import IniData, parse_ini
 from circus.config.model import WATCHER_OPTIONS, CircusConfig, WatcherConfig
+from circus.config.plugin_keys import AddressedKey, plugin_key_warnings
 from circus.config.plugin_section import (
     PLUGIN_PREFIX,
     httpd_plugin,
@@ -227,6 +228,8 @@ def load_config(path: str | os.PathLike[str], *, strict: bool = False) -> Circus
         config.watchers.append(watcher)
         if not watcher.is_plugin:
             config.warnings.extend(_watcher_key_warnings(data, section, watcher))
+    # after every section: a watcher key may address a plugin whose section comes later
+    config.warnings.extend(_plugin_key_warnings(data, config))
     httpd = httpd_plugin(config.settings, sections.env_for(PLUGIN_PREFIX + "web"), set(seen))
     if isinstance(httpd, str):
         config.warnings.append(ConfigWarning(httpd, path=data.origin(CIRCUS_SECTION, "httpd"),
@@ -268,14 +271,29 @@ def _circus_key_warnings(data: IniData, extra: Mapping[str, str]) -> list[Config
 def _watcher_key_warnings(
     data: IniData, section: str, watcher: WatcherConfig
 ) -> list[ConfigWarning]:
-    """Free-form keys without a dot: ``flapping.max_retry`` addresses a plugin, ``numprocess``
-    is a typo that 0.19 keeps as a free-form option without a word."""
+    """Free-form keys without a dot: ``numprocess`` is a typo that 0.19 keeps as a free-form
+    option without a word; ``flapping.max_retry`` addresses a plugin and is judged against it
+    (:mod:`circus.config.plugin_keys`) once every section is loaded."""
     unknown = [key for key in watcher.extra if "." not in key]
     return [
         unknown_key(key, WATCHER_OPTIONS, path=data.origin(section, key), section=section,
                     note=" (kept as a free-form option, as 0.19 does)")
         for key in _written(data, section, unknown)
     ]
+
+
+def _plugin_key_warnings(data: IniData, config: CircusConfig) -> list[ConfigWarning]:
+    """Dotted free-form keys of the ``[watcher:X]`` sections (``flapping.max_rety``), judged
+    against the plugins they address."""
+    addressed: list[AddressedKey] = []
+    for watcher in config.watchers:
+        section = WATCHER_PREFIX + watcher.name
+        if not watcher.is_plugin and section in data.sections:
+            addressed.extend(
+                AddressedKey(key, section, data.origin(section, key))
+                for key in _written(data, section, [k for k in watcher.extra if "." in k])
+            )
+    return plugin_key_warnings(addressed, config.plugins)
 
 
 def _load_socket(section: str, sections: _Sections) -> SocketConfig:

@@ -49,6 +49,7 @@ from circus.hooks import call_each, get_plugin_manager, notify
 from circus.hookspecs import PluginEvent
 from circus.logs import get_logger
 from circus.plugins.calls import ThreadClients
+from circus.plugins.options import PluginOptions
 from circus.plugins.scheduling import Dispatch, Scheduled
 from circus.plugins.sequence import EventCounters, Gap, SequenceTracker
 from circus.plugins.stats import StatsFeed
@@ -139,6 +140,13 @@ class PluginCore:
     #: The commands this plugin sends, for circusd's per-plugin allowlist (``None``: not
     #: declared). Declare it so that a daemon restricting plugins lets yours do its job.
     required_commands: ClassVar[frozenset[str] | None] = None
+    #: The keys this plugin reads from a ``[watcher:X]`` section, written ``<name>.<key>``
+    #: (``flapping.max_retry``) and declared without the prefix. circusd checks every
+    #: ``<name>.*`` key of a watcher against them ("did you mean", refused under ``--strict``),
+    #: because a misspelt override is otherwise kept and never read. Read them through
+    #: ``watcher_options.watcher_view(options, name)`` so code and declaration cannot drift.
+    #: ``None``: not declared, such keys are not judged (0.19 plugins read any key).
+    watcher_options: ClassVar[PluginOptions | None] = None
     #: Events held for the handlers at most (option ``queue_size`` overrides it); when full the
     #: oldest are dropped and reported through ``handle_gap``.
     queue_size: int = 10_000

@@ -49,6 +49,15 @@ class PluginOptions:
         :class:`UndeclaredOption` (absent declared options behave as in any mapping)."""
         return _DeclaredView(self, config)
 
+    def watcher_view(self, options: Mapping[str, Any], plugin: str) -> Mapping[str, Any]:
+        """A watcher's keys addressed to ``plugin`` (``flapping.max_retry`` -> ``max_retry``,
+        from the ``options`` reply), limited to the declared names as :meth:`view` is: a plugin
+        reads its per-watcher keys (``watcher_options``) through this, so circusd judges a
+        watcher's keys against exactly what the code reads."""
+        prefix = plugin + "."
+        return self.view({key[len(prefix):]: value for key, value in options.items()
+                          if key.startswith(prefix)})
+
 
 class _DeclaredView(Mapping[str, Any]):
     __slots__ = ("_config", "_options")

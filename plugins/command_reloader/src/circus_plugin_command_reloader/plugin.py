@@ -20,10 +20,13 @@ import watchfiles
 
 from circus.errors import CallError
 from circus.plugins import AsyncCircusPlugin, Scheduled
+from circus.plugins.options import PluginOptions
 from circus.protocol import res_name, split_topic
 from circus_plugin_command_reloader.settings import (
+    NAME,
     OPTIONS,
     WATCH_KEY,
+    WATCHER_OPTIONS,
     ReloaderSettings,
     split_paths,
 )
@@ -40,9 +43,11 @@ RESTART_STATES = frozenset({"active", "starting", "backoff", "fatal"})
 class CommandReloader(AsyncCircusPlugin):
     """Restarts a watcher when its executable, or a file or directory it names, changes."""
 
-    name = "command_reloader"
+    name = NAME
     #: the options it reads: circusd warns about any other key of its section (typos)
     config_options: ClassVar[frozenset[str]] = OPTIONS.names
+    #: the ``command_reloader.*`` keys of a watcher it reads (``watch``), likewise checked
+    watcher_options: ClassVar[PluginOptions | None] = WATCHER_OPTIONS
     required_commands: ClassVar[frozenset[str] | None] = frozenset(
         {"list", "get", "options", "status", "restart"}
     )
@@ -126,7 +131,7 @@ class CommandReloader(AsyncCircusPlugin):
         else:
             files.append(program)
         dirs: list[str] = []
-        for extra in split_paths(options.get(WATCH_KEY)):
+        for extra in split_paths(WATCHER_OPTIONS.watcher_view(options, NAME).get("watch")):
             path = os.path.join(working_dir or os.getcwd(), os.path.expanduser(extra))
             (dirs if os.path.isdir(path) else files).append(os.path.abspath(path))
         self.targets.define(name, files, dirs)

@@ -17,8 +17,14 @@ from circus.config.convert import to_bool, to_float
 from circus.errors import ConfigError
 from circus.plugins.options import PluginOptions
 
-#: Per-watcher key (in the ``[watcher:NAME]`` section) listing more files or directories.
-WATCH_KEY = "command_reloader.watch"
+#: the plugin's short name (entry point, ``CommandReloader.name``): the prefix of its
+#: per-watcher keys
+NAME = "command_reloader"
+#: the per-watcher keys it reads, declared to circusd (``watcher_options``) and read through
+#: ``WATCHER_OPTIONS.watcher_view``: ``watch`` lists more files or directories
+WATCHER_OPTIONS = PluginOptions("watch")
+#: that key as users write it in a ``[watcher:NAME]`` section (for messages)
+WATCH_KEY = f"{NAME}.watch"
 
 
 #: the options it reads, declared to circusd (the plugin's ``config_options``); parsed

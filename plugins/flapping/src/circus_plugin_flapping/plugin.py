@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 
 from circus.errors import CallError, ConfigError, Errno
 from circus.plugins import AsyncCircusPlugin, Scheduled
-from circus_plugin_flapping.settings import OPTIONS, FlappingSettings
+from circus.plugins.options import PluginOptions
+from circus_plugin_flapping.settings import NAME, OPTIONS, WATCHER_OPTIONS, FlappingSettings
 from circus_plugin_flapping.tracker import (
     PLUGIN_WATCHER_PREFIX,
     Action,
@@ -47,11 +48,13 @@ def _settings(config: dict[str, Any]) -> FlappingSettings:
 class Flapping(AsyncCircusPlugin):
     """Options ``attempts``, ``window``, ``retry_in``, ``max_retry``, ``active`` (contract 7.2)."""
 
-    name = "flapping"
+    name = NAME
     #: Beyond the read-only default (circus.credentials): it stops and restarts watchers.
     required_commands: ClassVar[frozenset[str] | None] = frozenset({"start", "stop"})
     #: the options it reads: circusd warns about any other key of its section (typos)
     config_options: ClassVar[frozenset[str]] = OPTIONS.names
+    #: the ``flapping.*`` keys of a watcher it reads: circusd warns about any other (typos)
+    watcher_options: ClassVar[PluginOptions | None] = WATCHER_OPTIONS
 
     def __init__(self, *args: Any, **config: Any) -> None:
         # *args: the original positional form (endpoint, pubsub_endpoint, check_delay, ssh).

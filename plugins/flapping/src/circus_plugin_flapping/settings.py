@@ -14,7 +14,9 @@ from typing import Any
 from circus.config.convert import to_bool, to_float, to_int
 from circus.plugins.options import PluginOptions
 
-OVERRIDE_PREFIX = "flapping."
+#: the plugin's short name (entry point, ``Flapping.name``): the prefix of its per-watcher keys
+NAME = "flapping"
+OVERRIDE_PREFIX = NAME + "."
 
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "attempts": lambda v: to_int(v, minimum=1),
@@ -25,6 +27,9 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 #: the options it reads, declared to circusd (``Flapping.config_options``)
 OPTIONS = PluginOptions(*_CONVERTERS)
+#: the per-watcher overrides it reads (``flapping.max_retry = 7`` in a ``[watcher:X]`` section),
+#: the same names, declared to circusd (``Flapping.watcher_options``) and read through it
+WATCHER_OPTIONS = PluginOptions(*_CONVERTERS)
 
 
 @dataclass(frozen=True)
@@ -69,11 +74,11 @@ class FlappingSettings:
         """
         result = self
         problems: list[str] = []
+        overrides = WATCHER_OPTIONS.watcher_view(options, NAME)
         for field in fields(self):
-            key = OVERRIDE_PREFIX + field.name
-            if key in options:
+            if field.name in overrides:
                 try:
-                    result = result.with_values({field.name: options[key]})
+                    result = result.with_values({field.name: overrides[field.name]})
                 except ValueError as exc:
                     problems.append(f"{OVERRIDE_PREFIX}{exc}")
         return result, problems
