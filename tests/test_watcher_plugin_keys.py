@@ -101,6 +101,27 @@ def test_strict_circusd_runs_the_right_keys(tmp_path: Path) -> None:
         assert warned(daemon.log_text()) == []
 
 
+def test_reloadconfig_warns_and_strict_refuses(tmp_path: Path) -> None:
+    """The same check runs on ``reloadconfig``: a warning in circusd's log, and under
+    ``--strict`` an error reply naming the key, the running watcher left as it was."""
+    text = "[watcher:w]\ncmd = sleep 120\nflapping.max_retry = 1\n"
+    for strict in (False, True):
+        folder = tmp_path / ("strict" if strict else "lenient")
+        with CircusdProcess(text, folder, args=["--strict"] if strict else []) as daemon:
+            pids = daemon.call("list", name="w")["pids"]
+            daemon.config_path.write_text(daemon.config_path.read_text().replace(
+                "flapping.max_retry", "flapping.max_rety"))
+            reply = daemon.call("reloadconfig")
+            expected = f"{daemon.config_path}: [watcher:w]: {KEY_TYPO}"
+            if strict:  # refused: nothing changes
+                assert reply["status"] == "error"
+                assert reply["reason"] == f"{expected} (refused under strict mode)"
+                assert daemon.call("list", name="w")["pids"] == pids
+            else:  # applied: a changed key recreates the watcher, as in 0.19
+                assert reply["status"] == "ok"
+                wait_for_line(daemon, re.escape(expected))
+
+
 # -- circusd's config check (load_config) ---------------------------------------------------
 
 
