@@ -11,6 +11,7 @@ server written for the purpose.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -27,6 +28,7 @@ from circus.curve import PUBLIC_KEY_ENV, SECRET_KEY_ENV, SERVER_KEY_ENV
 from circus.errors import CallError, CallTimeout
 from circus.testing import CircusdProcess, wait_until
 from circus.transports import CommandClient
+from circus.wire.async_dealer import NativeAsyncCommandClient, open_async_command_client
 from circus.wire.dealer import NativeCommandClient, open_command_client
 from circus.wire.zmtp import SERVER_GREETING, ready
 
@@ -190,3 +192,79 @@ def test_libzmq_is_kept_for_curve_and_for_endpoints_it_alone_parses(
     for name in (SERVER_KEY_ENV, PUBLIC_KEY_ENV, SECRET_KEY_ENV):
         monkeypatch.setenv(name, keys)
     assert isinstance(open_command_client(endpoint), CommandClient)
+
+
+# -- the asyncio client ------------------------------------------------------------------------
+
+def native_async(endpoint: str, **options: float) -> NativeAsyncCommandClient:
+    client = open_async_command_client(endpoint, **options)
+    assert isinstance(client, NativeAsyncCommandClient)
+    return client
+
+
+def test_async_calls_and_an_early_cast_to_a_real_circusd(tmp_path: Path) -> None:
+    daemon = CircusdProcess("[watcher:sleeper]\ncmd = sleep 300\n", tmp_path).start()
+
+    async def main() -> list[int]:
+        async with native_async(daemon.endpoint, timeout=10) as client:
+            client.cast_nowait("incr", name="sleeper")  # before any connection exists
+            counts = [(await client.call("numwatchers"))["numwatchers"]]
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                count = (await client.call("numprocesses", name="sleeper"))["numprocesses"]
+                if count == 2:
+                    break
+                await asyncio.sleep(0.05)
+            counts.append(count)
+            replies = await asyncio.gather(*(client.call("list", name="sleeper")
+                                             for _ in range(20)))
+            counts.append(sum(r["status"] == "ok" for r in replies))
+            return counts
+
+    try:
+        assert asyncio.run(main()) == [1, 2, 20]
+    finally:
+        daemon.stop()
+
+
+def test_async_connection_lost_mid_call_fails_at_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "control.sock")
+
+    async def main() -> float:
+        async with native_async(f"ipc://{path}", timeout=20) as client:
+            started = time.monotonic()
+            with pytest.raises(CallError, match="may or may not have run"):
+                await client.call("status")
+            return time.monotonic() - started
+
+    with hand_made_server(path, "close"):
+        assert asyncio.run(main()) < 5  # not the 20 s timeout
+
+
+def test_async_nothing_listening_times_out_on_time(endpoint: str) -> None:
+    async def main() -> None:
+        async with native_async(endpoint) as client:
+            await client.call("status", timeout=0.3)
+
+    started = time.monotonic()
+    with pytest.raises(CallTimeout, match="could not connect"):
+        asyncio.run(main())
+    assert time.monotonic() - started < 1.5
+
+
+def test_async_close_fails_the_calls_still_waiting(tmp_path: Path) -> None:
+    path = str(tmp_path / "control.sock")
+
+    async def main() -> None:
+        client = native_async(f"ipc://{path}", timeout=20)
+        waiting = asyncio.ensure_future(client.call("status"))
+        deadline = time.monotonic() + 10
+        while not client._pending:  # the request is written and awaited
+            assert time.monotonic() < deadline, "the call never got under way"
+            await asyncio.sleep(0.01)
+        await client.close()
+        with pytest.raises(CallError, match="closed"):
+            await asyncio.wait_for(waiting, 5)
+
+    with hand_made_server(path, "mute"):
+        asyncio.run(main())

@@ -54,7 +54,8 @@ from circus.plugins.scheduling import Dispatch, Scheduled
 from circus.plugins.sequence import EventCounters, Gap, SequenceTracker
 from circus.plugins.stats import StatsFeed
 from circus.protocol import DEFAULT_ENDPOINT, DEFAULT_PUBSUB, EVENT_PREFIX, split_topic
-from circus.transports import DEFAULT_TIMEOUT, AsyncCommandClient, Event
+from circus.transports import DEFAULT_TIMEOUT, Event
+from circus.wire.async_dealer import AsyncClient, open_async_command_client
 from circus.wire.subscriber import EventSource, open_subscriber
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -193,7 +194,7 @@ class PluginCore:
         self._pc_init_done = False
         self._pc_done = asyncio.Event()  # set (on the loop) when the loop may end
         self._pc_calls = ThreadClients(endpoint, self.call_timeout)
-        self._pc_dealer: AsyncCommandClient | None = None
+        self._pc_dealer: AsyncClient | None = None
         self._pc_thread: threading.Thread | None = None
 
     # -- hooks for plugin authors ---------------------------------------------------------
@@ -356,7 +357,8 @@ class PluginCore:
         topics = [*self.subscribe_topics, *([PROBE_TOPIC] if self._pc_probe_only else [])]
         subscriber = open_subscriber(self.pubsub_endpoint, topics, hwm=max(self.queue_size, 1000))
         subscriber.connect()
-        client = self._pc_dealer = AsyncCommandClient(self.endpoint, timeout=self.call_timeout)
+        client = self._pc_dealer = open_async_command_client(self.endpoint,
+                                                             timeout=self.call_timeout)
         reader: asyncio.Task[None] | None = None
         stats: asyncio.Task[None] | None = None
         try:
@@ -375,7 +377,7 @@ class PluginCore:
             subscriber.close()
             await client.close()
 
-    async def _pc_await_daemon(self, client: AsyncCommandClient) -> None:
+    async def _pc_await_daemon(self, client: AsyncClient) -> None:
         if self.connect_timeout <= 0:
             return
         try:
@@ -525,7 +527,7 @@ class PluginCore:
         with self._pc_call_hooks(command, props, cast=True):
             self._pc_calls.cast(command, props)
 
-    def _pc_loop_client(self) -> AsyncCommandClient:
+    def _pc_loop_client(self) -> AsyncClient:
         client = self._pc_dealer
         if client is None:
             raise CallError("the plugin is not running: no control connection")

@@ -28,6 +28,7 @@ What libzmq did for free is done here, bounded:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import socket
 import time
@@ -45,7 +46,6 @@ from circus.wire.zmtp import (
     Command,
     FrameReader,
     Greeting,
-    Message,
     ProtocolError,
     accept_ready,
     answer_command,
@@ -62,39 +62,63 @@ _READ_SIZE = 1 << 16
 _SERVER_TYPES = frozenset({"ROUTER"})
 
 
-class _Connection:
-    """One ZMTP session: the socket, its reader, and the messages parsed but not yet taken."""
+class DealerSession:
+    """The DEALER side of one ZMTP connection to circusd's ROUTER, without I/O.
 
-    def __init__(self, sock: socket.socket, identity: bytes) -> None:
-        self.sock = sock
+    Shared by the blocking client here and the asyncio one (:mod:`circus.wire.async_dealer`):
+    what to send first (:meth:`opening`), and what the bytes that arrive mean: the server's
+    greeting and READY (checked: NULL security, a ROUTER), replies (one-frame messages, queued
+    in :attr:`replies`), and commands that want an answer (a ZMTP 3.1 PING).
+    """
+
+    def __init__(self, endpoint: str, identity: bytes) -> None:
+        self.endpoint = endpoint
         self.identity = identity
         self.reader = FrameReader(keep_frames=1, keep_bytes=REPLY_LIMIT, hard_bytes=REPLY_LIMIT)
-        self.messages: list[list[bytes]] = []
+        self.replies: collections.deque[list[bytes]] = collections.deque()
+        #: the server's READY arrived: requests may go (libzmq drops a client that sends one
+        #: before it has finished its side of the handshake)
         self.ready = False
 
-    def feed(self, data: bytes, endpoint: str) -> None:
-        """Parse what arrived; raise :class:`ProtocolError` when the peer is not circusd's
-        control channel or broke the protocol."""
+    def opening(self) -> bytes:
+        """Our greeting and READY (the identity rides in it)."""
+        return SERVER_GREETING + ready("DEALER", self.identity)
+
+    def feed(self, data: bytes) -> bytes:
+        """Take what arrived; return what must be sent back at once (usually nothing).
+        Raises :class:`ProtocolError` when the peer is not circusd's control channel or broke
+        the protocol."""
         events, _ = self.reader.feed(data)
+        answers = b""
         for event in events:
             if isinstance(event, Greeting):
                 if event.mechanism != "NULL":
                     raise ProtocolError(
-                        f"{endpoint} asks for {event.mechanism} security: give this process "
-                        "circusd's CURVE client keys"
+                        f"{self.endpoint} asks for {event.mechanism} security: give this "
+                        "process circusd's CURVE client keys"
                     )
             elif isinstance(event, Command):
                 if event.name == "READY" and not self.ready:
                     accept_ready(event.data, _SERVER_TYPES, "DEALER")
                     self.ready = True
                 else:
-                    answer = answer_command(event)
-                    if answer is not None:
-                        self.sock.sendall(answer)
-            elif isinstance(event, Message):
-                frames = event.frames
-                if event.count == 1 and frames[0] is not None:
-                    self.messages.append([frames[0]])
+                    answers += answer_command(event) or b""
+            elif event.count == 1 and event.frames[0] is not None:
+                self.replies.append([event.frames[0]])
+        return answers
+
+
+class _Connection:
+    """A blocking socket and its session."""
+
+    def __init__(self, sock: socket.socket, session: DealerSession) -> None:
+        self.sock = sock
+        self.session = session
+
+    def feed(self, data: bytes) -> None:
+        answers = self.session.feed(data)
+        if answers:
+            self.sock.sendall(answers)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -206,7 +230,7 @@ class NativeCommandClient:
                     return True
                 if not data:
                     return False
-                conn.feed(data, self.endpoint)
+                conn.feed(data)
         except (OSError, ProtocolError):
             return False
 
@@ -218,9 +242,9 @@ class NativeCommandClient:
             try:
                 sock.settimeout(max(deadline - time.monotonic(), 0.001))
                 sock.connect(self._target())
-                identity = routing_id(self.label)
-                sock.sendall(SERVER_GREETING + ready("DEALER", identity))
-                conn = _Connection(sock, identity)
+                session = DealerSession(self.endpoint, routing_id(self.label))
+                sock.sendall(session.opening())
+                conn = _Connection(sock, session)
                 self._handshake(conn, deadline)
                 return conn
             except (FileNotFoundError, ConnectionRefusedError):
@@ -249,12 +273,12 @@ class NativeCommandClient:
     def _handshake(self, conn: _Connection, deadline: float) -> None:
         """Wait for the server's READY: libzmq drops a client whose first message arrives
         before it has finished its side of the handshake."""
-        while not conn.ready:
+        while not conn.session.ready:
             conn.sock.settimeout(max(deadline - time.monotonic(), 0.001))
             data = conn.sock.recv(_READ_SIZE)
             if not data:
                 raise EOFError("closed during the handshake")
-            conn.feed(data, self.endpoint)
+            conn.feed(data)
 
     def _socket(self) -> socket.socket:
         if self.address.path is not None:
@@ -272,7 +296,7 @@ class NativeCommandClient:
     def _next_message(self, conn: _Connection, deadline: float, command: str
                       ) -> list[bytes] | None:
         """The next reply on ``conn``, or ``None`` at the deadline."""
-        while not conn.messages:
+        while not conn.session.replies:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
@@ -281,7 +305,7 @@ class NativeCommandClient:
                 data = conn.sock.recv(_READ_SIZE)
                 if not data:
                     raise ConnectionResetError("closed by circusd")
-                conn.feed(data, self.endpoint)
+                conn.feed(data)
             except TimeoutError:
                 return None
             except (OSError, ProtocolError) as exc:
@@ -290,7 +314,7 @@ class NativeCommandClient:
                     f"the connection to {self.endpoint} ended before the reply to {command!r} "
                     f"came (the command may or may not have run): {exc}"
                 ) from exc
-        return conn.messages.pop(0)
+        return conn.session.replies.popleft()
 
     def _reset(self) -> None:
         conn, self._conn = self._conn, None
@@ -313,4 +337,10 @@ def open_command_client(
     return NativeCommandClient(endpoint, address, timeout=timeout, label=label)
 
 
-__all__ = ["REPLY_LIMIT", "BlockingClient", "NativeCommandClient", "open_command_client"]
+__all__ = [
+    "REPLY_LIMIT",
+    "BlockingClient",
+    "DealerSession",
+    "NativeCommandClient",
+    "open_command_client",
+]
