@@ -27,7 +27,14 @@ from circus.testing import CircusdProcess
 from circus.transports import Event, EventSubscriber
 from circus.wire import subscriber as module
 from circus.wire.subscriber import NativeSubscriber, SubscriberClosed, open_subscriber
-from circus.wire.zmtp import GREETING_SIZE, SERVER_GREETING, command, message, ready
+from circus.wire.zmtp import (
+    GREETING_SIZE,
+    SERVER_GREETING,
+    FrameReader,
+    command,
+    message,
+    ready,
+)
 
 TIMEOUT = 10.0
 
@@ -415,6 +422,21 @@ def test_any_split_of_the_stream_gives_the_same_events(tmp_path: Path) -> None:
     got = asyncio.run(scenario())
     assert len(got) == len(expected)
     assert got == expected
+
+
+def test_the_reader_says_when_the_fast_path_may_take_over() -> None:
+    reader = FrameReader(keep_frames=2, keep_bytes=1000, hard_bytes=1000)
+    assert not reader.between_messages  # no greeting yet
+    reader.feed(SERVER_GREETING[:10])
+    assert not reader.between_messages
+    reader.feed(SERVER_GREETING[10:] + ready("PUB"))
+    assert reader.between_messages
+    event = message([b"watcher.a.x", b"{}"])
+    for cut in range(1, len(event)):  # inside a header, a body, between the two frames
+        reader.feed(event[:cut])
+        assert not reader.between_messages, cut
+        reader.feed(event[cut:])
+        assert reader.between_messages, cut
 
 
 def test_a_slow_consumer_holds_a_bounded_queue_and_the_publisher_drops(tmp_path: Path) -> None:

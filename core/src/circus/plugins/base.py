@@ -353,7 +353,8 @@ class PluginCore:
                 self._pc_fail(PluginFailed("event delivery ended unexpectedly"))
 
     async def _pc_main(self) -> None:
-        # ZeroMQ bounds what it queues for us too: beyond it, events are lost (a seq gap)
+        # the subscriber bounds what it queues for us too (libzmq's or our own, see
+        # circus.wire.subscriber): beyond it circusd drops events for us (a seq gap)
         topics = [*self.subscribe_topics, *([PROBE_TOPIC] if self._pc_probe_only else [])]
         subscriber = open_subscriber(self.pubsub_endpoint, topics, hwm=max(self.queue_size, 1000))
         subscriber.connect()
