@@ -107,3 +107,58 @@ def test_a_subscriber_that_never_reads_misses_events_and_costs_little(
     reader.close(linger=0)
     assert log_count(daemon, "a subscriber is not keeping up") >= 1
     assert growth >> 20 < 16, f"growth {growth >> 20} MiB"
+
+
+def test_events_keep_their_order_whether_written_at_once_or_queued(tmp_path: Path) -> None:
+    """An event is written the moment it is published when nothing waits in the queue; while
+    something does (before the socket is bound, or a burst under CURVE), it queues behind."""
+    import asyncio
+    import json
+
+    import zmq.asyncio
+
+    from circus.events import EventPublisher
+
+    endpoint = f"ipc://{tmp_path}/events.sock"
+
+    async def main() -> list[int]:
+        context = zmq.asyncio.Context()
+        publisher = EventPublisher(context, endpoint)
+        await publisher.start()
+        sub = context.socket(zmq.SUB)
+        sub.setsockopt(zmq.SUBSCRIBE, b"watcher.w.")
+        sub.connect(endpoint)
+        try:
+            deadline = time.monotonic() + 10
+            while not await sub.poll(50):  # subscribed once a probe gets through
+                assert time.monotonic() < deadline, "the subscription never took"
+                publisher.publish("probe", "ping", {})
+                publisher.publish("w", "probe", {})
+            while await sub.poll(100):
+                await sub.recv_multipart()
+            direct = publisher._direct
+            publisher._direct = None  # as before the bind, or under CURVE: queued
+            first = [publisher.publish("w", "spawn", {}) for _ in range(3)]
+            publisher._direct = direct
+            # these find the first three still queued: they must queue behind them
+            second = [publisher.publish("w", "reap", {}) for _ in range(3)]
+            await asyncio.sleep(0)  # nothing else: the task drains the queue in one turn
+            deadline = time.monotonic() + 10
+            while publisher._in_flight:
+                assert time.monotonic() < deadline, "the queue never drained"
+                await asyncio.sleep(0.01)
+            third = [publisher.publish("w", "spawn", {}) for _ in range(3)]  # written at once
+            expected = first + second + third
+            seen: list[int] = []
+            while len(seen) < len(expected):
+                assert await sub.poll(10_000), f"only {seen} of {expected} arrived"
+                _, body = await sub.recv_multipart()
+                seen.append(json.loads(body)["seq"])
+            assert seen == expected
+            return seen
+        finally:
+            sub.close(linger=0)
+            await publisher.close()
+            context.term()
+
+    assert len(asyncio.run(main())) == 9

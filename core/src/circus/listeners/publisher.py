@@ -60,6 +60,10 @@ class Publisher(Protocol):
     async def send_multipart(self, frames: list[bytes]) -> None:
         """Publish one message (topic first); never waits for a slow subscriber."""
 
+    def write_now(self, frames: list[bytes]) -> bool:
+        """Publish one message at once, from any callback on the loop, when this publisher
+        can (True); False when only its owning task may write (the caller queues instead)."""
+
     async def aclose(self, linger: float) -> None:
         """Stop; messages already written get up to ``linger`` seconds to go out."""
 
@@ -96,6 +100,9 @@ class ZmqPublisher:
     async def send_multipart(self, frames: list[bytes]) -> None:
         await self._sock.send_multipart(frames)
 
+    def write_now(self, frames: list[bytes]) -> bool:
+        return False  # a libzmq socket is written by its owning task only
+
     async def aclose(self, linger: float) -> None:
         self._sock.setsockopt(zmq.LINGER, int(linger * 1000))
         self._sock.close()
@@ -121,11 +128,18 @@ class NativePublisher:
         self.endpoint = self._server.endpoint
 
     async def send_multipart(self, frames: list[bytes]) -> None:
+        self.write_now(frames)
+
+    def write_now(self, frames: list[bytes]) -> bool:
+        """Hand the message to every interested subscriber's transport (buffered by asyncio,
+        bounded per subscriber): safe from any callback on the loop, so circusd's events can
+        leave the moment they happen instead of one loop turn later."""
         topic, data = frames[0], b""
         for subscriber in self.subscribers:
             if subscriber.wants(topic):
                 data = data or message(frames)
                 subscriber.deliver(data)
+        return True
 
     async def aclose(self, linger: float) -> None:
         await self._server.close(linger)
