@@ -27,7 +27,8 @@ from circus.credentials import PLUGIN_PREFIX, TOKEN_ENV
 from circus.curve import PUBLIC_KEY_ENV, SECRET_KEY_ENV, SERVER_KEY_ENV
 from circus.errors import CallError, CallTimeout
 from circus.testing import CircusdProcess, wait_until
-from circus.transports import CommandClient
+from circus.transports import AsyncCommandClient, CommandClient
+from circus.wire import OPT_OUT_ENV
 from circus.wire.async_dealer import NativeAsyncCommandClient, open_async_command_client
 from circus.wire.dealer import NativeCommandClient, open_command_client
 from circus.wire.zmtp import SERVER_GREETING, ready
@@ -188,10 +189,15 @@ def test_libzmq_is_kept_for_curve_and_for_endpoints_it_alone_parses(
     for only_libzmq in ("ipc://@abstract", "tcp://example.org:5555", "tcp://eth0:5555",
                         "tcp://*:5555"):
         assert isinstance(open_command_client(only_libzmq), CommandClient), only_libzmq
+    monkeypatch.setenv(OPT_OUT_ENV, "1")  # one switch turns every native client off
+    assert isinstance(open_command_client(endpoint), CommandClient)
+    assert isinstance(open_async_command_client(endpoint), AsyncCommandClient)
+    monkeypatch.delenv(OPT_OUT_ENV)
     keys = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
     for name in (SERVER_KEY_ENV, PUBLIC_KEY_ENV, SECRET_KEY_ENV):
         monkeypatch.setenv(name, keys)
     assert isinstance(open_command_client(endpoint), CommandClient)
+    assert isinstance(open_async_command_client(endpoint), AsyncCommandClient)
 
 
 # -- the asyncio client ------------------------------------------------------------------------

@@ -527,7 +527,7 @@ def test_open_subscriber_picks_the_native_one_where_it_applies(
     endpoints: str | list[str], native: bool, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for name in (curve.SERVER_KEY_ENV, curve.PUBLIC_KEY_ENV, curve.SECRET_KEY_ENV,
-                 "CIRCUS_NO_NATIVE_SUB"):
+                 "CIRCUS_NO_NATIVE_WIRE"):
         monkeypatch.delenv(name, raising=False)
     sub = open_subscriber(endpoints)
     assert isinstance(sub, NativeSubscriber if native else EventSubscriber)
@@ -535,9 +535,9 @@ def test_open_subscriber_picks_the_native_one_where_it_applies(
 
 def test_curve_and_the_opt_out_keep_libzmq(monkeypatch: pytest.MonkeyPatch) -> None:
     endpoint = "ipc:///tmp/circus-events.sock"
-    monkeypatch.setenv("CIRCUS_NO_NATIVE_SUB", "1")
+    monkeypatch.setenv("CIRCUS_NO_NATIVE_WIRE", "1")
     assert isinstance(open_subscriber(endpoint), EventSubscriber)
-    monkeypatch.delenv("CIRCUS_NO_NATIVE_SUB")
+    monkeypatch.delenv("CIRCUS_NO_NATIVE_WIRE")
     server_public, _ = zmq.curve_keypair()
     public, secret = zmq.curve_keypair()
     keys: dict[str, Any] = {curve.SERVER_KEY_ENV: server_public, curve.PUBLIC_KEY_ENV: public,

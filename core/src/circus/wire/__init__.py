@@ -11,13 +11,20 @@ wire on the plugin's own sockets removes those hops (docs/benchmarks.md, exit ->
 * :mod:`circus.wire.subscriber`: the plugin's event subscriber, on its event loop.
 
 libzmq stays in charge wherever these do not apply: with CURVE (libzmq does the encryption),
-and for endpoints only libzmq can connect to (host names, interface names, abstract sockets).
-:func:`connect_address` says which case an endpoint is.
+for endpoints only libzmq can connect to (host names, interface names, abstract sockets), and
+when ``CIRCUS_NO_NATIVE_WIRE=1`` is in the environment (to rule the native clients out when
+chasing a problem). :func:`native_target` is the one place that decides.
 """
 
 from __future__ import annotations
 
+import os
+
+from circus.curve import client_keys_from_env
 from circus.listeners import Address, native_address
+
+#: set to 1 to make every client of this process use libzmq
+OPT_OUT_ENV = "CIRCUS_NO_NATIVE_WIRE"
 
 
 def connect_address(endpoint: str) -> Address | None:
@@ -32,4 +39,15 @@ def connect_address(endpoint: str) -> Address | None:
     return address
 
 
-__all__ = ["connect_address"]
+def native_target(endpoint: str) -> Address | None:
+    """Where a native client connects for ``endpoint``, or ``None`` when libzmq's client must
+    be used: CURVE keys in the environment, an endpoint only libzmq can connect to, or the
+    opt-out variable set."""
+    if os.environ.get(OPT_OUT_ENV, "") not in ("", "0"):
+        return None
+    if client_keys_from_env() is not None:
+        return None
+    return connect_address(endpoint)
+
+
+__all__ = ["OPT_OUT_ENV", "connect_address", "native_target"]

@@ -25,13 +25,12 @@ import time
 from typing import Any, cast
 
 from circus.credentials import routing_id
-from circus.curve import client_keys_from_env
 from circus.errors import CallError, CallTimeout
 from circus.listeners import Address
 from circus.logs import get_logger
 from circus.protocol import cast_message, encode, make_message, new_id
 from circus.transports import DEFAULT_TIMEOUT, AsyncCommandClient, decode_reply, reply_id
-from circus.wire import connect_address
+from circus.wire import native_target
 from circus.wire.dealer import RETRY_FIRST, RETRY_MAX, DealerSession
 from circus.wire.zmtp import ProtocolError, message
 
@@ -285,10 +284,10 @@ AsyncClient = AsyncCommandClient | NativeAsyncCommandClient
 def open_async_command_client(
     endpoint: str, *, timeout: float = DEFAULT_TIMEOUT, label: str | None = None
 ) -> AsyncClient:
-    """An asyncio command client for ``endpoint``: the native one when the endpoint is a plain
-    Unix or TCP address and CURVE is off, libzmq's otherwise (:mod:`circus.wire`)."""
-    address = connect_address(endpoint)
-    if address is None or client_keys_from_env() is not None:
+    """An asyncio command client for ``endpoint``: the native one unless libzmq's is needed
+    (:func:`circus.wire.native_target`)."""
+    address = native_target(endpoint)
+    if address is None:
         return AsyncCommandClient(endpoint, timeout=timeout, label=label)
     return NativeAsyncCommandClient(endpoint, address, timeout=timeout, label=label)
 

@@ -35,12 +35,11 @@ import time
 from typing import Any
 
 from circus.credentials import routing_id
-from circus.curve import client_keys_from_env
 from circus.errors import CallError, CallTimeout
 from circus.listeners import Address
 from circus.protocol import cast_message, encode, make_message, new_id
 from circus.transports import DEFAULT_TIMEOUT, CommandClient, decode_reply, reply_id
-from circus.wire import connect_address
+from circus.wire import native_target
 from circus.wire.zmtp import (
     SERVER_GREETING,
     Command,
@@ -329,10 +328,10 @@ BlockingClient = CommandClient | NativeCommandClient
 def open_command_client(
     endpoint: str, *, timeout: float = DEFAULT_TIMEOUT, label: str | None = None
 ) -> BlockingClient:
-    """A blocking command client for ``endpoint``: the native one when the endpoint is a plain
-    Unix or TCP address and CURVE is off, libzmq's otherwise (:mod:`circus.wire`)."""
-    address = connect_address(endpoint)
-    if address is None or client_keys_from_env() is not None:
+    """A blocking command client for ``endpoint``: the native one unless libzmq's is needed
+    (:func:`circus.wire.native_target`)."""
+    address = native_target(endpoint)
+    if address is None:
         return CommandClient(endpoint, timeout=timeout, label=label)
     return NativeCommandClient(endpoint, address, timeout=timeout, label=label)
 

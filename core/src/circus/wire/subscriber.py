@@ -24,7 +24,8 @@ for one endpoint, and behaves like a libzmq SUB where it matters:
 
 :func:`open_subscriber` is the one place that decides between it and libzmq: the native one for
 a single ``ipc://`` or ``tcp://IP:PORT`` endpoint without CURVE, libzmq otherwise (CURVE, host
-names, several endpoints) or when ``CIRCUS_NO_NATIVE_SUB=1`` is set.
+names, several endpoints) or when ``CIRCUS_NO_NATIVE_WIRE=1`` is set
+(:func:`circus.wire.native_target`).
 """
 
 from __future__ import annotations
@@ -32,17 +33,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import errno
-import os
 from collections.abc import Sequence
 from typing import Protocol, cast
 
-from circus.curve import client_keys_from_env
 from circus.listeners import Address
 from circus.logs import get_logger
 from circus.logthrottle import Throttle
 from circus.protocol import EVENT_PREFIX
 from circus.transports import Event, EventSubscriber
-from circus.wire import connect_address
+from circus.wire import connect_address, native_target
 from circus.wire.zmtp import (
     LONG,
     MORE,
@@ -150,11 +149,11 @@ def open_subscriber(
 ) -> EventSource:
     """A subscriber to ``endpoints``: :class:`NativeSubscriber` when the wire can be spoken
     without libzmq (one ``ipc://`` or ``tcp://IP:PORT`` endpoint, no CURVE keys in the
-    environment, ``CIRCUS_NO_NATIVE_SUB`` unset), else a libzmq
+    environment, ``CIRCUS_NO_NATIVE_WIRE`` unset), else a libzmq
     :class:`~circus.transports.EventSubscriber`."""
-    if isinstance(endpoints, str) and os.environ.get("CIRCUS_NO_NATIVE_SUB", "") in ("", "0"):
-        address = connect_address(endpoints)
-        if address is not None and client_keys_from_env() is None:
+    if isinstance(endpoints, str):
+        address = native_target(endpoints)
+        if address is not None:
             return NativeSubscriber(endpoints, topics, hwm=hwm, address=address)
     return EventSubscriber(endpoints, topics, hwm=hwm)
 
