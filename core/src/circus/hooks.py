@@ -24,7 +24,6 @@ import re
 import threading
 import weakref
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from typing import Any
 
 import pluggy
@@ -111,6 +110,8 @@ def wanted_hooks() -> frozenset[str] | None:
 
 
 def _load_third_party(pm: pluggy.PluginManager) -> None:
+    from importlib.metadata import entry_points  # lazily: 2.7 MB a circusd may never need
+
     wanted = wanted_hooks()
     for ep in entry_points(group=HOOKS_GROUP):
         if pm.get_plugin(ep.name) is not None or (wanted is not None and ep.name not in wanted):

@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 
 from circus.config.checks import ConfigWarning, suggest
 from circus.config.model import PluginConfig
@@ -62,6 +61,8 @@ class _Plugins:
     """The plugins a watcher key may address, by short name, each loaded on first need."""
 
     def __init__(self, sections: Iterable[PluginConfig]) -> None:
+        from importlib.metadata import entry_points  # lazily: 2.7 MB circusd rarely needs
+
         from circus.plugins import registry  # lazily: the plugin layer sits above config
 
         self._registry = registry
