@@ -102,7 +102,7 @@ def _py_version(value: Any) -> str | None:
     return text.strip() if text else None
 
 
-@dataclass
+@dataclass(slots=True)  # 500 watchers: -0.6 MB (no per-instance dict of ~60 fields)
 class WatcherConfig:
     """One watcher (contract 8.3): a ``[watcher:NAME]`` or ``[plugin:NAME]`` section, or ``add``.
 
