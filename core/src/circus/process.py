@@ -221,6 +221,8 @@ class Process:
             stdin=_stdin(spec),
             stdout=_std(spec.stdout),
             stderr=_std(spec.stderr),
+            # the pipes are read with os.read on the loop: no 8 KiB buffer object per pipe
+            bufsize=0,
             cwd=spec.cwd,
             env=spec.env,
             close_fds=True,
