@@ -51,6 +51,9 @@ class _Link(asyncio.Protocol):
         self.session = session
         self.transport: asyncio.Transport | None = None
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # a failed handshake nobody awaits any more (the connect was cancelled) is not an
+        # "exception never retrieved"
+        self.ready.add_done_callback(_retrieved)
         self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -267,6 +270,11 @@ class NativeAsyncCommandClient:
         except CallError as exc:
             log.warning("a cast was not sent", command=command, endpoint=self.endpoint,
                         error=str(exc))
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _same(link: _Link) -> _Link:
