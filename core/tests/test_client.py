@@ -6,70 +6,46 @@ lets us produce what a daemon rarely does on demand: replies that are late, stal
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import zmq
+from support.router import RouterPeer
 
 from circus.client import CircusClient
 from circus.errors import CallTimeout
-from circus.protocol import decode, encode, ok_reply
+from circus.protocol import ok_reply
 
 
-class Router:
-    """ROUTER thread: replies ``ok`` with the request's command and properties echoed.
+class Router(RouterPeer):
+    """A libzmq ROUTER that answers like circusd: ``ok`` with the command and properties.
 
     ``ignore`` drops requests for those commands (a lost reply); ``stale`` first sends a reply
     with a wrong id (a late answer to an earlier call) before the real one.
     """
 
     def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
+        super().__init__(endpoint, self._answer)
         self.ignore: set[str] = set()
         self.stale: set[str] = set()
-        self.received: list[dict[str, Any]] = []
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        assert self._ready.wait(10)
+        #: the requests received, in order
+        self.received = self.requests
 
-    def _run(self) -> None:
-        sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.bind(self.endpoint)
-        self._ready.set()
-        try:
-            while not self._stop.is_set():
-                if not sock.poll(50):
-                    continue
-                peer, payload = sock.recv_multipart()
-                request = decode(payload)
-                self.received.append(request)
-                command = request["command"]
-                if command in self.ignore or request.get("msg_type") == "cast":
-                    continue
-                if command in self.stale:
-                    sock.send_multipart([peer, encode(ok_reply({"stale": True}, msg_id="old"))])
-                fields = {"command": command, "properties": request.get("properties")}
-                sock.send_multipart([peer, encode(ok_reply(fields, msg_id=request.get("id")))])
-        finally:
-            sock.close(0)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+    def _answer(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        command = request["command"]
+        if command in self.ignore or request.get("msg_type") == "cast":
+            return []
+        replies = [ok_reply({"stale": True}, msg_id="old")] if command in self.stale else []
+        fields = {"command": command, "properties": request.get("properties")}
+        return [*replies, ok_reply(fields, msg_id=request.get("id"))]
 
 
 @pytest.fixture
 def router(tmp_path: Path) -> Iterator[Router]:
-    server = Router(f"ipc://{tmp_path}/control.sock")
-    yield server
-    server.stop()
+    with Router(f"ipc://{tmp_path}/control.sock") as server:
+        yield server
 
 
 def test_call_by_command_name_sends_properties_and_an_id(router: Router) -> None:
