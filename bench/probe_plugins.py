@@ -81,9 +81,11 @@ class Probe(CircusPlugin):
             self._write("ready")
         if topic == "watcher.victim.reap":
             pid = json.loads(message)["process_pid"]
-            self._write(f"recv {pid} {now:.6f}")
             self.call("status")
-            self._write(f"call {pid} {time.time():.6f}")
+            answered = time.time()
+            # written after the call, so that the probe's own file write is not timed
+            self._write(f"recv {pid} {now:.6f}")
+            self._write(f"call {pid} {answered:.6f}")
 
     def _block(self, topic: str) -> None:
         if topic.endswith(".updated") and not self.ready:
