@@ -5,8 +5,9 @@ timestamps, to a file per plugin. Scenarios (each bounded in count and time):
 
 * exit -> handle_recv and exit -> ``call`` answered: SIGKILL ``victim`` processes (spread over
   one original tick), the plugin receives the ``reap`` and calls ``status``. The original runs
-  with check_delay 1 and with its INI default 5; ours runs before, between and after them, and
-  its three runs' samples are pooled.
+  with check_delay 1 and with its INI default 5; ours runs before, between and after them, with
+  the threaded probe and with the async one (``probe_async.py``), each flavour's three runs
+  pooled.
 * delivery under churn: a watcher of 50 ``true`` processes for 5 s with 1 and with 10 plugins;
   each plugin's events are compared with what the daemon published (by ``seq`` for ours, with
   a separate subscriber's count for the original, which has no ``seq``).
@@ -70,8 +71,8 @@ FEED_MAX = 2_000_000
 ENV = {"PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR), os.environ.get("PYTHONPATH")]))}
 
 
-def _plugin_section(name: str, out: Path, mode: str) -> str:
-    return f"[plugin:{name}]\nuse = probe_plugins.Probe\nout = {out}\nmode = {mode}\n\n"
+def _plugin_section(name: str, out: Path, mode: str, probe: str = "probe_plugins.Probe") -> str:
+    return f"[plugin:{name}]\nuse = {probe}\nout = {out}\nmode = {mode}\n\n"
 
 
 def _lines(path: Path) -> list[str]:
@@ -124,11 +125,13 @@ def _latency_summary(recv: list[float], answered: list[float]) -> dict[str, floa
 
 
 def latency_samples(side: Side, workdir: Path, check_delay: float | None,
-                    spread: float) -> tuple[list[float], list[float]]:
-    """The raw delays (s) after each kill: ``(exit -> handle_recv, exit -> call answered)``."""
+                    spread: float, probe: str = "probe_plugins.Probe"
+                    ) -> tuple[list[float], list[float]]:
+    """The raw delays (s) after each kill: ``(exit -> handle_recv, exit -> call answered)``;
+    ``probe`` is the plugin class (``probe_async.AsyncProbe``: the async flavour, ours only)."""
     out = workdir / f"latency-{time.monotonic_ns()}.log"
     config = (f"[watcher:victim]\ncmd = sleep 1000\nnumprocesses = {VICTIMS}\n\n"
-              + _plugin_section("probe", out, "latency"))
+              + _plugin_section("probe", out, "latency", probe))
     recv: list[float] = []
     answered: list[float] = []
     with running(side.start(config, check_delay=check_delay, env=ENV)) as daemon, \
@@ -352,43 +355,55 @@ def main() -> int:
         workdir = Path(tmp)
         ours, theirs = sides(installed, workdir)
         if "latency" in chosen:
-            # ours runs three times, before, between and after the original's two runs, and
-            # its samples are pooled: one daemon's 60 kills take 6 s, and this machine's state
-            # moves such a run's p50 by +-0.3 ms; three spread over the scenario's minute or
-            # two measure the code rather than the moment
-            runs = [(OURS, ours, None, 1.0),
-                    (f"{ORIGINAL}, check_delay 1", theirs, 1.0, 1.0),
-                    (OURS, ours, None, 1.0),
-                    (f"{ORIGINAL}, check_delay 5 (INI default)", theirs, 5.0, 5.0),
-                    (OURS, ours, None, 1.0)]
+            # ours runs three times per plugin flavour, before, between and after the
+            # original's two runs, and each flavour's samples are pooled: one daemon's 60 kills
+            # take 6 s, and this machine's state moves such a run's p50 by +-0.3 ms; runs
+            # spread over the scenario's couple of minutes measure the code, not the moment
+            threaded, asynchronous = "CircusPlugin", "AsyncCircusPlugin"
+            ours_runs = [(threaded, "probe_plugins.Probe"),
+                         (asynchronous, "probe_async.AsyncProbe")]
+            runs: list[tuple[str, Side, float | None, float, str]] = [
+                *[(flavour, ours, None, 1.0, probe) for flavour, probe in ours_runs],
+                (f"{ORIGINAL}, check_delay 1", theirs, 1.0, 1.0, "probe_plugins.Probe"),
+                *[(flavour, ours, None, 1.0, probe) for flavour, probe in ours_runs],
+                (f"{ORIGINAL}, check_delay 5 (INI default)", theirs, 5.0, 5.0,
+                 "probe_plugins.Probe"),
+                *[(flavour, ours, None, 1.0, probe) for flavour, probe in ours_runs],
+            ]
             rows = []
             theirs_rows: list[tuple[float, dict[str, float]]] = []
-            pooled: tuple[list[float], list[float]] = ([], [])
-            per_run: list[float] = []
-            for label, side, check_delay, spread in runs:
-                recv, answered = latency_samples(side, workdir, check_delay, spread)
+            pooled: dict[str, tuple[list[float], list[float]]] = {
+                threaded: ([], []), asynchronous: ([], [])}
+            per_run: dict[str, list[float]] = {threaded: [], asynchronous: []}
+            for label, side, check_delay, spread, probe in runs:
+                recv, answered = latency_samples(side, workdir, check_delay, spread, probe)
                 result = _latency_summary(recv, answered)
                 print(f"latency {label}: {result}", flush=True)
                 if side is ours:
-                    pooled[0].extend(recv)
-                    pooled[1].extend(answered)
-                    per_run.append(result["call_p50"])
+                    pooled[label][0].extend(recv)
+                    pooled[label][1].extend(answered)
+                    per_run[label].append(result["call_p50"])
                 else:
                     rows.append(_row_latency(label, result))
                     theirs_rows.append((check_delay or 0.0, result))
-            mine = _latency_summary(*pooled)
-            rows.insert(0, _row_latency(f"{OURS} (check_delay 5), 3 daemons pooled", mine))
+            mine = {flavour: _latency_summary(*pooled[flavour]) for flavour in pooled}
+            rows[:0] = [_row_latency(f"{OURS}, {flavour} (check_delay 5), 3 daemons pooled",
+                                     mine[flavour]) for flavour in (threaded, asynchronous)]
             for check_delay, result in theirs_rows:
-                short.append([f"process exit → plugin's `call` answered (p50), original "
-                              f"check_delay {check_delay:g}", fmt_ms(mine["call_p50"]),
-                              fmt_ms(result["call_p50"]),
-                              f"{ratio(result['call_p50'], mine['call_p50'])} faster"])
+                short.append([f"process exit → plugin's `call` answered (p50, CircusPlugin), "
+                              f"original check_delay {check_delay:g}",
+                              fmt_ms(mine[threaded]["call_p50"]), fmt_ms(result["call_p50"]),
+                              f"{ratio(result['call_p50'], mine[threaded]['call_p50'])} faster"])
+            short.append(["process exit → plugin's `call` answered (p50, AsyncCircusPlugin)",
+                          fmt_ms(mine[asynchronous]["call_p50"]), "", ""])
             sections.append(
                 "Process exit → plugin (target: exit → `call` answered p50 ≤ 2 ms, issue 13):\n\n"
                 + table(["daemon", "exit → handle_recv p50 / p95",
                          "exit → call answered p50 / p95", "samples"], rows)
-                + "\n\nOurs, each daemon alone (exit → call answered p50): "
-                + " / ".join(fmt_ms(value) for value in per_run) + ".\n")
+                + "\n\nOurs, each daemon alone (exit → call answered p50): CircusPlugin "
+                + " / ".join(fmt_ms(value) for value in per_run[threaded])
+                + "; AsyncCircusPlugin "
+                + " / ".join(fmt_ms(value) for value in per_run[asynchronous]) + ".\n")
         if "delivery" in chosen:
             rows = []
             missed: dict[str, float] = {}

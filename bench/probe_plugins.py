@@ -132,3 +132,4 @@ class Probe(CircusPlugin):
             self.first = now
         self.count += 1
         self.last = now
+
