@@ -14,7 +14,7 @@ import sys
 from typing import TextIO
 
 from circus.curve import ClientKeys
-from circus.transports import EventSubscriber
+from circus.wire.subscriber import open_subscriber
 
 
 async def _print_events(
@@ -26,7 +26,7 @@ async def _print_events(
         loop.add_signal_handler(signum, stop.set)
     stopper = asyncio.ensure_future(stop.wait())
     try:
-        async with EventSubscriber(endpoint, topics, curve=curve) as subscriber:
+        async with open_subscriber(endpoint, topics, curve=curve) as subscriber:
             while not stop.is_set():
                 receiver = asyncio.ensure_future(subscriber.recv_batch())
                 done, _ = await asyncio.wait(

@@ -37,6 +37,7 @@ import errno
 from collections.abc import Sequence
 from typing import Protocol, cast
 
+from circus.curve import ClientKeys
 from circus.listeners import Address
 from circus.logs import get_logger
 from circus.logthrottle import Throttle
@@ -143,20 +144,27 @@ class EventSource(Protocol):
     def close(self) -> None:
         """Stop receiving and close the connection."""
 
+    async def __aenter__(self) -> EventSource:
+        """Connect, for ``async with``."""
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Close."""
+
 
 def open_subscriber(
     endpoints: str | Sequence[str], topics: Sequence[str | bytes] = (EVENT_PREFIX,), *,
-    hwm: int = 0,
+    hwm: int = 0, curve: ClientKeys | None = None,
 ) -> EventSource:
     """A subscriber to ``endpoints``: :class:`NativeSubscriber` when the wire can be spoken
-    without libzmq (one ``ipc://`` or ``tcp://IP:PORT`` endpoint, no CURVE keys in the
-    environment, ``CIRCUS_NO_NATIVE_WIRE`` unset), else a libzmq
-    :class:`~circus.transports.EventSubscriber`."""
-    if isinstance(endpoints, str):
+    without libzmq (one ``ipc://`` or ``tcp://IP:PORT`` endpoint, no CURVE keys given nor in
+    the environment, ``CIRCUS_NO_NATIVE_WIRE`` unset), else a libzmq
+    :class:`~circus.transports.EventSubscriber` (with ``curve``, circusctl's and circus-top's
+    keys from their command line)."""
+    if isinstance(endpoints, str) and curve is None:
         address = native_target(endpoints)
         if address is not None:
             return NativeSubscriber(endpoints, topics, hwm=hwm, address=address)
-    return EventSubscriber(endpoints, topics, hwm=hwm)
+    return EventSubscriber(endpoints, topics, hwm=hwm, curve=curve)
 
 
 class SubscriberClosed(ConnectionError):

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from circus.transports import EventSubscriber
+from circus.wire.subscriber import open_subscriber
 
 OUTPUT_PREFIX = "output."
 #: seconds a lease lasts; pages renew it every ``LEASE / 3``
@@ -56,7 +56,7 @@ class OutputFollower:
         return self._until.get(watcher, 0.0) > time.monotonic()
 
     async def _read(self) -> None:
-        subscriber = EventSubscriber(self.endpoint, topics=(OUTPUT_PREFIX,), hwm=1000)
+        subscriber = open_subscriber(self.endpoint, topics=(OUTPUT_PREFIX,), hwm=1000)
         subscriber.connect()
         try:
             while True:
