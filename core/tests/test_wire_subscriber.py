@@ -540,6 +540,9 @@ def test_curve_and_the_opt_out_keep_libzmq(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("CIRCUS_NO_NATIVE_WIRE")
     server_public, _ = zmq.curve_keypair()
     public, secret = zmq.curve_keypair()
+    # keys given by the caller (circusctl --curve-key ...) mean libzmq as well
+    given = curve.ClientKeys(server_public, public, secret)
+    assert isinstance(open_subscriber(endpoint, curve=given), EventSubscriber)
     keys: dict[str, Any] = {curve.SERVER_KEY_ENV: server_public, curve.PUBLIC_KEY_ENV: public,
                             curve.SECRET_KEY_ENV: secret}
     for name, value in keys.items():
