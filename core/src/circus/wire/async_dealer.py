@@ -19,7 +19,6 @@ request that timed out can never run later, when circusd comes back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import time
 from typing import Any, cast
@@ -180,8 +179,9 @@ class NativeAsyncCommandClient:
         connecting, self._connecting = self._connecting, None
         if connecting is not None:
             connecting.cancel()
-            with contextlib.suppress(BaseException):
-                await connecting
+            # its own end (cancelled, or a connect error nobody awaits now) is not ours to
+            # raise; a cancellation of the caller still propagates
+            await asyncio.gather(connecting, return_exceptions=True)
         for task in list(self._casts):
             task.cancel()
         link, self._link = self._link, None

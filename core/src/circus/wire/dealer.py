@@ -185,28 +185,27 @@ class NativeCommandClient:
     # -- the connection ---------------------------------------------------------------------
 
     def _send(self, payload: bytes, deadline: float, command: str, wait: float) -> _Connection:
-        conn = self._live_connection(deadline, command, wait)
         data = message([payload])
-        try:
-            conn.sock.settimeout(max(deadline - time.monotonic(), 0.001))
-            conn.sock.sendall(data)
-        except TimeoutError:
-            self._reset()
-            raise CallTimeout(
-                f"could not send {command!r} to {self.endpoint} within {wait:g} s"
-            ) from None
-        except OSError:
-            # closed between the check and the write (a Unix socket says so at once): the
-            # request was not read by anyone, so it goes once more on a new connection
-            self._reset()
+        for attempt in (1, 2):
             conn = self._live_connection(deadline, command, wait)
             try:
                 conn.sock.settimeout(max(deadline - time.monotonic(), 0.001))
                 conn.sock.sendall(data)
-            except OSError as exc:
+                return conn
+            except TimeoutError:
                 self._reset()
-                raise CallError(f"could not send {command!r} to {self.endpoint}: {exc}") from exc
-        return conn
+                raise CallTimeout(
+                    f"could not send {command!r} to {self.endpoint} within {wait:g} s"
+                ) from None
+            except OSError as exc:
+                # closed between the check and the write (a Unix socket says so at once): the
+                # request was not read by anyone, so it goes once more on a new connection
+                self._reset()
+                if attempt == 2:
+                    raise CallError(
+                        f"could not send {command!r} to {self.endpoint}: {exc}"
+                    ) from exc
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _live_connection(self, deadline: float, command: str, wait: float) -> _Connection:
         """The current connection if the daemon has not closed it, else a new one."""
